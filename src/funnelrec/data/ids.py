@@ -1,0 +1,79 @@
+"""``IdMap``: the only place where external ids become dense indices and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from funnelrec.errors import UnknownIdError
+
+ExternalId = str | int
+
+
+class IdMap:
+    """Bijection between external ids (``str`` or ``int``) and dense indices ``0..n-1``.
+
+    Indices are assigned in order of first appearance. ``lookup`` maps unknown ids to ``-1``
+    (cold start is behaviour, not an error); ``index`` raises ``UnknownIdError``.
+    """
+
+    def __init__(self, ids: Iterable[ExternalId] = (), name: str = "id") -> None:
+        self.name = name
+        self._ids: list[ExternalId] = []
+        self._index: dict[ExternalId, int] = {}
+        self.extend(ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, external: object) -> bool:
+        return external in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and self._ids == other._ids
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._ids))
+
+    def extend(self, ids: Iterable[ExternalId]) -> npt.NDArray[np.int64]:
+        """Add ids not seen yet; return the dense index of every given id."""
+        out: list[int] = []
+        for ext in ids:
+            idx = self._index.get(ext)
+            if idx is None:
+                idx = len(self._ids)
+                self._index[ext] = idx
+                self._ids.append(ext)
+            out.append(idx)
+        return np.asarray(out, dtype=np.int64)
+
+    def lookup(self, ids: Iterable[ExternalId]) -> npt.NDArray[np.int64]:
+        """Dense indices of ``ids``; ``-1`` for unknown ids."""
+        get = self._index.get
+        return np.asarray([get(ext, -1) for ext in ids], dtype=np.int64)
+
+    def index(self, external: ExternalId) -> int:
+        """Dense index of one id; raises ``UnknownIdError`` naming it if unknown."""
+        try:
+            return self._index[external]
+        except KeyError:
+            raise UnknownIdError(f"unknown {self.name}: {external!r}") from None
+
+    def external(self, idx: Sequence[int] | npt.NDArray[np.integer[Any]]) -> list[ExternalId]:
+        """External ids of dense indices."""
+        ids = self._ids
+        return [ids[int(i)] for i in idx]
+
+    @property
+    def ids(self) -> list[ExternalId]:
+        return list(self._ids)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ids": self._ids}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> IdMap:
+        return cls(payload["ids"], name=str(payload.get("name", "id")))

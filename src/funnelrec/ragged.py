@@ -1,0 +1,102 @@
+"""Vectorised helpers for ragged batches stored as ``offsets[B+1]`` + flat values.
+
+Every container passed between stages (histories, exclusions, candidates) is ragged in
+this layout; these helpers keep per-row work out of Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def lengths(offsets: IntArray) -> IntArray:
+    """Row lengths ``[B]`` from offsets ``[B+1]``."""
+    return np.diff(offsets).astype(np.int64)
+
+
+def row_ids(offsets: IntArray) -> IntArray:
+    """Row index of every flat element, shape ``[offsets[-1]]``."""
+    n_rows = len(offsets) - 1
+    return np.repeat(np.arange(n_rows, dtype=np.int64), lengths(offsets))
+
+
+def offsets_from_lengths(row_lengths: npt.ArrayLike) -> IntArray:
+    """Offsets ``[B+1]`` from row lengths ``[B]``."""
+    lens = np.asarray(row_lengths, dtype=np.int64)
+    out = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out[1:])
+    return out
+
+
+def offsets_from_row_ids(rows: IntArray, n_rows: int) -> IntArray:
+    """Offsets for flat elements whose (sorted) row ids are ``rows``."""
+    return offsets_from_lengths(np.bincount(rows, minlength=n_rows))
+
+
+def position_in_row(offsets: IntArray) -> IntArray:
+    """0-based position of each flat element inside its row."""
+    rows = row_ids(offsets)
+    return np.arange(len(rows), dtype=np.int64) - offsets[rows]
+
+
+def membership(
+    offsets: IntArray, values: IntArray, ref_offsets: IntArray, ref_values: IntArray
+) -> BoolArray:
+    """For each flat element of ``values``, is it in the same row of ``ref_values``?
+
+    Both batches must have the same number of rows. Values must be non-negative.
+    """
+    if len(offsets) != len(ref_offsets):
+        raise ValueError(f"row counts differ: {len(offsets) - 1} vs {len(ref_offsets) - 1}")
+    if len(values) == 0 or len(ref_values) == 0:
+        return np.zeros(len(values), dtype=np.bool_)
+    width = int(max(values.max(), ref_values.max())) + 1
+    keys = row_ids(offsets) * width + values
+    ref_keys = row_ids(ref_offsets) * width + ref_values
+    return np.isin(keys, ref_keys)
+
+
+def sort_within_rows(offsets: IntArray, scores: npt.NDArray[np.floating]) -> IntArray:
+    """Permutation that orders each row by descending score (stable for ties)."""
+    return np.lexsort((-scores.astype(np.float64), row_ids(offsets))).astype(np.int64)
+
+
+def first_k_mask(offsets: IntArray, k: int) -> BoolArray:
+    """Mask keeping the first ``k`` elements of every row."""
+    return position_in_row(offsets) < k
+
+
+def unique_within_rows(offsets: IntArray, values: IntArray) -> BoolArray:
+    """Mask keeping the first occurrence of each value inside its row (order preserved)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    width = int(values.max()) + 1
+    keys = row_ids(offsets) * width + values
+    _, first = np.unique(keys, return_index=True)
+    mask = np.zeros(len(values), dtype=np.bool_)
+    mask[first] = True
+    return mask
+
+
+def to_dense(offsets: IntArray, values: npt.NDArray[np.generic], width: int, fill: float) -> npt.NDArray[np.generic]:
+    """Pad rows to ``[B, width]`` (rows longer than ``width`` are cut)."""
+    n_rows = len(offsets) - 1
+    out = np.full((n_rows, width), fill, dtype=values.dtype)
+    pos = position_in_row(offsets)
+    keep = pos < width
+    out[row_ids(offsets)[keep], pos[keep]] = values[keep]
+    return out
+
+
+def from_lists(rows: list[list[int]] | list[npt.NDArray[np.int64]]) -> tuple[IntArray, IntArray]:
+    """``(offsets, values)`` from a list of per-row integer sequences."""
+    offsets = offsets_from_lengths([len(r) for r in rows])
+    if offsets[-1] == 0:
+        return offsets, np.zeros(0, dtype=np.int64)
+    values = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+    return offsets, values
