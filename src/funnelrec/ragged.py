@@ -83,7 +83,9 @@ def unique_within_rows(offsets: IntArray, values: IntArray) -> BoolArray:
     return mask
 
 
-def to_dense(offsets: IntArray, values: npt.NDArray[np.generic], width: int, fill: float) -> npt.NDArray[np.generic]:
+def to_dense(
+    offsets: IntArray, values: npt.NDArray[np.generic], width: int, fill: float
+) -> npt.NDArray[np.generic]:
     """Pad rows to ``[B, width]`` (rows longer than ``width`` are cut)."""
     n_rows = len(offsets) - 1
     out = np.full((n_rows, width), fill, dtype=values.dtype)

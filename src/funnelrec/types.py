@@ -90,7 +90,8 @@ class Query:
     ) -> Query:
         """Build a query from Python lists (tests, single requests)."""
         h_off, h_items = ragged.from_lists(histories)
-        e_off, e_items = ragged.from_lists(exclude if exclude is not None else [[] for _ in user_idx])
+        no_exclusions: list[list[int]] = [[] for _ in user_idx]
+        e_off, e_items = ragged.from_lists(exclude if exclude is not None else no_exclusions)
         return cls(
             user_idx=np.asarray(user_idx, dtype=np.int64),
             history_offsets=h_off,
@@ -188,7 +189,11 @@ class Candidates:
 
     @classmethod
     def from_flat(
-        cls, offsets: IntArray, item_idx: IntArray, scores: npt.NDArray[np.floating], channel: str | None
+        cls,
+        offsets: IntArray,
+        item_idx: IntArray,
+        scores: npt.NDArray[np.floating],
+        channel: str | None,
     ) -> Self:
         """Candidates from one channel (or stage); ``channel`` names the provenance."""
         channels = (channel,) if channel else ()
@@ -263,13 +268,13 @@ class Candidates:
         return self.sorted().truncate(k)
 
     def with_scores(self, scores: npt.NDArray[np.floating], stage: str | None = None) -> Self:
-        """New scores (same items); the old scores are kept under ``stage_scores[stage]``."""
+        """New scores (same items); recorded under ``stage_scores[stage]`` when named, so
+        every stage's score stays visible after later stages re-score."""
+        new = np.asarray(scores, dtype=np.float32)
         stage_scores = dict(self.stage_scores)
         if stage is not None:
-            stage_scores[stage] = self.scores
-        return dataclasses.replace(
-            self, scores=np.asarray(scores, dtype=np.float32), stage_scores=stage_scores
-        )
+            stage_scores[stage] = new
+        return dataclasses.replace(self, scores=new, stage_scores=stage_scores)
 
     def excluding(self, query: Query) -> Self:
         """Drop items in the query's exclusion lists."""
@@ -287,7 +292,7 @@ class Candidates:
         """Name of the contributing channel of each element (``""`` when unknown)."""
         if self.source is None:
             return [""] * len(self)
-        names = np.asarray(self.channels + ("",), dtype=object)
+        names = np.asarray((*self.channels, ""), dtype=object)
         return list(names[self.source])
 
 

@@ -263,9 +263,7 @@ class Dataset:
         )
 
 
-def _aligned_table(
-    table: pl.DataFrame | None, key: str, ids: IdMap, idx_col: str
-) -> pl.DataFrame:
+def _aligned_table(table: pl.DataFrame | None, key: str, ids: IdMap, idx_col: str) -> pl.DataFrame:
     """Side table with one row per dense index, ordered, keyed by ``idx_col``."""
     base = pl.DataFrame({idx_col: np.arange(len(ids), dtype=np.int64), key: ids.ids})
     if table is None:

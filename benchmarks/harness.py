@@ -1,0 +1,86 @@
+"""Shared benchmark plumbing: data location, peak memory, result rows (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def data_path(name: str) -> Path:
+    """Folder of a shared dataset; exits with a clear message when it is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        sys.exit(f"dataset {name!r} not found at {path} (benchmarks need ../shared/data)")
+    return path
+
+
+def load(name: str) -> Any:
+    """Load a shared dataset by folder name, or ``synthetic-<n>`` from the generator."""
+    from funnelrec.data.loaders import load_dataset
+
+    if name.startswith("synthetic"):
+        return load_dataset(name)
+    return load_dataset(str(data_path(name)))
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process so far (VmHWM), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def command_line() -> str:
+    """The command that produced the rows, relative to the repository root."""
+    script = os.path.relpath(sys.argv[0], ROOT)
+    return " ".join(["python", shlex.quote(script), *map(shlex.quote, sys.argv[1:])])
+
+
+def row(
+    dataset: str,
+    protocol: str,
+    model: str,
+    stage: str,
+    metrics: dict[str, float],
+    wall_s: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "protocol": protocol,
+        "model": model,
+        "stage": stage,
+        "metrics": {k.lower(): round(float(v), 4) for k, v in metrics.items()},
+        "wall_s": round(wall_s, 3),
+        "peak_mb": round(peak_mb(), 1),
+        "command": command_line(),
+        **extra,
+    }
+
+
+def write_rows(script: str, rows: list[dict[str, Any]]) -> Path:
+    """Merge ``rows`` into ``results/<script>.json``, replacing rows with the same key."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{script}.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    key = ("dataset", "protocol", "model", "stage")
+    new_keys = {tuple(r[k] for k in key) for r in rows}
+    merged = [r for r in old if tuple(r[k] for k in key) not in new_keys] + rows
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"rows": merged}, indent=2) + "\n")
+    tmp.replace(path)
+    return path

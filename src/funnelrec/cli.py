@@ -1,0 +1,204 @@
+"""Command line: ``funnelrec demo | fit | evaluate | recommend``.
+
+Thin typer commands over the library. Errors print one clear line and exit non-zero;
+``--json`` prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from funnelrec.config import load_config
+from funnelrec.data.splits import split as split_dataset
+from funnelrec.errors import FunnelError
+from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
+from funnelrec.pipeline import Funnel
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="funnelrec: recall → pre-rank → rank → re-rank, trained and evaluated.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _load_data(spec: str) -> Any:
+    from funnelrec.data.loaders import load_dataset
+
+    return load_dataset(spec)
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("funnelrec") / "configs" / "demo.toml"))
+
+
+def report_table(report: FunnelReport, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("candidates/user", justify="right")
+    table.add_column("test items kept", justify="right")
+    for row in report.stages:
+        table.add_row(row.stage, f"{row.mean_candidates:.1f}", f"{row.test_recall:.4f}")
+    return table
+
+
+def metrics_table(values: dict[str, float], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, f"{value:.4f}")
+    return table
+
+
+def _report_json(report: FunnelReport) -> dict[str, Any]:
+    return {
+        "stages": [vars(r) for r in report.stages],
+        "metrics": report.metrics,
+        "n_users": report.n_users,
+        "wall_s": report.wall_s,
+        "cold_metrics": report.cold_metrics,
+        "n_cold_users": report.n_cold_users,
+    }
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(help="synthetic users")] = 2000,
+    interactions: Annotated[int, typer.Option(help="synthetic interactions")] = 100_000,
+    config: Annotated[Path | None, typer.Option(help="funnel config (default: built-in)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Synthetic world → fit the funnel → stage-by-stage evaluation → one traced slate."""
+    from funnelrec.data.synthetic import generate
+
+    with console.status("generating the synthetic world"):
+        dataset = generate(n_users=users, n_interactions=interactions, seed=0)
+    parts = split_dataset(dataset, "loo")
+    funnel = Funnel(load_config(config or demo_config_path()))
+    with console.status("fitting the funnel"):
+        funnel.fit(parts.train)
+    report = evaluate_funnel(funnel, parts)
+    user = parts.test_users()[:1]
+    trace = funnel.run(parts.test_query(user, funnel.config.k))
+    explanation = trace.explain(0, dataset.item_ids, top=5)
+    user_id = dataset.user_ids.external(user)[0]
+    if as_json:
+        print(
+            json.dumps(
+                {"report": _report_json(report), "user": user_id, "trace": explanation}, indent=2
+            )
+        )
+        return
+    console.print(
+        f"[bold]{dataset.name}[/]: {dataset.n_users} users, {dataset.n_items} items, "
+        f"{len(dataset)} interactions; protocol loo"
+    )
+    console.print(
+        report_table(report, f"Funnel evaluation ({report.n_users} users, {report.wall_s:.2f} s)")
+    )
+    console.print(metrics_table(report.metrics, "Final slate"))
+    console.print(f"\n[bold]Recommendations for user {user_id}[/] (trace):")
+    console.print_json(data=explanation)
+
+
+@app.command()
+def fit(
+    config: Annotated[Path, typer.Option("--config", "-c", help="funnel config (.toml/.yaml)")],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="artifact directory")],
+) -> None:
+    """Fit a funnel on a dataset and save the artifact directory."""
+    funnel = Funnel(load_config(config))
+    dataset = _load_data(data)
+    with console.status(f"fitting on {dataset.name}"):
+        funnel.fit(dataset)
+    funnel.save(out)
+    console.print(f"saved funnel to {out}")
+
+
+@app.command()
+def evaluate(
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
+    ],
+    data: DataOpt,
+    protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
+    config = Funnel.load(artifacts).config
+    parts = split_dataset(_load_data(data), protocol)
+    funnel = Funnel(config).fit(parts.train)
+    report = evaluate_funnel(funnel, parts)
+    if as_json:
+        print(json.dumps(_report_json(report), indent=2))
+        return
+    console.print(report_table(report, f"Funnel evaluation, {protocol} ({report.n_users} users)"))
+    console.print(metrics_table(report.metrics, "Final slate"))
+
+
+@app.command()
+def recommend(
+    artifacts: Annotated[Path, typer.Option("--artifacts", "-a")],
+    user: Annotated[list[str], typer.Option("--user", "-u", help="external user id (repeatable)")],
+    k: Annotated[int | None, typer.Option(help="slate size")] = None,
+    explain: Annotated[bool, typer.Option(help="include the funnel trace")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend for users of a saved funnel (unknown users get cold-start results)."""
+    funnel = Funnel.load(artifacts)
+    ids = funnel.dataset.user_ids
+    resolved: list[str | int] = [
+        u if u in ids else int(u) if u.isdigit() and int(u) in ids else u for u in user
+    ]
+    trace = funnel.run(funnel.query_for(resolved, k))
+    assert trace.slate is not None
+    out = []
+    for row, uid in enumerate(user):
+        items, scores = trace.slate.row(row)
+        entry: dict[str, Any] = {
+            "user": uid,
+            "items": funnel.dataset.item_ids.external(items),
+            "scores": [round(float(s), 6) for s in scores],
+        }
+        if explain:
+            entry["trace"] = trace.explain(row, funnel.dataset.item_ids)
+        out.append(entry)
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    for entry in out:
+        console.print(f"[bold]{entry['user']}[/]: {entry['items']}")
+        if explain:
+            console.print_json(data=entry["trace"])
+
+
+def main() -> None:
+    """Entry point: run the app, turning library errors into one clear line."""
+    try:
+        app(standalone_mode=False)
+    except FunnelError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Typed, validated funnel config (TOML or YAML).
+
+Unknown keys anywhere — in the funnel layout or in a stage's params — are a ``ConfigError``
+naming the key. ``resolved`` fills every stage's params with its defaults; the funnel saves
+that resolved form beside its artifacts so a run can be reproduced exactly.
+
+Example (TOML)::
+
+    k = 10
+    [recall]
+    total = 300
+    [[recall.channels]]
+    name = "popular"
+    quota = 100
+    params = { half_life_days = 30 }
+    [prerank]
+    keep = 200
+    [rank]
+    keep = 50
+    [[rerank]]
+    name = "seen_filter"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from funnelrec.errors import ConfigError
+from funnelrec.registry import PRERANK, RANK, RECALL, RERANK, Registry
+from funnelrec.stage import describe_validation_error
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelConfig(StrictModel):
+    """One recall channel: registered ``name``, optional ``alias`` (to use a type twice),
+    a ``quota`` (items) or ``share`` of the recall budget, a fusion ``weight`` and params."""
+
+    name: str
+    alias: str | None = None
+    quota: int | None = Field(default=None, ge=1)
+    share: float | None = Field(default=None, gt=0, le=1)
+    weight: float = Field(default=1.0, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.alias or self.name
+
+    @model_validator(mode="after")
+    def _quota_or_share(self) -> ChannelConfig:
+        if self.quota is not None and self.share is not None:
+            raise ValueError(f"channel {self.id!r}: give quota or share, not both")
+        return self
+
+
+class RecallConfig(StrictModel):
+    """Recall budget ``total`` split by channel quotas; channels without quota or share
+    split the rest equally. ``overfetch``: channels return quota × overfetch items so that
+    dedup across channels does not eat quotas."""
+
+    total: int = Field(default=300, ge=1)
+    normalisation: Literal["rrf", "minmax", "rank", "none"] = "rrf"
+    overfetch: float = Field(default=2.0, ge=1.0)
+    channels: list[ChannelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RecallConfig:
+        ids = [c.id for c in self.channels]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"channel ids must be unique (use alias): {sorted(dup)}")
+        return self
+
+    def quotas(self) -> dict[str, int]:
+        """Items each channel contributes at most."""
+        fixed = {
+            c.id: c.quota if c.quota is not None else round((c.share or 0) * self.total)
+            for c in self.channels
+            if c.quota is not None or c.share is not None
+        }
+        free = [c.id for c in self.channels if c.id not in fixed]
+        rest = max(self.total - sum(fixed.values()), 0)
+        for cid in free:
+            fixed[cid] = max(rest // len(free), 1)
+        return {c.id: max(fixed[c.id], 1) for c in self.channels}
+
+
+class ScorerConfig(StrictModel):
+    """Pre-rank / rank slot: the registered scorer and how many items it passes on."""
+
+    name: str = "passthrough"
+    keep: int = Field(default=100, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RerankConfig(StrictModel):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunnelConfig(StrictModel):
+    """The whole funnel: recall → pre-rank → rank → re-rank chain → ``k`` items."""
+
+    recall: RecallConfig
+    prerank: ScorerConfig = ScorerConfig(keep=200)
+    rank: ScorerConfig = ScorerConfig(keep=50)
+    rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
+    k: int = Field(default=10, ge=1)
+    seed: int = 0
+
+    def resolved(self) -> FunnelConfig:
+        """Same config with every stage's params completed by its defaults (validated)."""
+        channels = [
+            c.model_copy(update={"params": _resolve(RECALL, c.name, c.params)})
+            for c in self.recall.channels
+        ]
+        return self.model_copy(
+            update={
+                "recall": self.recall.model_copy(update={"channels": channels}),
+                "prerank": self.prerank.model_copy(
+                    update={"params": _resolve(PRERANK, self.prerank.name, self.prerank.params)}
+                ),
+                "rank": self.rank.model_copy(
+                    update={"params": _resolve(RANK, self.rank.name, self.rank.params)}
+                ),
+                "rerank": [
+                    r.model_copy(update={"params": _resolve(RERANK, r.name, r.params)})
+                    for r in self.rerank
+                ],
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _resolve(registry: Registry[Any], name: str, params: dict[str, Any]) -> dict[str, Any]:
+    cls = registry.get(name)
+    result: dict[str, Any] = cls.validate_params(params).model_dump(mode="json")
+    return result
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> FunnelConfig:
+    """Validate a raw mapping (and every stage's params) into a resolved ``FunnelConfig``."""
+    try:
+        config = FunnelConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+    try:
+        return config.resolved()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | Path) -> FunnelConfig:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) funnel config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return parse_config(raw, source=str(path))
+
+
+def save_config(config: FunnelConfig, path: Path) -> None:
+    """Write the config as YAML (readable back with ``load_config``)."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def default_config() -> FunnelConfig:
+    """A small funnel that works on any dataset (popular recall, pass-through ranks)."""
+    return parse_config({"recall": {"channels": [{"name": "popular"}]}}, source="default")

@@ -1,0 +1,122 @@
+"""Evaluation protocols (DESIGN.md): ``loo``, ``rs811``, ``temporal``.
+
+Every split has train / valid / test parts over the same catalogue and id maps. Models fit
+on ``train``; ``valid`` serves early stopping; at test time the users' history is train +
+valid (``Split.test_query``) and those items are excluded from the ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from funnelrec import ragged
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import ConfigError
+from funnelrec.ragged import IntArray
+from funnelrec.types import Query
+
+Protocol = Literal["loo", "rs811", "temporal"]
+PROTOCOLS: tuple[str, ...] = ("loo", "rs811", "temporal")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train / validation / test parts of one dataset under one protocol."""
+
+    protocol: str
+    train: Dataset
+    valid: Dataset
+    test: Dataset
+
+    @property
+    def history(self) -> Dataset:
+        """Train + validation interactions: what a user has done before the test period."""
+        return self.train.with_interactions(
+            pl.concat([self.train.interactions, self.valid.interactions])
+        )
+
+    def test_users(self) -> IntArray:
+        """Users with at least one test interaction (warm and cold)."""
+        return np.unique(self.test.arrays.user_idx)
+
+    def valid_users(self) -> IntArray:
+        return np.unique(self.valid.arrays.user_idx)
+
+    def test_query(self, users: IntArray, k: int) -> Query:
+        """Query for test users: history = train + valid, both excluded from results."""
+        return self.history.query(users, k)
+
+    def valid_query(self, users: IntArray, k: int) -> Query:
+        """Query for validation users: history = train."""
+        return self.train.query(users, k)
+
+    def truth(self, part: Dataset, users: IntArray) -> tuple[IntArray, IntArray]:
+        """Ragged ground truth (distinct items) of ``users`` in ``part``."""
+        mat = part.user_item[users]
+        return mat.indptr.astype(np.int64), mat.indices.astype(np.int64)
+
+
+def split(dataset: Dataset, protocol: str, seed: int = 2020) -> Split:
+    """Split ``dataset`` by a protocol name from DESIGN.md."""
+    if protocol == "loo":
+        part = _leave_last_out(dataset)
+    elif protocol == "rs811":
+        part = _random_ratio(dataset, seed)
+    elif protocol == "temporal":
+        part = _temporal(dataset)
+    else:
+        raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    train_rows, valid_rows, test_rows = part
+    frame = dataset.interactions
+    return Split(
+        protocol=protocol,
+        train=dataset.with_interactions(frame[np.sort(train_rows)]),
+        valid=dataset.with_interactions(frame[np.sort(valid_rows)]),
+        test=dataset.with_interactions(frame[np.sort(test_rows)]),
+    )
+
+
+def _leave_last_out(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
+    """Per user by time (stable: ties keep file order): last → test, 2nd last → valid.
+
+    Users with 2 interactions give one to test; users with 1 keep it in train."""
+    order = ds.time_order
+    offsets = ragged.offsets_from_lengths(np.bincount(ds.arrays.user_idx, minlength=ds.n_users))
+    lens = ragged.lengths(offsets)
+    pos_from_end = (lens[ragged.row_ids(offsets)] - 1) - ragged.position_in_row(offsets)
+    n = lens[ragged.row_ids(offsets)]
+    is_test = (pos_from_end == 0) & (n >= 2)
+    is_valid = (pos_from_end == 1) & (n >= 3)
+    return order[~is_test & ~is_valid], order[is_valid], order[is_test]
+
+
+def _random_ratio(ds: Dataset, seed: int) -> tuple[IntArray, IntArray, IntArray]:
+    """RecBole-style per-user 80/10/10 after a seeded shuffle: valid = test = ⌊0.1·n⌋."""
+    rng = np.random.default_rng(seed)
+    users = ds.arrays.user_idx
+    shuffled = rng.permutation(len(users))
+    order = shuffled[np.argsort(users[shuffled], kind="stable")]
+    offsets = ragged.offsets_from_lengths(np.bincount(users, minlength=ds.n_users))
+    lens = ragged.lengths(offsets)
+    n = lens[ragged.row_ids(offsets)]
+    pos = ragged.position_in_row(offsets)
+    n_eval = np.floor(0.1 * n).astype(np.int64)
+    n_train = n - 2 * n_eval
+    is_valid = (pos >= n_train) & (pos < n_train + n_eval)
+    is_test = pos >= n_train + n_eval
+    return order[~is_valid & ~is_test], order[is_valid], order[is_test]
+
+
+def _temporal(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
+    """Global time cut: < 80% quantile → history (valid = its last 10% of time), rest → test."""
+    ts = ds.arrays.timestamp
+    test_cut = float(np.quantile(ts, 0.8))
+    valid_cut = float(np.quantile(ts, 0.7))
+    rows = np.arange(len(ts), dtype=np.int64)
+    is_test = ts >= test_cut
+    is_valid = (ts >= valid_cut) & ~is_test
+    return rows[~is_test & ~is_valid], rows[is_valid], rows[is_test]

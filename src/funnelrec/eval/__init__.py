@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, protocols, funnel (per-stage) evaluation and reports."""

@@ -1,0 +1,167 @@
+"""``Funnel``: recall channels → merge → pre-rank → rank → re-rank chain → ``Slate``.
+
+Built from a ``FunnelConfig``; stages come from the registries, so adding a stage never
+touches this file. ``run`` returns the full ``FunnelTrace``; ``recommend`` only the slate.
+``save``/``load`` write one artifact directory atomically (resolved config, dataset with id
+maps, every stage).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from funnelrec import __version__
+from funnelrec.config import FunnelConfig, load_config, save_config
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.ids import ExternalId
+from funnelrec.data.persist import load_dataset_dir, save_dataset
+from funnelrec.errors import NotFittedError
+from funnelrec.io import atomic_dir, read_json, write_json
+from funnelrec.rank.base import Scorer
+from funnelrec.recall.base import RecallChannel
+from funnelrec.recall.merge import ChannelResult, merge
+from funnelrec.registry import PRERANK, RANK, RECALL, RERANK
+from funnelrec.rerank.base import Reranker
+from funnelrec.trace import FunnelTrace
+from funnelrec.types import Candidates, Query, Slate
+
+
+class Funnel:
+    """The four-stage recommender built from a config."""
+
+    def __init__(self, config: FunnelConfig) -> None:
+        self.config = config.resolved()
+        rc = self.config.recall
+        self.channels: dict[str, RecallChannel[Any]] = {
+            c.id: RECALL.create(c.name, c.params) for c in rc.channels
+        }
+        self.preranker: Scorer[Any] = PRERANK.create(
+            self.config.prerank.name, self.config.prerank.params
+        )
+        self.ranker: Scorer[Any] = RANK.create(self.config.rank.name, self.config.rank.params)
+        self.rerankers: list[Reranker[Any]] = [
+            RERANK.create(r.name, r.params) for r in self.config.rerank
+        ]
+        self.dataset_: Dataset | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Funnel:
+        return cls(load_config(path))
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, dataset: Dataset) -> Self:
+        """Fit every stage on ``dataset`` (recall first; scorers see recall's candidates)."""
+        for channel in self.channels.values():
+            channel.fit(dataset)
+        self.dataset_ = dataset
+        self.preranker.fit(dataset, retrieve=self.recall)
+        self.ranker.fit(dataset, retrieve=self.recall)
+        for reranker in self.rerankers:
+            reranker.fit(dataset)
+        return self
+
+    # -- inference -----------------------------------------------------------------------
+    @property
+    def dataset(self) -> Dataset:
+        if self.dataset_ is None:
+            raise NotFittedError("Funnel is not fitted: call fit(dataset) or Funnel.load(dir)")
+        return self.dataset_
+
+    def retrieve_channels(self, query: Query) -> dict[str, Candidates]:
+        """Every channel's raw candidates (quota × overfetch items each)."""
+        rc = self.config.recall
+        quotas = rc.quotas()
+        out = {}
+        for cid, channel in self.channels.items():
+            k = max(int(np.ceil(quotas[cid] * rc.overfetch)), 1)
+            cands = channel.retrieve(query, k)
+            out[cid] = dataclasses.replace(cands, channels=(cid,))
+        return out
+
+    def recall(self, query: Query) -> Candidates:
+        """The merged recall set for ``query``."""
+        return self._merge(self.retrieve_channels(query))
+
+    def _merge(self, per_channel: dict[str, Candidates]) -> Candidates:
+        rc = self.config.recall
+        quotas = rc.quotas()
+        results = [
+            ChannelResult(c.id, per_channel[c.id], quotas[c.id], c.weight) for c in rc.channels
+        ]
+        return merge(results, rc.normalisation)
+
+    def run(self, query: Query) -> FunnelTrace:
+        """Run every stage for a batch of queries and keep each stage's output."""
+        self.dataset  # noqa: B018 - raises NotFittedError when unfitted
+        per_channel = self.retrieve_channels(query)
+        merged = self._merge(per_channel)
+        pre = self.preranker.score(query, merged).truncate(self.config.prerank.keep)
+        ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
+        steps: list[tuple[str, Candidates]] = []
+        current: Candidates = ranked
+        for reranker in self.rerankers:
+            current = reranker.rerank(query, current, query.k)
+            steps.append((reranker.registered_name, current))
+        slate = Slate.of(current.truncate(query.k))
+        return FunnelTrace(
+            channels=per_channel,
+            merged=merged,
+            prerank=pre,
+            rank=ranked,
+            rerank_steps=steps,
+            slate=slate,
+        )
+
+    def recommend(self, query: Query) -> Slate:
+        trace = self.run(query)
+        assert trace.slate is not None
+        return trace.slate
+
+    def query_for(self, user_ids: Sequence[ExternalId], k: int | None = None) -> Query:
+        """A query for external user ids, with histories from the fitted data
+        (unknown users get an empty history: cold start)."""
+        ds = self.dataset
+        return ds.query(ds.user_ids.lookup(user_ids), k or self.config.k)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the whole funnel to ``directory`` atomically."""
+        ds = self.dataset
+        with atomic_dir(directory) as tmp:
+            save_config(self.config, tmp / "config.yaml")
+            write_json(
+                tmp / "meta.json",
+                {
+                    "funnelrec_version": __version__,
+                    "dataset": ds.name,
+                    "n_users": ds.n_users,
+                    "n_items": ds.n_items,
+                },
+            )
+            save_dataset(ds, tmp / "data")
+            for cid, channel in self.channels.items():
+                channel.save(tmp / "recall" / cid)
+            self.preranker.save(tmp / "prerank")
+            self.ranker.save(tmp / "rank")
+            for i, reranker in enumerate(self.rerankers):
+                reranker.save(tmp / "rerank" / f"{i:02d}_{reranker.registered_name}")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Funnel:
+        directory = Path(directory)
+        if not (directory / "meta.json").is_file():
+            raise NotFittedError(f"{directory} is not a funnel artifact (no meta.json)")
+        read_json(directory / "meta.json")
+        funnel = cls(load_config(directory / "config.yaml"))
+        funnel.dataset_ = load_dataset_dir(directory / "data")
+        funnel.channels = {cid: RECALL.load(directory / "recall" / cid) for cid in funnel.channels}
+        funnel.preranker = PRERANK.load(directory / "prerank")
+        funnel.ranker = RANK.load(directory / "rank")
+        steps = sorted((directory / "rerank").iterdir()) if (directory / "rerank").exists() else []
+        funnel.rerankers = [RERANK.load(p) for p in steps]
+        return funnel

@@ -1,0 +1,41 @@
+"""``Scorer``: pre-rankers and rankers re-score the candidates of the previous stage.
+
+``fit(dataset, retrieve)`` receives the funnel's recall function so a model can train on
+exposure-consistent candidates (the items recall really shows it) rather than only random
+negatives. ``score`` returns the same items with new scores, each row sorted descending;
+the previous scores stay in ``stage_scores``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Self, TypeVar
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.stage import Params, Stage
+from funnelrec.types import Candidates, Query
+
+P = TypeVar("P", bound=Params)
+
+RetrieveFn = Callable[[Query], Candidates]
+
+
+class Scorer(Stage[P]):
+    """Base class of pre-rank and rank stages."""
+
+    kind: ClassVar[str] = "rank"
+
+    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
+        raise NotImplementedError
+
+    def score(self, query: Query, candidates: Candidates) -> Candidates:
+        """Re-score ``candidates`` (same items), rows sorted by the new score."""
+        self.check_fitted()
+        if candidates.batch_size != query.batch_size:
+            raise ValueError(
+                f"{candidates.batch_size} candidate rows for {query.batch_size} queries"
+            )
+        return self._score(query, candidates).sorted()
+
+    def _score(self, query: Query, candidates: Candidates) -> Candidates:
+        raise NotImplementedError

@@ -1,0 +1,87 @@
+"""``RecallChannel``: a stage that fetches up to ``k`` candidate items per query.
+
+Contract (checked by tests/contracts for every registered channel): rows sorted by score
+descending, no duplicate items in a row, exclusions honoured, at most ``k`` items, unknown
+users (``user_idx == -1`` / empty history) handled by falling back or returning an empty row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from funnelrec import ragged
+from funnelrec.data.dataset import Dataset
+from funnelrec.stage import Params, Stage
+from funnelrec.types import Candidates, Query
+
+P = TypeVar("P", bound=Params)
+
+
+class RecallChannel(Stage[P]):
+    """Base class; subclasses implement ``fit`` and ``_retrieve``."""
+
+    kind: ClassVar[str] = "recall"
+    personalized: ClassVar[bool] = True
+
+    def fit(self, dataset: Dataset) -> Self:
+        raise NotImplementedError
+
+    def retrieve(self, query: Query, k: int) -> Candidates:
+        """Top ``k`` candidates per query, excluding the query's exclusion lists."""
+        self.check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return self._retrieve(query, k)
+
+    def _retrieve(self, query: Query, k: int) -> Candidates:
+        raise NotImplementedError
+
+    @property
+    def channel_name(self) -> str:
+        return self.registered_name or type(self).__name__
+
+
+def dense_topk(
+    scores: npt.NDArray[np.floating[Any]], query: Query, k: int, channel: str
+) -> Candidates:
+    """Top ``k`` per row of a dense ``[B, n_items]`` score matrix, skipping exclusions.
+
+    Entries that are ``-inf``/NaN (or excluded) are never returned.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    rows = ragged.row_ids(query.exclude_offsets)
+    n_items = scores.shape[1]
+    inside = query.exclude_items < n_items
+    scores[rows[inside], query.exclude_items[inside]] = -np.inf
+    scores[np.isnan(scores)] = -np.inf
+    k_eff = min(k, n_items)
+    if k_eff == 0:
+        return Candidates.empty(scores.shape[0], channel)
+    top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    return Candidates.from_dense(top.astype(np.int64), top_scores, channel)
+
+
+def global_topk(
+    ranked_items: npt.NDArray[np.int64],
+    ranked_scores: npt.NDArray[np.floating[Any]],
+    query: Query,
+    k: int,
+    channel: str,
+) -> Candidates:
+    """Top ``k`` of one global ranking (best first) for every query, skipping exclusions."""
+    batch = query.batch_size
+    max_excl = int(ragged.lengths(query.exclude_offsets).max(initial=0))
+    head = min(len(ranked_items), k + max_excl)
+    items = np.tile(ranked_items[:head], batch)
+    scores = np.tile(np.asarray(ranked_scores[:head], dtype=np.float32), batch)
+    offsets = np.arange(batch + 1, dtype=np.int64) * head
+    banned = ragged.membership(offsets, items, query.exclude_offsets, query.exclude_items)
+    cands = Candidates.from_flat(offsets, items, scores, channel).filter(~banned)
+    return cands.truncate(k)

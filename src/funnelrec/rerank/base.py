@@ -1,0 +1,39 @@
+"""``Reranker``: turns ranked candidates into the final ``Slate`` (filters, rules, diversity).
+
+Re-rankers chain: each receives the previous one's output (a ``Slate`` is a ``Candidates``).
+They may drop and reorder items but never invent items the ranker did not score, except
+rules that insert items on purpose (e.g. fixed-type slots), which mark them in ``reasons``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self, TypeVar
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.stage import Params, Stage
+from funnelrec.types import Candidates, Query, Slate
+
+P = TypeVar("P", bound=Params)
+
+
+class Reranker(Stage[P]):
+    """Base class; subclasses implement ``fit`` and ``_rerank``."""
+
+    kind: ClassVar[str] = "rerank"
+
+    def fit(self, dataset: Dataset) -> Self:
+        raise NotImplementedError
+
+    def rerank(self, query: Query, candidates: Candidates, k: int) -> Slate:
+        """Final list of at most ``k`` items per query."""
+        self.check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if candidates.batch_size != query.batch_size:
+            raise ValueError(
+                f"{candidates.batch_size} candidate rows for {query.batch_size} queries"
+            )
+        return Slate.of(self._rerank(query, candidates, k))
+
+    def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
+        raise NotImplementedError

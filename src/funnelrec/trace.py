@@ -1,0 +1,123 @@
+"""``FunnelTrace``: every stage's output for a batch, and per-request explanations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from funnelrec.data.ids import IdMap
+from funnelrec.types import Candidates, Slate
+
+
+@dataclass(frozen=True)
+class FunnelTrace:
+    """What each stage produced for a batch of queries.
+
+    Attributes:
+        channels: each recall channel's raw candidates, by channel id.
+        merged: the merged recall set (with provenance).
+        prerank, rank: outputs of the scoring slots after their cut.
+        rerank_steps: ``(name, output)`` of each re-ranker in chain order.
+        slate: the final slate.
+    """
+
+    channels: dict[str, Candidates]
+    merged: Candidates
+    prerank: Candidates
+    rank: Candidates
+    rerank_steps: list[tuple[str, Candidates]] = field(default_factory=list)
+    slate: Slate | None = None
+
+    def stages(self) -> dict[str, Candidates]:
+        """Stage name → candidates, in funnel order (``recall`` is the merged set)."""
+        out: dict[str, Candidates] = {
+            "recall": self.merged,
+            "prerank": self.prerank,
+            "rank": self.rank,
+        }
+        if self.slate is not None:
+            out["rerank"] = self.slate
+        return out
+
+    def explain(self, row: int, item_ids: IdMap, top: int = 20) -> dict[str, Any]:
+        """JSON-able explanation of one query: channels, merged provenance, stage scores,
+        re-rank moves, final slate with reasons."""
+        channels = {name: _items(c, row, item_ids, top) for name, c in self.channels.items()}
+        merged = self.merged
+        lo, hi = int(merged.offsets[row]), int(merged.offsets[row + 1])
+        provenance = []
+        for i in range(lo, min(hi, lo + top)):
+            found: dict[str, int] = {}
+            if merged.channel_ranks is not None:
+                found = {
+                    merged.channels[c]: int(r)
+                    for c, r in enumerate(merged.channel_ranks[i])
+                    if r >= 0
+                }
+            provenance.append(
+                {
+                    "item": item_ids.external([merged.item_idx[i]])[0],
+                    "score": float(merged.scores[i]),
+                    "found_by": found,
+                }
+            )
+        steps = []
+        previous = self.rank
+        for name, out in self.rerank_steps:
+            steps.append({"reranker": name, **_moves(previous, out, row, item_ids)})
+            previous = out
+        return {
+            "channels": channels,
+            "merged": provenance,
+            "prerank": _items(self.prerank, row, item_ids, top),
+            "rank": _items(self.rank, row, item_ids, top),
+            "rerank": steps,
+            "slate": _slate(self.slate, row, item_ids) if self.slate is not None else [],
+        }
+
+
+def _items(c: Candidates, row: int, item_ids: IdMap, top: int) -> list[dict[str, Any]]:
+    items, scores = c.row(row)
+    ext = item_ids.external(items[:top])
+    return [{"item": e, "score": float(s)} for e, s in zip(ext, scores[:top], strict=True)]
+
+
+def _slate(slate: Slate, row: int, item_ids: IdMap) -> list[dict[str, Any]]:
+    lo, hi = int(slate.offsets[row]), int(slate.offsets[row + 1])
+    out = []
+    for pos, i in enumerate(range(lo, hi)):
+        entry: dict[str, Any] = {
+            "position": pos + 1,
+            "item": item_ids.external([slate.item_idx[i]])[0],
+            "score": float(slate.scores[i]),
+            "stage_scores": {k: float(v[i]) for k, v in slate.stage_scores.items()},
+        }
+        if slate.channel_ranks is not None:
+            entry["channels"] = [
+                slate.channels[c] for c in np.flatnonzero(slate.channel_ranks[i] >= 0)
+            ]
+        if slate.reasons is not None and slate.reasons[i]:
+            entry["reason"] = str(slate.reasons[i])
+        out.append(entry)
+    return out
+
+
+def _moves(before: Candidates, after: Candidates, row: int, item_ids: IdMap) -> dict[str, Any]:
+    """Items a re-ranker removed, inserted and moved (positions 1-based)."""
+    b_items = before.row(row)[0].tolist()
+    a_items = after.row(row)[0].tolist()
+    b_pos = {item: p for p, item in enumerate(b_items)}
+    a_set = set(a_items)
+    cut = len(a_items)
+    removed = [i for i in b_items if i not in a_set and b_pos[i] < cut]
+    inserted = [i for i in a_items if i not in b_pos]
+    moved = [
+        (i, b_pos[i] + 1, p + 1) for p, i in enumerate(a_items) if i in b_pos and b_pos[i] != p
+    ]
+    return {
+        "removed": item_ids.external(removed),
+        "inserted": item_ids.external(inserted),
+        "moved": [{"item": item_ids.external([i])[0], "from": f, "to": t} for i, f, t in moved],
+    }

@@ -1,0 +1,58 @@
+"""Every registered re-ranker honours the Reranker contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from funnelrec import ragged
+from funnelrec.data.splits import Split
+from funnelrec.errors import NotFittedError
+from funnelrec.recall.popular import PopularRecall
+from funnelrec.registry import RERANK
+from funnelrec.types import Candidates, Query
+
+NAMES = RERANK.names()
+
+
+def make(name: str) -> Any:
+    return RERANK.create(name, getattr(RERANK.get(name), "example_params", {}))
+
+
+@pytest.fixture(scope="module")
+def inputs(world_split: Split) -> tuple[Query, Candidates]:
+    recall = PopularRecall().fit(world_split.train)
+    query = world_split.test_query(world_split.test_users()[:40], 10)
+    no_excl = Query.from_lists(query.user_idx.tolist(), [[] for _ in range(40)], k=10)
+    return query, recall.retrieve(no_excl, 60)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_slate_wellformed(
+    name: str, world_split: Split, inputs: tuple[Query, Candidates], tmp_path: Path
+) -> None:
+    query, cands = inputs
+    reranker = make(name).fit(world_split.train)
+    for k in (1, 10, 500):
+        slate = reranker.rerank(query, cands, k)
+        assert slate.batch_size == query.batch_size
+        assert np.all(slate.lengths() <= k)
+        assert ragged.unique_within_rows(slate.offsets, slate.item_idx).all()
+        inserted = slate.reasons is not None
+        if not inserted:
+            assert ragged.membership(
+                slate.offsets, slate.item_idx, cands.offsets, cands.item_idx
+            ).all(), "re-ranker invented items"
+    reranker.save(tmp_path / name)
+    again = RERANK.load(tmp_path / name).rerank(query, cands, 10)
+    np.testing.assert_array_equal(again.item_idx, reranker.rerank(query, cands, 10).item_idx)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_use_before_fit_raises(name: str, inputs: tuple[Query, Candidates]) -> None:
+    query, cands = inputs
+    with pytest.raises(NotFittedError):
+        make(name).rerank(query, cands, 5)

@@ -1,0 +1,60 @@
+"""Every registered pre-ranker and ranker honours the Scorer contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from funnelrec.data.splits import Split
+from funnelrec.errors import NotFittedError
+from funnelrec.recall.popular import PopularRecall
+from funnelrec.registry import PRERANK, RANK, Registry
+from funnelrec.types import Candidates, Query
+
+CASES = [(reg, name) for reg in (PRERANK, RANK) for name in reg.names()]
+IDS = [f"{reg.kind}:{name}" for reg, name in CASES]
+
+
+def make(reg: Registry[Any], name: str) -> Any:
+    return reg.create(name, getattr(reg.get(name), "example_params", {}))
+
+
+@pytest.fixture(scope="module")
+def inputs(world_split: Split) -> tuple[Query, Candidates, Any]:
+    recall = PopularRecall().fit(world_split.train)
+    query = world_split.test_query(world_split.test_users()[:40], 10)
+    return query, recall.retrieve(query, 50), recall.retrieve
+
+
+@pytest.mark.parametrize(("reg", "name"), CASES, ids=IDS)
+def test_scores_same_items_sorted(
+    reg: Registry[Any],
+    name: str,
+    world_split: Split,
+    inputs: tuple[Query, Candidates, Any],
+    tmp_path: Path,
+) -> None:
+    query, cands, retrieve = inputs
+    scorer = make(reg, name).fit(world_split.train, retrieve=retrieve)
+    out = scorer.score(query, cands)
+    assert out.batch_size == cands.batch_size
+    np.testing.assert_array_equal(out.lengths(), cands.lengths())
+    for b in range(cands.batch_size):
+        assert sorted(out.row(b)[0].tolist()) == sorted(cands.row(b)[0].tolist())
+    same_row = np.diff(out.row_ids()) == 0
+    assert np.all(np.diff(out.scores)[same_row] <= 1e-6)
+    scorer.save(tmp_path / name)
+    again = reg.load(tmp_path / name).score(query, cands)
+    np.testing.assert_array_equal(again.item_idx, out.item_idx)
+
+
+@pytest.mark.parametrize(("reg", "name"), CASES, ids=IDS)
+def test_use_before_fit_raises(
+    reg: Registry[Any], name: str, inputs: tuple[Query, Candidates, Any]
+) -> None:
+    query, cands, _ = inputs
+    with pytest.raises(NotFittedError):
+        make(reg, name).score(query, cands)

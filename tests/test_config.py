@@ -1,0 +1,74 @@
+"""Config parsing: unknown keys and bad values are errors naming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from funnelrec.config import load_config, parse_config, save_config
+from funnelrec.errors import ConfigError
+
+BASE = {"recall": {"channels": [{"name": "popular", "quota": 50}]}}
+
+
+def test_unknown_top_level_key_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'rankk'"):
+        parse_config({**BASE, "rankk": {}})
+
+
+def test_unknown_stage_param_is_named() -> None:
+    raw = {"recall": {"channels": [{"name": "popular", "params": {"half_life": 3}}]}}
+    with pytest.raises(ConfigError, match="unknown key 'half_life'"):
+        parse_config(raw)
+
+
+def test_unknown_stage_name() -> None:
+    with pytest.raises(ConfigError, match="unknown recall stage 'nope'"):
+        parse_config({"recall": {"channels": [{"name": "nope"}]}})
+
+
+def test_bad_value_is_named() -> None:
+    with pytest.raises(ConfigError, match="'k'"):
+        parse_config({**BASE, "k": 0})
+
+
+def test_duplicate_channel_ids_rejected() -> None:
+    with pytest.raises(ConfigError, match="unique"):
+        parse_config({"recall": {"channels": [{"name": "popular"}, {"name": "popular"}]}})
+
+
+def test_quotas_shares_and_rest() -> None:
+    cfg = parse_config(
+        {
+            "recall": {
+                "total": 100,
+                "channels": [
+                    {"name": "popular", "alias": "a", "share": 0.5},
+                    {"name": "popular", "alias": "b", "quota": 10},
+                    {"name": "popular", "alias": "c"},
+                    {"name": "popular", "alias": "d"},
+                ],
+            }
+        }
+    )
+    assert cfg.recall.quotas() == {"a": 50, "b": 10, "c": 20, "d": 20}
+
+
+def test_resolved_round_trip(tmp_path: Path) -> None:
+    cfg = parse_config(BASE)
+    assert cfg.recall.channels[0].params == {"half_life_days": None, "window_days": None}
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_toml_file_and_parse_error(tmp_path: Path) -> None:
+    good = tmp_path / "f.toml"
+    good.write_text('k = 5\n[recall]\n[[recall.channels]]\nname = "popular"\n')
+    assert load_config(good).k == 5
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k = = 5\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: cannot parse"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")

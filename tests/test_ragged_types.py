@@ -1,0 +1,73 @@
+"""Ragged helpers and the Candidates/Query containers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from funnelrec import ragged
+from funnelrec.types import Candidates, Query, Slate
+
+
+def test_membership_and_unique() -> None:
+    off, vals = ragged.from_lists([[1, 2, 3], [], [3, 3, 4]])
+    ref_off, ref_vals = ragged.from_lists([[3], [1], [4, 9]])
+    assert ragged.membership(off, vals, ref_off, ref_vals).tolist() == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert ragged.unique_within_rows(off, vals).tolist() == [True] * 4 + [False, True]
+
+
+def test_candidates_sorted_truncate_and_take() -> None:
+    c = Candidates.from_flat(
+        np.array([0, 3, 5]), np.array([5, 6, 7, 8, 9]), np.array([0.1, 0.9, 0.5, 0.2, 0.3]), "ch"
+    )
+    s = c.sorted()
+    assert s.to_lists() == [[6, 7, 5], [9, 8]]
+    assert s.truncate(1).to_lists() == [[6], [9]]
+    assert s.source_names() == ["ch"] * 5
+    with pytest.raises(ValueError, match="grouped by row"):
+        c.take(np.array([3, 0]))
+
+
+def test_candidates_excluding_and_dense() -> None:
+    c = Candidates.from_dense(
+        np.array([[1, 2, -1], [3, 4, 5]]), np.array([[3.0, 2.0, 0.0], [3.0, 2.0, 1.0]])
+    )
+    q = Query.from_lists([0, 1], [[], []], k=2, exclude=[[2], [3, 5]])
+    kept = c.excluding(q)
+    assert kept.to_lists() == [[1], [4]]
+    assert kept.dense(2).tolist() == [[1, -1], [4, -1]]
+
+
+def test_with_scores_records_stage() -> None:
+    c = Candidates.from_flat(np.array([0, 2]), np.array([1, 2]), np.array([1.0, 2.0]), None)
+    d = c.with_scores(np.array([5.0, 6.0]), stage="rank")
+    assert d.stage_scores["rank"].tolist() == [5.0, 6.0]
+    assert isinstance(Slate.of(d), Slate)
+
+
+def test_inconsistent_candidates_rejected() -> None:
+    with pytest.raises(ValueError, match="inconsistent"):
+        Candidates(
+            offsets=np.array([0, 3]),
+            item_idx=np.array([1, 2]),
+            scores=np.array([1.0, 2.0], dtype=np.float32),
+        )
+
+
+def test_query_recent_history_and_select() -> None:
+    q = Query.from_lists([0, 1, -1], [[1, 2, 3, 4], [5], []], k=3)
+    off, items, _ = q.recent_history(2)
+    assert off.tolist() == [0, 2, 3, 3]
+    assert items.tolist() == [3, 4, 5]
+    sub = q.select(np.array([1, 0]))
+    assert sub.user_idx.tolist() == [1, 0]
+    assert sub.history(1).tolist() == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="k must be"):
+        Query.from_lists([0], [[]], k=0)
