@@ -1,5 +1,5 @@
-"""Pre-rankers (coarse ranking); importing this package registers every built-in one."""
+"""Prerank stages; importing this package registers every module in it (one stage per file)."""
 
-from funnelrec.prerank import passthrough
+from funnelrec.registry_autoload import import_submodules
 
-__all__ = ["passthrough"]
+import_submodules(__name__, __path__)

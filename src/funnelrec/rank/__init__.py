@@ -1,6 +1,5 @@
-"""Rankers; importing this package registers every built-in ranker."""
+"""Rank stages; importing this package registers every module in it (one stage per file)."""
 
-from funnelrec.rank import passthrough
-from funnelrec.rank.base import Scorer
+from funnelrec.registry_autoload import import_submodules
 
-__all__ = ["Scorer", "passthrough"]
+import_submodules(__name__, __path__)

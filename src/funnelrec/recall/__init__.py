@@ -1,6 +1,5 @@
-"""Recall channels; importing this package registers every built-in channel."""
+"""Recall stages; importing this package registers every module in it (one stage per file)."""
 
-from funnelrec.recall import popular
-from funnelrec.recall.base import RecallChannel
+from funnelrec.registry_autoload import import_submodules
 
-__all__ = ["RecallChannel", "popular"]
+import_submodules(__name__, __path__)

@@ -1,6 +1,5 @@
-"""Re-rankers; importing this package registers every built-in one."""
+"""Rerank stages; importing this package registers every module in it (one stage per file)."""
 
-from funnelrec.rerank import seen_filter
-from funnelrec.rerank.base import Reranker
+from funnelrec.registry_autoload import import_submodules
 
-__all__ = ["Reranker", "seen_filter"]
+import_submodules(__name__, __path__)
