@@ -28,7 +28,6 @@ app = typer.Typer(
     help="funnelrec: recall → pre-rank → rank → re-rank, trained and evaluated.",
 )
 console = Console()
-err_console = Console(stderr=True)
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
@@ -187,16 +186,11 @@ def recommend(
 
 
 def main() -> None:
-    """Entry point: run the app, turning library errors into one clear line."""
+    """Entry point: usage errors are typer's; library errors become one clear line."""
     try:
-        app(standalone_mode=False)
-    except FunnelError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
-    except (typer.Exit, typer.Abort) as exc:
-        sys.exit(getattr(exc, "exit_code", 1))
-    except FileNotFoundError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        app()
+    except (FunnelError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 

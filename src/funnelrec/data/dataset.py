@@ -88,11 +88,11 @@ class Dataset:
         user_ids = IdMap(name="user_id")
         item_ids = IdMap(name="item_id")
         if users is not None:
-            user_ids.extend(users[user_col].to_list())
+            user_ids.extend(users[user_col].to_numpy())
         if items is not None:
-            item_ids.extend(items[item_col].to_list())
-        user_idx = user_ids.extend(frame[user_col].to_list())
-        item_idx = item_ids.extend(frame[item_col].to_list())
+            item_ids.extend(items[item_col].to_numpy())
+        user_idx = user_ids.extend(frame[user_col].to_numpy())
+        item_idx = item_ids.extend(frame[item_col].to_numpy())
         ts = (
             frame[time_col].cast(pl.Float64).to_numpy()
             if time_col

@@ -38,8 +38,16 @@ class IdMap:
     def __hash__(self) -> int:
         return hash(tuple(self._ids))
 
-    def extend(self, ids: Iterable[ExternalId]) -> npt.NDArray[np.int64]:
-        """Add ids not seen yet; return the dense index of every given id."""
+    def extend(self, ids: Iterable[ExternalId] | npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
+        """Add ids not seen yet; return the dense index of every given id.
+
+        A numpy array takes a vectorised path: Python work only per *distinct* id.
+        """
+        if isinstance(ids, np.ndarray):
+            try:
+                return self._extend_array(ids)
+            except TypeError:  # unorderable mix (e.g. None among strings)
+                ids = ids.tolist()
         out: list[int] = []
         for ext in ids:
             idx = self._index.get(ext)
@@ -49,6 +57,22 @@ class IdMap:
                 self._ids.append(ext)
             out.append(idx)
         return np.asarray(out, dtype=np.int64)
+
+    def _extend_array(self, ids: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
+        if len(ids) == 0:
+            return np.zeros(0, dtype=np.int64)
+        uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        values = uniq.tolist()
+        codes = np.empty(len(values), dtype=np.int64)
+        for pos in np.argsort(first, kind="stable"):  # first-appearance order
+            ext = values[pos]
+            idx = self._index.get(ext)
+            if idx is None:
+                idx = len(self._ids)
+                self._index[ext] = idx
+                self._ids.append(ext)
+            codes[pos] = idx
+        return codes[inverse.reshape(-1)]
 
     def lookup(self, ids: Iterable[ExternalId]) -> npt.NDArray[np.int64]:
         """Dense indices of ``ids``; ``-1`` for unknown ids."""
