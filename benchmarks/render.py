@@ -1,4 +1,8 @@
-"""Render BENCHMARKS.md from benchmarks/results/*.json (numbers live only in the JSON)."""
+"""Render BENCHMARKS.md from benchmarks/results/*.json (numbers live only in the JSON).
+
+Quality tables show our rows next to the issues' peer figures (`references.py`) and the
+ratio of our NDCG@10 to the best peer's, all from the same result files.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,34 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from references import PEERS
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+MAIN_METRICS = (
+    "recall@10",
+    "recall@20",
+    "ndcg@10",
+    "recall@200",
+    "mrr@10",
+    "hit@10",
+    "coverage@10",
+    "recall@100",
+    "qps",
+    "speedup",
+    "auc",
+    "logloss",
+    "p50_ms",
+    "p99_ms",
+    "items_per_s",
+)
 INTRO = """# Benchmarks
 
 Rendered by `python benchmarks/render.py` from `benchmarks/results/*.json`; every row names
 the command that produced it. Data: `../shared/data` (never committed). Protocols are those
-of DESIGN.md. Machine: 2 cores, 24 GB, no GPU. `peak MB` is the process's peak resident memory.
+of DESIGN.md. Machine: 2 cores, 24 GB, no GPU. `peak MB` is the process's peak resident
+memory. Rows marked *peer* are the reference figures quoted in the issues (not re-measured);
+`× best peer` is our NDCG@10 over the best peer NDCG@10 in the same table.
 """
 
 
@@ -23,27 +48,51 @@ def render(rows: list[dict[str, Any]]) -> str:
         groups[(r["stage"], r["dataset"], r["protocol"])].append(r)
     out = [INTRO]
     for (stage, dataset, protocol), items in sorted(groups.items()):
-        keys = sorted({k for r in items for k in r["metrics"]}, key=_metric_order)
-        out.append(f"\n## {stage} · {dataset} · `{protocol}`\n")
-        out.append("| model | " + " | ".join(keys) + " | wall s | peak MB | command |")
-        out.append("|---" * (len(keys) + 4) + "|")
-        for r in items:
-            vals = [_fmt(r["metrics"].get(k)) for k in keys]
-            out.append(
-                f"| {r['model']} | "
-                + " | ".join(vals)
-                + f" | {r['wall_s']} | {r['peak_mb']} | `{r['command']}` |"
-            )
+        out.extend(_section(stage, dataset, protocol, items))
     return "\n".join(out) + "\n"
 
 
-def _metric_order(key: str) -> tuple[str, int]:
-    name, _, k = key.partition("@")
-    return (name, int(k) if k.isdigit() else 0)
+def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]]) -> list[str]:
+    peers = PEERS.get((dataset, protocol), {}) if stage in ("recall", "funnel") else {}
+    present = {k for r in items for k in r["metrics"]}
+    keys = [k for k in MAIN_METRICS if k in present]
+    extra = sorted(present - set(keys))
+    best_peer = max((p.get("ndcg@10", 0.0) for p in peers.values()), default=0.0)
+    ratio = best_peer > 0 and "ndcg@10" in present
+    head = ["model", *keys, *(["× best peer"] if ratio else []), "wall s", "peak MB", "command"]
+    lines = [
+        f"\n## {stage} · {dataset} · `{protocol}`\n",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in items:
+        vals = [_fmt(r["metrics"].get(k)) for k in keys]
+        if ratio:
+            vals.append(f"{r['metrics'].get('ndcg@10', 0.0) / best_peer:.2f}")
+        lines.append(
+            f"| {r['model']} | "
+            + " | ".join(vals)
+            + f" | {r['wall_s']} | {r['peak_mb']} | `{r['command']}` |"
+        )
+    for name, p in peers.items():
+        vals = [_fmt(p.get(k)) for k in keys] + ([""] if ratio else [])
+        lines.append(f"| *peer {name}* | " + " | ".join(vals) + f" | {p.get('wall_s', '')} | | |")
+    if extra:
+        lines.append(
+            "\nOther measured fields: "
+            + "; ".join(
+                f"**{r['model']}**: "
+                + ", ".join(f"{k} {_fmt(r['metrics'][k])}" for k in extra if k in r["metrics"])
+                for r in items
+            )
+        )
+    return lines
 
 
 def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+    if value is None:
+        return ""
+    return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
 
 
 def main() -> None:

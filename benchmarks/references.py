@@ -1,0 +1,140 @@
+"""Peer reference figures quoted in the issues (measured on this machine class by peers).
+
+"pop", "implicit-*" were scored by an independent evaluator, "recbole-*" by RecBole itself.
+Keys: (dataset, protocol) → {peer model: metrics}. Only used for comparison in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+PEERS: dict[tuple[str, str], dict[str, dict[str, float]]] = {
+    ("ml-100k", "loo"): {
+        "pop": {
+            "recall@10": 0.0859,
+            "recall@20": 0.1273,
+            "ndcg@10": 0.0443,
+            "recall@200": 0.4730,
+            "wall_s": 0.7,
+        },
+        "implicit-als": {
+            "recall@10": 0.1389,
+            "recall@20": 0.2100,
+            "ndcg@10": 0.0685,
+            "recall@200": 0.6331,
+            "wall_s": 3.1,
+        },
+        "implicit-bpr": {
+            "recall@10": 0.1304,
+            "recall@20": 0.2025,
+            "ndcg@10": 0.0678,
+            "recall@200": 0.6151,
+            "wall_s": 9.9,
+        },
+        "implicit-itemknn-cosine": {
+            "recall@10": 0.1007,
+            "ndcg@10": 0.0514,
+            "recall@200": 0.6363,
+            "wall_s": 1.1,
+        },
+        "recbole-pop": {
+            "recall@10": 0.0732,
+            "recall@20": 0.1241,
+            "ndcg@10": 0.0347,
+            "recall@200": 0.4761,
+            "wall_s": 8.6,
+        },
+        "recbole-bpr": {
+            "recall@10": 0.1241,
+            "recall@20": 0.1951,
+            "ndcg@10": 0.0673,
+            "recall@200": 0.7116,
+            "wall_s": 29.5,
+        },
+        "recbole-itemknn": {
+            "recall@10": 0.1145,
+            "ndcg@10": 0.0629,
+            "recall@200": 0.6808,
+            "wall_s": 7.1,
+        },
+        "recbole-lightgcn": {
+            "recall@10": 0.0923,
+            "recall@20": 0.1591,
+            "ndcg@10": 0.0489,
+            "recall@200": 0.6490,
+            "wall_s": 120.4,
+        },
+    },
+    ("ml-100k", "rs811"): {
+        "pop": {
+            "recall@10": 0.1274,
+            "ndcg@10": 0.1441,
+            "mrr@10": 0.2692,
+            "hit@10": 0.5822,
+            "wall_s": 0.7,
+        },
+        "implicit-als": {
+            "recall@10": 0.2344,
+            "ndcg@10": 0.2482,
+            "mrr@10": 0.4185,
+            "hit@10": 0.7678,
+            "wall_s": 2.8,
+        },
+        "implicit-bpr": {
+            "recall@10": 0.1787,
+            "ndcg@10": 0.1968,
+            "mrr@10": 0.3557,
+            "hit@10": 0.6925,
+            "wall_s": 10.6,
+        },
+        "recbole-bpr": {
+            "recall@10": 0.2432,
+            "ndcg@10": 0.2864,
+            "mrr@10": 0.4826,
+            "hit@10": 0.7773,
+            "wall_s": 37.7,
+        },
+        "recbole-lightgcn": {
+            "recall@10": 0.2534,
+            "ndcg@10": 0.2983,
+            "mrr@10": 0.4953,
+            "hit@10": 0.7953,
+            "wall_s": 245.0,
+        },
+    },
+    ("amazon-beauty-seq", "loo"): {
+        "pop": {
+            "recall@10": 0.0114,
+            "recall@20": 0.0201,
+            "ndcg@10": 0.0054,
+            "recall@200": 0.0784,
+            "wall_s": 10.9,
+        },
+        "implicit-als": {
+            "recall@10": 0.0423,
+            "recall@20": 0.0663,
+            "ndcg@10": 0.0213,
+            "recall@200": 0.2096,
+            "wall_s": 64.0,
+        },
+        "implicit-bpr": {
+            "recall@10": 0.0330,
+            "recall@20": 0.0555,
+            "ndcg@10": 0.0167,
+            "recall@200": 0.2041,
+            "wall_s": 49.3,
+        },
+        "implicit-itemknn-cosine": {
+            "recall@10": 0.0411,
+            "recall@20": 0.0618,
+            "ndcg@10": 0.0227,
+            "recall@200": 0.1773,
+            "wall_s": 13.5,
+        },
+        "recbole-bpr": {
+            "recall@10": 0.0365,
+            "recall@20": 0.0571,
+            "ndcg@10": 0.0177,
+            "recall@200": 0.1857,
+            "wall_s": 209.1,
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""Vector indexes for embedding recall (exact reference and Faiss ANN)."""
