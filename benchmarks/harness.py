@@ -26,6 +26,13 @@ def load(name: str) -> Any:
     """Load a shared dataset by folder name, or ``synthetic-<n>`` from the generator."""
     from funnelrec.data.loaders import load_dataset
 
+    if name.startswith("synthetic-"):  # synthetic-<n interactions>, e.g. synthetic-100k
+        from funnelrec.data.synthetic import generate
+
+        size = name.removeprefix("synthetic-").lower()
+        scale = {"k": 1_000, "m": 1_000_000}.get(size[-1:], 1)
+        n = int(float(size.rstrip("km")) * scale)
+        return generate(n_users=max(n // 50, 100), n_items=max(n // 100, 100), n_interactions=n)
     if name.startswith("synthetic"):
         return load_dataset(name)
     return load_dataset(str(data_path(name)))

@@ -57,7 +57,8 @@ def test_quotas_shares_and_rest() -> None:
 
 def test_resolved_round_trip(tmp_path: Path) -> None:
     cfg = parse_config(BASE)
-    assert cfg.recall.channels[0].params == {"half_life_days": None, "window_days": None}
+    params = cfg.recall.channels[0].params
+    assert params["half_life_days"] is None and params["window_days"] is None  # defaults filled
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 

@@ -49,16 +49,21 @@ def membership(
 ) -> BoolArray:
     """For each flat element of ``values``, is it in the same row of ``ref_values``?
 
-    Both batches must have the same number of rows. Values must be non-negative.
+    Both batches must have the same number of rows. Negative values (padding) are never
+    members. Sorted search: ``O(N log M)``.
     """
     if len(offsets) != len(ref_offsets):
         raise ValueError(f"row counts differ: {len(offsets) - 1} vs {len(ref_offsets) - 1}")
     if len(values) == 0 or len(ref_values) == 0:
         return np.zeros(len(values), dtype=np.bool_)
     width = int(max(values.max(), ref_values.max())) + 1
+    ref_ok = ref_values >= 0
+    ref_keys = np.sort(row_ids(ref_offsets)[ref_ok] * width + ref_values[ref_ok])
+    if len(ref_keys) == 0:
+        return np.zeros(len(values), dtype=np.bool_)
     keys = row_ids(offsets) * width + values
-    ref_keys = row_ids(ref_offsets) * width + ref_values
-    return np.isin(keys, ref_keys)
+    pos = np.minimum(np.searchsorted(ref_keys, keys), len(ref_keys) - 1)
+    return (ref_keys[pos] == keys) & (values >= 0)
 
 
 def sort_within_rows(offsets: IntArray, scores: npt.NDArray[np.floating]) -> IntArray:
@@ -72,15 +77,17 @@ def first_k_mask(offsets: IntArray, k: int) -> BoolArray:
 
 
 def unique_within_rows(offsets: IntArray, values: IntArray) -> BoolArray:
-    """Mask keeping the first occurrence of each value inside its row (order preserved)."""
+    """Mask keeping the first occurrence of each value inside its row (order preserved).
+
+    Negative values (padding, "no key") are always kept: they never collide."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.bool_)
     width = int(values.max()) + 1
-    keys = row_ids(offsets) * width + values
+    keys = row_ids(offsets) * max(width, 1) + values
     _, first = np.unique(keys, return_index=True)
     mask = np.zeros(len(values), dtype=np.bool_)
     mask[first] = True
-    return mask
+    return mask | (values < 0)
 
 
 def to_dense(

@@ -146,7 +146,10 @@ def _select_rows(offsets: IntArray, rows: IntArray) -> tuple[IntArray, IntArray]
 
 @dataclass(frozen=True)
 class Candidates:
-    """Ragged batch of scored items, one row per query (rows sorted by score, descending).
+    """Ragged batch of scored items, one row per query.
+
+    Recall, pre-rank and rank outputs are sorted by score (descending); after re-ranking the
+    row order is the slate order and scores need not be monotone.
 
     Attributes:
         offsets: ``[B+1]`` row boundaries.

@@ -65,3 +65,20 @@ def test_test_query_excludes_history() -> None:
 def test_unknown_protocol() -> None:
     with pytest.raises(ConfigError, match="unknown protocol 'xyz'"):
         split(tiny(), "xyz")
+
+
+def test_impressions_follow_their_part(world: Dataset) -> None:
+    s = split(world, "loo")
+    assert s.train.impressions is not None and s.test.impressions is not None
+    test_keys = set(
+        zip(s.test.arrays.user_idx.tolist(), s.test.arrays.timestamp.tolist(), strict=True)
+    )
+    train_imp = s.train.impressions
+    leaked = sum(
+        (u, t) in test_keys
+        for u, t in zip(
+            train_imp["user_idx"].to_list(), train_imp["timestamp"].to_list(), strict=True
+        )
+    )
+    assert leaked == 0
+    assert s.test.impressions.height > 0

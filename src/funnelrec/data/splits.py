@@ -72,12 +72,26 @@ def split(dataset: Dataset, protocol: str, seed: int = 2020) -> Split:
         raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     train_rows, valid_rows, test_rows = part
     frame = dataset.interactions
-    return Split(
-        protocol=protocol,
-        train=dataset.with_interactions(frame[np.sort(train_rows)]),
-        valid=dataset.with_interactions(frame[np.sort(valid_rows)]),
-        test=dataset.with_interactions(frame[np.sort(test_rows)]),
-    )
+    parts = [frame[np.sort(rows)] for rows in (train_rows, valid_rows, test_rows)]
+    train, valid, test = (_with_part(dataset, p, parts) for p in range(3))
+    return Split(protocol=protocol, train=train, valid=valid, test=test)
+
+
+def _with_part(dataset: Dataset, index: int, parts: list[pl.DataFrame]) -> Dataset:
+    """``dataset`` restricted to one part, impressions included (no exposure leaks).
+
+    An impression belongs to a held-out part when a held-out event has the same
+    ``(user_idx, timestamp)``; all other impressions belong to train."""
+    ds = dataset.with_interactions(parts[index])
+    if dataset.impressions is None:
+        return ds
+    keys = ["user_idx", "timestamp"]
+    imp = dataset.impressions.with_columns(pl.col(k).cast(parts[0].schema[k]) for k in keys)
+    if index == 0:
+        held = pl.concat([parts[1].select(keys), parts[2].select(keys)]).unique()
+        return ds.replace(impressions=imp.join(held, on=keys, how="anti"))
+    own = parts[index].select(keys).unique()
+    return ds.replace(impressions=imp.join(own, on=keys, how="semi"))
 
 
 def _leave_last_out(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
