@@ -17,15 +17,29 @@ from funnelrec.data.splits import split
 from funnelrec.eval.protocol import evaluate
 from funnelrec.registry import RECALL
 
-# Per-dataset params of each channel (defaults when absent).
-PARAMS: dict[str, dict[str, dict[str, object]]] = {}
+# Per-dataset params of each channel (defaults when absent). A key may also be a
+# (dataset, protocol) pair: its entries override the dataset's for that protocol only.
+# itemcf/usercf defaults are tuned for next-item prediction (loo, serving): recent history items
+# weigh more. Under rs811 the test items are a random 10% of the user's log, not the next ones,
+# so recency weighting only hurts: the whole history counts, equally (chosen on rs811's
+# validation part: itemcf NDCG@10 0.128 -> 0.228, usercf 0.183 -> 0.234).
+PARAMS: dict[str | tuple[str, str], dict[str, dict[str, object]]] = {
+    ("ml-100k", "rs811"): {
+        "itemcf": {"history_len": None, "recency_decay": 1.0},
+        "usercf": {"recency_decay": 1.0},
+    },
+}
 
 
 def run(dataset: str, protocol: str, model: str) -> dict[str, object]:
     data = load(dataset)
     parts = split(data, protocol)
     start = time.perf_counter()
-    channel = RECALL.create(model.split(":")[0], PARAMS.get(dataset, {}).get(model, {}))
+    params = {
+        **PARAMS.get(dataset, {}).get(model, {}),
+        **PARAMS.get((dataset, protocol), {}).get(model, {}),
+    }
+    channel = RECALL.create(model.split(":")[0], params)
     channel.fit(parts.train)
     fit_s = time.perf_counter() - start
     result = evaluate(lambda q: channel.retrieve(q, q.k), parts, ks=(10, 20, 200))

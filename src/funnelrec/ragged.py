@@ -63,7 +63,8 @@ def membership(
         return np.zeros(len(values), dtype=np.bool_)
     keys = row_ids(offsets) * width + values
     pos = np.minimum(np.searchsorted(ref_keys, keys), len(ref_keys) - 1)
-    return (ref_keys[pos] == keys) & (values >= 0)
+    found: BoolArray = (ref_keys[pos] == keys) & (values >= 0)
+    return found
 
 
 def sort_within_rows(offsets: IntArray, scores: npt.NDArray[np.floating]) -> IntArray:

@@ -72,7 +72,8 @@ class IdMap:
                 self._index[ext] = idx
                 self._ids.append(ext)
             codes[pos] = idx
-        return codes[inverse.reshape(-1)]
+        out: npt.NDArray[np.int64] = codes[inverse.reshape(-1)]
+        return out
 
     def lookup(self, ids: Iterable[ExternalId]) -> npt.NDArray[np.int64]:
         """Dense indices of ``ids``; ``-1`` for unknown ids."""

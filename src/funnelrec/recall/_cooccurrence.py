@@ -1,0 +1,219 @@
+"""Sparse building blocks shared by the item-CF and user-CF recall channels.
+
+Everything here is vectorised with numpy / scipy.sparse: no per-user Python loops. Ragged
+inputs use the ``offsets[B+1]`` + flat values layout of ``funnelrec.ragged``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from funnelrec import ragged
+from funnelrec.ragged import BoolArray, IntArray
+from funnelrec.types import Candidates, Query
+
+F64Array = npt.NDArray[np.float64]
+
+# Cells of one dense block when cutting long rows to their top entries (4 M floats = 32 MB).
+MAX_CELLS = 1 << 22
+# Pairs buffered by ``PairSum`` before they are summed into its sparse total.
+MAX_PENDING = 1 << 24
+
+
+def user_weights(lengths: IntArray, kind: str) -> F64Array:
+    """Inverse user frequency: how much one user's pairs count, ``[n_users]``.
+
+    Args:
+        lengths: ``[n_users]`` history length of every user.
+        kind: ``"none"`` (1), ``"log"`` (``1 / log(1 + n)``) or ``"linear"`` (``1 / n``).
+    """
+    n = np.maximum(lengths.astype(np.float64), 1.0)
+    if kind == "log":
+        return 1.0 / np.log1p(n)
+    if kind == "linear":
+        return 1.0 / n
+    return np.ones_like(n)
+
+
+def events_after(offsets: IntArray) -> IntArray:
+    """Number of later events in the same row for every flat event, ``[N]``."""
+    lens = ragged.lengths(offsets)[ragged.row_ids(offsets)]
+    return lens - 1 - ragged.position_in_row(offsets)
+
+
+def sequence_pairs(
+    after: IntArray, ts: F64Array, distance: int
+) -> tuple[IntArray, IntArray, F64Array]:
+    """Flat positions of every pair of events ``distance`` apart in the same user's sequence.
+
+    Args:
+        after: ``[N]`` number of later events in the same sequence (``events_after``).
+        ts: ``[N]`` event timestamps (sequence order).
+        distance: position offset ``d >= 1``.
+
+    Returns:
+        ``(earlier[P], later[P], abs_dt[P])``: flat positions of the earlier and later event of
+        each pair and the absolute time between them.
+    """
+    earlier = np.flatnonzero(after >= distance).astype(np.int64)
+    later = earlier + distance
+    return earlier, later, np.abs(ts[later] - ts[earlier])
+
+
+def coo_sum(
+    rows: IntArray, cols: IntArray, values: F64Array, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """CSR matrix summing ``values`` at ``(rows, cols)``, diagonal entries dropped."""
+    off_diag = rows != cols
+    mat = sp.csr_matrix(
+        (values[off_diag], (rows[off_diag], cols[off_diag])), shape=shape, dtype=np.float64
+    )
+    mat.sum_duplicates()
+    return mat
+
+
+class PairSum:
+    """Sums weighted ``(row, col)`` pairs into a CSR matrix, diagonal dropped.
+
+    Pairs are buffered and folded into the running sum once the buffer holds ``MAX_PENDING``
+    pairs, so memory stays near the size of the result even for many or long sequences.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.total = sp.csr_matrix(shape, dtype=np.float64)
+        self._pending: list[tuple[IntArray, IntArray, F64Array]] = []
+        self._n_pending = 0
+
+    def add(self, rows: IntArray, cols: IntArray, values: F64Array) -> None:
+        """Add pairs (three aligned ``[P]`` arrays)."""
+        self._pending.append((rows, cols, values))
+        self._n_pending += len(rows)
+        if self._n_pending >= MAX_PENDING:
+            self._flush()
+
+    def result(self) -> sp.csr_matrix:
+        """The ``shape`` CSR sum of every pair added so far."""
+        self._flush()
+        return self.total
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        rows, cols, vals = (np.concatenate(parts) for parts in zip(*self._pending, strict=True))
+        self.total = sp.csr_matrix(self.total + coo_sum(rows, cols, vals, self.shape))
+        self._pending, self._n_pending = [], 0
+
+
+def row_topn(mat: sp.spmatrix | sp.sparray, n: int) -> sp.csr_matrix:
+    """Keep the ``n`` largest positive entries of every row of a sparse matrix.
+
+    Rows with more than ``n`` entries are padded into dense blocks (rows of similar length
+    together, at most about ``MAX_CELLS`` cells each) and cut with ``argpartition``: no full
+    sort. The kept entries are in column order.
+
+    Args:
+        mat: ``[R, C]`` sparse matrix.
+        n: entries kept per row.
+
+    Returns:
+        ``[R, C]`` CSR matrix with at most ``n`` stored entries per row, all positive.
+    """
+    csr = sp.csr_matrix(mat, dtype=np.float64, copy=True)
+    csr.sum_duplicates()
+    csr.data[csr.data < 0] = 0
+    csr.eliminate_zeros()
+    indptr = csr.indptr.astype(np.int64)
+    keep = np.ones(csr.nnz, dtype=np.bool_)
+    lens = np.diff(indptr)
+    long_rows = np.flatnonzero(lens > n)
+    # rows of similar length share a block: widths within a factor 2, little padding
+    bucket = np.ceil(np.log2(lens[long_rows])).astype(np.int64)
+    for b in np.unique(bucket):
+        rows = long_rows[bucket == b]
+        step = max(1, MAX_CELLS >> int(b))
+        for lo in range(0, len(rows), step):
+            _mark_topn(indptr, csr.data, rows[lo : lo + step], n, keep)
+    row_of = ragged.row_ids(indptr)[keep]
+    out = sp.csr_matrix((csr.data[keep], (row_of, csr.indices[keep])), shape=csr.shape)
+    out.sort_indices()
+    return out
+
+
+def _mark_topn(indptr: IntArray, data: F64Array, rows: IntArray, n: int, keep: BoolArray) -> None:
+    """Set ``keep`` to the ``n`` largest entries of each of ``rows`` (all longer than ``n``)."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    sub_off = ragged.offsets_from_lengths(lens)
+    block_row = ragged.row_ids(sub_off)
+    pos = np.arange(int(sub_off[-1]), dtype=np.int64) - sub_off[block_row]
+    flat = starts[block_row] + pos
+    keep[flat] = False
+    block = np.full((len(rows), int(lens.max())), -np.inf)
+    block[block_row, pos] = data[flat]
+    top = np.argpartition(-block, n - 1, axis=1)[:, :n]
+    keep[(starts[:, None] + top).ravel()] = True
+
+
+def recent_matrix(
+    query: Query, n_items: int, last: int | None, decay: float, floor: float = 0.0
+) -> sp.csr_matrix:
+    """Recency-weighted sparse history of a batch of queries.
+
+    The ``r``-th most recent item (``r = 0`` for the latest) weighs ``decay ** r + floor``; only the
+    last ``last`` items count (all when ``None``). Repeated items add up; items outside the
+    fitted catalogue (``>= n_items``) are ignored.
+
+    Args:
+        query: batch of ``B`` queries.
+        n_items: catalogue size of the fitted model.
+        last: number of recent items used per query.
+        decay: recency decay in ``(0, 1]``.
+        floor: weight added to every used item (long-term interest).
+
+    Returns:
+        ``[B, n_items]`` CSR matrix.
+    """
+    if last is None:
+        offsets, items = query.history_offsets, query.history_items
+    else:
+        offsets, items, _ = query.recent_history(last)
+    rows = ragged.row_ids(offsets)
+    from_end = ragged.lengths(offsets)[rows] - 1 - ragged.position_in_row(offsets)
+    weight = np.power(decay, from_end.astype(np.float64)) + floor
+    ok = (items >= 0) & (items < n_items)
+    mat = sp.csr_matrix(
+        (weight[ok], (rows[ok], items[ok])), shape=(query.batch_size, n_items), dtype=np.float64
+    )
+    mat.sum_duplicates()
+    return mat
+
+
+def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel: str) -> Candidates:
+    """Top ``k`` positive entries per row of a sparse ``[B, n_items]`` score matrix.
+
+    Never densifies the matrix: only stored, positive, non-excluded entries are candidates,
+    so a row may hold fewer than ``k`` items. Which of several items tied at the cut is kept
+    is arbitrary (but deterministic).
+
+    Args:
+        scores: ``[B, n_items]`` scores (one row per query).
+        query: the batch, for its exclusion lists.
+        k: items wanted per row.
+        channel: provenance name.
+
+    Returns:
+        Candidates sorted by descending score (ties in ascending item order).
+    """
+    mat = sp.csr_matrix(scores, dtype=np.float64, copy=True)
+    mat.sum_duplicates()
+    indptr = mat.indptr.astype(np.int64)
+    banned = ragged.membership(
+        indptr, mat.indices.astype(np.int64), query.exclude_offsets, query.exclude_items
+    )
+    mat.data[banned] = 0.0
+    top = row_topn(mat, k)
+    cands = Candidates.from_flat(top.indptr.astype(np.int64), top.indices, top.data, channel)
+    return cands.sorted()

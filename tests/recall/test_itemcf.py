@@ -1,0 +1,164 @@
+"""Item-CF recall: known neighbour weights and rankings on a tiny dataset, sparse helpers,
+and quality against ``popular`` on the synthetic world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.splits import Split
+from funnelrec.eval.protocol import evaluate
+from funnelrec.recall import _cooccurrence
+from funnelrec.recall._cooccurrence import row_topn, sparse_topk
+from funnelrec.recall.base import RecallChannel
+from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.registry import RECALL
+from funnelrec.types import Candidates, Query
+
+# user -> items in time order (timestamps 0, 10, 20, ...)
+HISTORIES = {0: [0, 1, 2], 1: [0, 1, 3], 2: [1, 2, 4], 3: [0, 2]}
+# forward pairs one step apart: 0→1 (u0, u1), 1→2 (u0, u2), 1→3 (u1), 2→4 (u2), 0→2 (u3)
+PLAIN: dict[str, Any] = {
+    "window": 1,
+    "backward_weight": 0.0,
+    "global_weight": 0.0,
+    "user_weight": "none",
+    "normalization": "none",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Dataset:
+    rows = [(u, i, 10.0 * t) for u, items in HISTORIES.items() for t, i in enumerate(items)]
+    frame = pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row")
+    return Dataset.from_frame(frame, items=pl.DataFrame({"item_id": [0, 1, 2, 3, 4]}))
+
+
+def graph(tiny: Dataset, **params: Any) -> np.ndarray[Any, Any]:
+    """Dense ``[5, 5]`` neighbour weights of an itemcf fitted on ``tiny``."""
+    model = ItemCFRecall(**{**PLAIN, **params}).fit(tiny)
+    return np.asarray(model.similarity_.toarray(), dtype=np.float64)
+
+
+def test_forward_pairs_are_counted(tiny: Dataset) -> None:
+    expected = np.zeros((5, 5))
+    expected[0, 1] = expected[1, 2] = 2
+    expected[1, 3] = expected[2, 4] = expected[0, 2] = 1
+    np.testing.assert_allclose(graph(tiny), expected)
+
+
+def test_pairs_summed_in_several_flushes(tiny: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = graph(tiny, window=3, backward_weight=0.5, global_weight=1.0)
+    monkeypatch.setattr(_cooccurrence, "MAX_PENDING", 2)
+    np.testing.assert_allclose(
+        graph(tiny, window=3, backward_weight=0.5, global_weight=1.0), expected, rtol=1e-6
+    )
+
+
+def test_backward_direction_and_position_decay(tiny: Dataset) -> None:
+    s = graph(tiny, backward_weight=0.25)
+    assert s[0, 1] == pytest.approx(2.0) and s[1, 0] == pytest.approx(0.5)
+    s = graph(tiny, window=2, position_decay=0.5)
+    # distance-2 pairs weigh 0.5: 0→2 (u0) on top of the adjacent 0→2 of u3, 0→3 (u1), 1→4 (u2)
+    assert s[0, 2] == pytest.approx(1.5)
+    assert s[0, 3] == pytest.approx(0.5) and s[1, 4] == pytest.approx(0.5)
+    assert s[2, 0] == 0.0
+
+
+def test_time_decay_between_events(tiny: Dataset) -> None:
+    # adjacent events are 10 s apart: one half-life
+    assert graph(tiny, time_half_life=10.0)[0, 1] == pytest.approx(1.0)
+
+
+def test_inverse_user_frequency(tiny: Dataset) -> None:
+    s = graph(tiny, user_weight="log")
+    assert s[0, 1] == pytest.approx(2 / np.log(4))  # two users with 3 events
+    assert s[0, 2] == pytest.approx(1 / np.log(3))  # user 3 has 2 events
+
+
+def test_global_cooccurrence_is_symmetric_and_counts_all_pairs(tiny: Dataset) -> None:
+    s = graph(tiny, forward_weight=0.0, global_weight=1.0)
+    assert s[0, 1] == s[1, 0] == pytest.approx(2.0)  # users 0 and 1
+    assert s[0, 2] == s[2, 0] == pytest.approx(2.0)  # users 0 and 3
+    assert s[3, 4] == 0.0 and np.all(np.diag(s) == 0)
+
+
+def test_normalisations_and_popularity_penalty(tiny: Dataset) -> None:
+    # items 0, 1, 2 have 3 events each, items 3, 4 one
+    assert graph(tiny, normalization="cosine", alpha=0.5)[1, 3] == pytest.approx(1 / np.sqrt(3))
+    assert graph(tiny, normalization="cosine", alpha=1.0)[1, 3] == pytest.approx(1 / 3)
+    assert graph(tiny, normalization="cosine", alpha=0.0)[1, 3] == pytest.approx(1.0)
+    assert graph(tiny, normalization="jaccard")[0, 1] == pytest.approx(2 / (3 + 3 - 2))
+    assert graph(tiny, pop_penalty=1.0)[0, 1] == pytest.approx(2 / 3)
+
+
+def test_top_n_neighbours_are_kept(tiny: Dataset) -> None:
+    s = graph(tiny, n_neighbours=1)
+    assert s[1].nonzero()[0].tolist() == [2]  # 1→2 (weight 2) beats 1→3 (weight 1)
+    assert (s > 0).sum(axis=1).max() == 1
+
+
+def test_ranking_weighs_recent_items_more(tiny: Dataset) -> None:
+    model = ItemCFRecall(**PLAIN, recency_decay=0.5).fit(tiny)
+    # history [0, 1]: item 1 (latest) weighs 1, item 0 weighs 0.5
+    # scores: 2 = 0.5 * 1 + 1 * 2 = 2.5, 1 = 0.5 * 2 = 1, 3 = 1 * 1 = 1
+    q = Query.from_lists([0], [[0, 1]], k=5)
+    items, scores = model.retrieve(q, 5).row(0)
+    assert items.tolist() == [2, 1, 3]
+    np.testing.assert_allclose(scores, [2.5, 1.0, 1.0])
+    # exclusions are honoured; only the last `history_len` items count
+    q = Query.from_lists([0], [[0, 1]], k=5, exclude=[[0, 1]])
+    assert model.retrieve(q, 5).to_lists() == [[2, 3]]
+    short = ItemCFRecall(**PLAIN, history_len=1).fit(tiny)
+    assert short.retrieve(Query.from_lists([0], [[0, 1]], k=5), 5).to_lists() == [[2, 3]]
+
+
+def test_history_floor_keeps_old_items(tiny: Dataset) -> None:
+    model = ItemCFRecall(**PLAIN, recency_decay=0.5, history_floor=1.0).fit(tiny)
+    items, scores = model.retrieve(Query.from_lists([0], [[0, 1]], k=5), 5).row(0)
+    assert items.tolist() == [2, 1, 3]
+    np.testing.assert_allclose(scores, [1.5 * 1 + 2 * 2, 1.5 * 2, 2 * 1])
+
+
+def test_cold_and_new_users(tiny: Dataset) -> None:
+    model = ItemCFRecall(**PLAIN).fit(tiny)
+    q = Query.from_lists([-1, 99, 2], [[], [0, 77], [2]], k=3)
+    assert model.retrieve(q, 3).to_lists() == [[], [1, 2], [4]]  # item 77 is unknown
+
+
+def test_row_topn_matches_a_full_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cooccurrence, "MAX_CELLS", 64)  # many small blocks
+    mat = sp.random(40, 300, density=0.2, random_state=1, format="csr") * 10
+    mat.data -= 1.0  # some negative entries, never kept
+    top = row_topn(mat, 7).toarray()
+    dense = mat.toarray()
+    for r in range(40):
+        positive = np.sort(dense[r][dense[r] > 0])[::-1][:7]
+        np.testing.assert_allclose(np.sort(top[r][top[r] > 0])[::-1], positive)
+    assert (top > 0).sum(axis=1).max() <= 7
+
+
+def test_sparse_topk_sorts_and_excludes() -> None:
+    scores = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0]]))
+    q = Query.from_lists([0, 1], [[], []], k=3, exclude=[[1], []])
+    c = sparse_topk(scores, q, 3, "itemcf")
+    assert c.to_lists() == [[3, 2, 4], []]
+    np.testing.assert_allclose(c.scores, [2.0, 1.0, 0.5])
+    assert c.channels == ("itemcf",)
+
+
+def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
+    ndcg = {}
+    for name in ("popular", "itemcf"):
+        model = RECALL.create(name).fit(world_split.train)
+
+        def recommend(q: Query, m: RecallChannel[Any] = model) -> Candidates:
+            return m.retrieve(q, q.k)
+
+        ndcg[name] = evaluate(recommend, world_split, ks=(10,)).metrics["ndcg@10"]
+    assert ndcg["itemcf"] > 1.2 * ndcg["popular"], ndcg

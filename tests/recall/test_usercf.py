@@ -1,0 +1,116 @@
+"""User-CF recall: known similarities and rankings on a tiny dataset, cold/new users, and
+quality against ``popular`` on the synthetic world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.splits import Split
+from funnelrec.eval.protocol import evaluate
+from funnelrec.recall.base import RecallChannel
+from funnelrec.recall.usercf import UserCFRecall
+from funnelrec.registry import RECALL
+from funnelrec.types import Candidates, Query
+
+# users 0..3 over items 0..4; items 0, 1, 2 have three users each, items 3 and 4 one
+HISTORIES = {0: [0, 1, 2], 1: [0, 1, 3], 2: [1, 2, 4], 3: [0, 2]}
+# cosine of user 3 ({0, 2}) with user 0 ({0, 1, 2}) and with users 1 and 2 (one shared item)
+SIM_30 = 2 / np.sqrt(2 * 3)
+SIM_31 = 1 / np.sqrt(2 * 3)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Dataset:
+    rows = [(u, i, float(t)) for u, items in HISTORIES.items() for t, i in enumerate(items)]
+    frame = pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row")
+    return Dataset.from_frame(frame, items=pl.DataFrame({"item_id": [0, 1, 2, 3, 4]}))
+
+
+def plain(**params: Any) -> UserCFRecall:
+    return UserCFRecall(item_weight="none", recency_decay=1.0, **params)
+
+
+def test_neighbours_vote_with_their_similarity(tiny: Dataset) -> None:
+    model = plain(n_neighbours=3).fit(tiny)
+    q = Query.from_lists([3], [[0, 2]], k=5, exclude=[[0, 2]])
+    items, scores = model.retrieve(q, 5).row(0)
+    # item 1: users 0, 1, 2; item 3: user 1; item 4: user 2 (tie kept in item order)
+    assert items.tolist() == [1, 3, 4]
+    np.testing.assert_allclose(scores, [SIM_30 + 2 * SIM_31, SIM_31, SIM_31], rtol=1e-6)
+
+
+def test_only_the_nearest_neighbours_vote(tiny: Dataset) -> None:
+    model = plain(n_neighbours=1).fit(tiny)
+    q = Query.from_lists([3], [[0, 2]], k=5, exclude=[[0, 2]])
+    items, scores = model.retrieve(q, 5).row(0)
+    assert items.tolist() == [1]  # user 0 only
+    np.testing.assert_allclose(scores, [SIM_30], rtol=1e-6)
+    powered = plain(n_neighbours=1, sim_power=2.0).fit(tiny).retrieve(q, 5)
+    np.testing.assert_allclose(powered.scores, [SIM_30**2], rtol=1e-6)
+
+
+def test_a_user_is_not_their_own_neighbour(tiny: Dataset) -> None:
+    model = plain(n_neighbours=1).fit(tiny)
+    # user 0's own row would be the perfect match; the nearest other user is user 3 ({0, 2}:
+    # cosine 0.82, against 0.67 for users 1 and 2)
+    c = model.retrieve(Query.from_lists([0], [[0, 1, 2]], k=5), 5)
+    assert c.to_lists() == [[0, 2]]
+    np.testing.assert_allclose(c.scores, [SIM_30, SIM_30], rtol=1e-6)
+
+
+def test_unknown_users_are_scored_from_their_query_history(tiny: Dataset) -> None:
+    model = plain(n_neighbours=4).fit(tiny)
+    # an unknown user with user 3's history: user 3 is now a neighbour too (similarity 1),
+    # but only votes for the excluded items 0 and 2
+    q = Query.from_lists([-1, 17, -1], [[0, 2], [0, 2], []], k=5, exclude=[[0, 2], [0, 2], []])
+    c = model.retrieve(q, 5)
+    assert c.to_lists() == [[1, 3, 4], [1, 3, 4], []]
+    np.testing.assert_allclose(c.row(0)[1], [SIM_30 + 2 * SIM_31, SIM_31, SIM_31], rtol=1e-6)
+
+
+def test_new_events_in_the_query_count(tiny: Dataset) -> None:
+    model = plain(n_neighbours=1).fit(tiny)
+    # user 3 just consumed item 4: user 2 ({1, 2, 4}) now shares two items, like user 0
+    q = Query.from_lists([3], [[0, 2, 4]], k=5, exclude=[[0, 2, 4]])
+    assert model.retrieve(q, 5).to_lists() == [[1]]
+    q = Query.from_lists([3], [[4]], k=5, exclude=[[4]])
+    assert model.retrieve(q, 5).to_lists() == [[1, 2]]  # user 2 only
+
+
+def test_inverse_item_frequency_and_recency(tiny: Dataset) -> None:
+    model = UserCFRecall(n_neighbours=4, recency_decay=1.0, item_weight="log").fit(tiny)
+    q = Query.from_lists([3], [[0, 2]], k=5, exclude=[[0, 2]])
+    items, scores = model.retrieve(q, 5).row(0)
+    a, b = 1 / np.log(4), 1 / np.log(2)  # weights of items with 3 users and with 1 user
+    sim_31 = (a * a) / (np.sqrt(2) * a * np.sqrt(2 * a * a + b * b))  # shares item 0
+    assert items[1:].tolist() == [3, 4]
+    np.testing.assert_allclose(scores[1:], [sim_31, sim_31], rtol=1e-5)
+    # recency: with a strong decay, the latest item decides who is similar
+    recent = UserCFRecall(n_neighbours=1, recency_decay=0.01, item_weight="none").fit(tiny)
+    q = Query.from_lists([-1], [[1, 3]], k=5, exclude=[[1, 3]])
+    assert recent.retrieve(q, 5).to_lists() == [[0]]  # user 1, the only one with item 3
+
+
+def test_pop_penalty_favours_rare_items(tiny: Dataset) -> None:
+    model = plain(n_neighbours=3, pop_penalty=1.0).fit(tiny)
+    q = Query.from_lists([3], [[0, 2]], k=5, exclude=[[0, 2]])
+    items, scores = model.retrieve(q, 5).row(0)
+    np.testing.assert_allclose(scores, [SIM_30 / 3 + 2 * SIM_31 / 3, SIM_31, SIM_31], rtol=1e-6)
+    assert items.tolist() == [1, 3, 4]
+
+
+def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
+    ndcg = {}
+    for name in ("popular", "usercf"):
+        model = RECALL.create(name).fit(world_split.train)
+
+        def recommend(q: Query, m: RecallChannel[Any] = model) -> Candidates:
+            return m.retrieve(q, q.k)
+
+        ndcg[name] = evaluate(recommend, world_split, ks=(10,)).metrics["ndcg@10"]
+    assert ndcg["usercf"] > 1.1 * ndcg["popular"], ndcg
