@@ -64,11 +64,13 @@ class ChannelConfig(StrictModel):
 class RecallConfig(StrictModel):
     """Recall budget ``total`` split by channel quotas; channels without quota or share
     split the rest equally. ``overfetch``: channels return quota × overfetch items so that
-    dedup across channels does not eat quotas."""
+    dedup across channels does not eat quotas. ``backfill``: rows short of ``total`` after the
+    quotas take the channels' remaining items (best weighted reciprocal rank first)."""
 
     total: int = Field(default=300, ge=1)
     normalisation: Literal["rrf", "minmax", "rank", "none"] = "rrf"
     overfetch: float = Field(default=2.0, ge=1.0)
+    backfill: bool = True
     channels: list[ChannelConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

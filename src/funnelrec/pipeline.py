@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
+import polars as pl
 
 from funnelrec import __version__
 from funnelrec.config import FunnelConfig, load_config, save_config
 from funnelrec.data.dataset import Dataset
-from funnelrec.data.ids import ExternalId
+from funnelrec.data.ids import ExternalId, IdMap
 from funnelrec.data.persist import load_dataset_dir, save_dataset
-from funnelrec.errors import NotFittedError
+from funnelrec.errors import DataError, NotFittedError
 from funnelrec.io import atomic_dir, read_json, write_json
 from funnelrec.rank.base import Scorer
 from funnelrec.recall.base import RecallChannel
@@ -93,7 +95,7 @@ class Funnel:
         results = [
             ChannelResult(c.id, per_channel[c.id], quotas[c.id], c.weight) for c in rc.channels
         ]
-        return merge(results, rc.normalisation)
+        return merge(results, rc.normalisation, total=rc.total if rc.backfill else None)
 
     def run(self, query: Query) -> FunnelTrace:
         """Run every stage for a batch of queries and keep each stage's output."""
@@ -104,8 +106,12 @@ class Funnel:
         ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
         steps: list[tuple[str, Candidates]] = []
         current: Candidates = ranked
-        for reranker in self.rerankers:
-            current = reranker.rerank(query, current, query.k)
+        # every re-ranker but the last sees the whole ranked list (rules need room to
+        # reorder and fill slots); the last one cuts to the slate size
+        room = max(query.k, self.config.rank.keep)
+        for i, reranker in enumerate(self.rerankers):
+            k = query.k if i == len(self.rerankers) - 1 else room
+            current = reranker.rerank(query, current, k)
             steps.append((reranker.registered_name, current))
         slate = Slate.of(current.truncate(query.k))
         return FunnelTrace(
@@ -127,6 +133,44 @@ class Funnel:
         (unknown users get an empty history: cold start)."""
         ds = self.dataset
         return ds.query(ds.user_ids.lookup(user_ids), k or self.config.k)
+
+    # -- catalogue updates ----------------------------------------------------------------
+    def upsert_items(self, frame: pl.DataFrame) -> npt.NDArray[np.int64]:
+        """Add new items and update known ones, then call every channel's ``upsert_items``.
+
+        The dataset is replaced (``Dataset.replace``) by one with a copied, extended item
+        ``IdMap`` and an updated item table, so holders of the previous dataset are unaffected.
+
+        Args:
+            frame: one row per item: ``item_id`` (external id) and any item-table columns
+                (``category``, ``tags``, ``title``, ``created_at``, ...). Nulls leave a value
+                unchanged; new columns are added (null for the other items); a repeated
+                ``item_id`` keeps its last row.
+
+        Returns:
+            ``[n]`` dense ids of the frame's distinct items in order of first appearance (new
+            items get new ids at the end, in that order).
+        """
+        ds = self.dataset
+        if "item_id" not in frame.columns or "item_idx" in frame.columns:
+            raise DataError(f"item frame needs 'item_id' and no 'item_idx'; got {frame.columns}")
+        item_ids = IdMap(ds.item_ids.ids, name=ds.item_ids.name)
+        all_idx = item_ids.extend(frame["item_id"].to_list())
+        rows = (
+            frame.drop("item_id")
+            .with_columns(pl.Series("item_idx", all_idx, dtype=pl.Int64))
+            .group_by("item_idx", maintain_order=True)
+            .last()
+        )
+        idx = rows["item_idx"].to_numpy()
+        updated = ds.replace(item_ids=item_ids, items=_upsert_rows(ds.items, rows))
+        for view in _INTERACTION_VIEWS:  # cached views of the unchanged interactions stay valid
+            if view in vars(ds):
+                vars(updated)[view] = vars(ds)[view]
+        self.dataset_ = updated
+        for channel in self.channels.values():
+            channel.upsert_items(self.dataset_, idx)
+        return idx
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -165,3 +209,24 @@ class Funnel:
         steps = sorted((directory / "rerank").iterdir()) if (directory / "rerank").exists() else []
         funnel.rerankers = [RERANK.load(p) for p in steps]
         return funnel
+
+
+_INTERACTION_VIEWS = ("arrays", "time_order", "sequences", "max_timestamp")
+
+
+def _upsert_rows(table: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """``table`` (one row per ``item_idx``) with ``rows`` merged in: known ids updated
+    (non-null values only), new ids appended, unknown columns added."""
+    try:
+        rows = rows.with_columns(
+            pl.col(c).cast(table.schema[c]) for c in rows.columns if c in table.columns
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"item attributes do not match the item table's types: {exc}") from None
+    added = [c for c in rows.columns if c not in table.columns]
+    table = table.with_columns(pl.lit(None, dtype=rows.schema[c]).alias(c) for c in added)
+    known = rows.filter(pl.col("item_idx") < table.height)
+    if known.height:
+        table = table.update(known, on="item_idx")
+    fresh = rows.filter(pl.col("item_idx") >= table.height)
+    return pl.concat([table, fresh], how="diagonal_relaxed").sort("item_idx")

@@ -38,3 +38,15 @@ def test_normalise_minmax_and_rank() -> None:
     )
     assert normalise(c, "minmax").tolist() == [1.0, 0.5, 0.0, 1.0]
     assert np.allclose(normalise(c, "rank"), [1.0, 2 / 3, 1 / 3, 1.0])
+
+
+def test_backfill_fills_total_from_leftovers() -> None:
+    a = chan([[1, 2, 3, 4, 5]], "a")  # a has more than its quota
+    b = chan([[6]], "b")  # b cannot fill its quota of 3
+    m = merge([ChannelResult("a", a, quota=2), ChannelResult("b", b, quota=3)], total=5)
+    assert set(m.to_lists()[0]) == {1, 2, 6, 3, 4}
+    assert m.source is not None
+    by_item = dict(zip(m.item_idx.tolist(), m.source.tolist(), strict=True))
+    assert by_item[3] == 0 and by_item[6] == 1
+    no_fill = merge([ChannelResult("a", a, quota=2), ChannelResult("b", b, quota=3)])
+    assert len(no_fill) == 3

@@ -39,6 +39,17 @@ class RecallChannel(Stage[P]):
     def _retrieve(self, query: Query, k: int) -> Candidates:
         raise NotImplementedError
 
+    def upsert_items(self, dataset: Dataset, item_idx: npt.NDArray[np.int64]) -> None:
+        """Hook called after the funnel's catalogue grew or changed (``Funnel.upsert_items``).
+
+        ``dataset`` is the funnel's dataset with the updated item table and id map (new items
+        have the highest dense ids and no interactions); ``item_idx`` ``[n]`` are the items
+        added or changed. Channels that can serve new items (fresh, content/attribute-based,
+        ANN) override it; the default does nothing, and the channel must then keep treating
+        items outside its fitted catalogue as unknown.
+        """
+        return None
+
     @property
     def channel_name(self) -> str:
         return self.registered_name or type(self).__name__

@@ -58,55 +58,88 @@ def normalise(cands: Candidates, how: Normalisation) -> FloatArray:
     return cands.scores.astype(np.float32)
 
 
-def merge(results: list[ChannelResult], normalisation: Normalisation = "rrf") -> Candidates:
-    """Merge channel results into one deduplicated, provenance-carrying candidate set."""
+def merge(
+    results: list[ChannelResult], normalisation: Normalisation = "rrf", total: int | None = None
+) -> Candidates:
+    """Merge channel results into one deduplicated, provenance-carrying candidate set.
+
+    Each channel contributes up to its quota of new items (priority order); when ``total``
+    is given, rows still short of it are back-filled with the channels' remaining items,
+    best weighted reciprocal rank first (so a channel with too few items leaves its budget
+    to the others instead of wasting it).
+    """
     if not results:
         raise ValueError("merge needs at least one channel result")
     batch = results[0].candidates.batch_size
-    names = tuple(r.name for r in results)
-    taken = Candidates.empty(batch)
-    pieces_rows: list[IntArray] = []
-    pieces_items: list[IntArray] = []
-    pieces_source: list[npt.NDArray[np.int16]] = []
+    taken = _tagged(Candidates.empty(batch), 0)
     for c, res in enumerate(results):
         cands = res.candidates
         if cands.batch_size != batch:
             raise ValueError(f"channel {res.name!r} returned {cands.batch_size} rows, not {batch}")
-        fresh = cands.filter(
-            ~ragged.membership(cands.offsets, cands.item_idx, taken.offsets, taken.item_idx)
-        )
-        fresh = fresh.truncate(res.quota)
-        pieces_rows.append(fresh.row_ids())
-        pieces_items.append(fresh.item_idx)
-        pieces_source.append(np.full(len(fresh), c, dtype=np.int16))
-        taken = _append(taken, fresh)
-    rows = np.concatenate(pieces_rows)
-    order = np.argsort(rows, kind="stable")
-    offsets = ragged.offsets_from_row_ids(rows[order], batch)
-    items = np.concatenate(pieces_items)[order]
-    source = np.concatenate(pieces_source)[order]
-    ranks, score = _provenance(offsets, items, results, normalisation)
+        taken = _append(taken, _tagged(_not_in(cands, taken).truncate(res.quota), c))
+    if total is not None:
+        taken = _append(taken, _backfill(results, taken, total))
+    ranks, score = _provenance(taken.offsets, taken.item_idx, results, normalisation)
     merged = Candidates(
-        offsets=offsets,
-        item_idx=items,
+        offsets=taken.offsets,
+        item_idx=taken.item_idx,
         scores=score,
-        channels=names,
-        source=source,
+        channels=tuple(r.name for r in results),
+        source=taken.source,
         channel_ranks=ranks,
         stage_scores={"recall": score},
     )
     return merged.sorted()
 
 
+def _tagged(cands: Candidates, channel: int) -> Candidates:
+    """Plain candidates whose ``source`` is ``channel`` for every item."""
+    return Candidates(
+        offsets=cands.offsets,
+        item_idx=cands.item_idx,
+        scores=cands.scores,
+        source=np.full(len(cands), channel, dtype=np.int16),
+    )
+
+
+def _not_in(cands: Candidates, taken: Candidates) -> Candidates:
+    return cands.filter(
+        ~ragged.membership(cands.offsets, cands.item_idx, taken.offsets, taken.item_idx)
+    )
+
+
 def _append(a: Candidates, b: Candidates) -> Candidates:
+    """Row-wise concatenation (``a``'s items first in each row), sources carried along."""
     rows = np.concatenate([a.row_ids(), b.row_ids()])
-    items = np.concatenate([a.item_idx, b.item_idx])
     order = np.argsort(rows, kind="stable")
+    assert a.source is not None and b.source is not None
     return Candidates(
         offsets=ragged.offsets_from_row_ids(rows[order], a.batch_size),
-        item_idx=items[order],
-        scores=np.zeros(len(items), dtype=np.float32),
+        item_idx=np.concatenate([a.item_idx, b.item_idx])[order],
+        scores=np.concatenate([a.scores, b.scores])[order],
+        source=np.concatenate([a.source, b.source])[order],
     )
+
+
+def _backfill(results: list[ChannelResult], taken: Candidates, total: int) -> Candidates:
+    """Up to ``total - len(row)`` more items per row from all channels' leftovers."""
+    parts = [_not_in(r.candidates, taken) for r in results]
+    rows = np.concatenate([p.row_ids() for p in parts])
+    score = np.concatenate(
+        [r.weight * normalise(p, "rrf") for r, p in zip(results, parts, strict=True)]
+    )
+    order = np.lexsort((-score, rows))
+    pool = Candidates(
+        offsets=ragged.offsets_from_row_ids(rows[order], taken.batch_size),
+        item_idx=np.concatenate([p.item_idx for p in parts])[order],
+        scores=score[order].astype(np.float32),
+        source=np.concatenate([np.full(len(p), c, dtype=np.int16) for c, p in enumerate(parts)])[
+            order
+        ],
+    )
+    pool = pool.filter(ragged.unique_within_rows(pool.offsets, pool.item_idx))
+    room = np.maximum(total - taken.lengths(), 0)
+    return pool.filter(ragged.position_in_row(pool.offsets) < room[pool.row_ids()])
 
 
 def _provenance(
