@@ -53,3 +53,98 @@ class VectorIndex(ABC):
     @classmethod
     @abstractmethod
     def load(cls, directory: Path) -> VectorIndex: ...
+
+
+def check_add(ids: npt.ArrayLike, vectors: npt.ArrayLike, dim: int) -> tuple[IntArray, FloatMatrix]:
+    """Validate ``add`` inputs; returns ids ``[n]`` int64 and C-contiguous float32 ``[n, dim]``.
+
+    Raises:
+        ValueError: naming the problem (dtype, shape, dim, length mismatch, negative or
+            duplicate ids, non-finite values).
+    """
+    id_arr = np.asarray(ids)
+    if id_arr.ndim != 1 or not (id_arr.size == 0 or np.issubdtype(id_arr.dtype, np.integer)):
+        raise ValueError(
+            f"ids must be a 1-D integer array, got shape {id_arr.shape} {id_arr.dtype}"
+        )
+    vec = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vec.ndim != 2 or vec.shape[1] != dim:
+        raise ValueError(f"vectors must have shape [n, {dim}], got {vec.shape}")
+    if len(id_arr) != len(vec):
+        raise ValueError(f"ids has {len(id_arr)} entries but vectors has {len(vec)} rows")
+    id_arr = id_arr.astype(np.int64, copy=False)
+    if len(id_arr) and id_arr.min() < 0:
+        raise ValueError(f"ids must be non-negative, got {int(id_arr.min())}")
+    if len(np.unique(id_arr)) != len(id_arr):
+        raise ValueError("ids must be unique within one add call")
+    if not np.isfinite(vec).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    return id_arr, vec
+
+
+def check_search(
+    queries: npt.ArrayLike,
+    k: int,
+    dim: int,
+    exclude_offsets: npt.ArrayLike | None,
+    exclude_ids: npt.ArrayLike | None,
+) -> tuple[FloatMatrix, IntArray, IntArray]:
+    """Validate ``search`` inputs.
+
+    Returns:
+        Queries ``[B, dim]`` float32, exclusion offsets ``[B+1]`` and ids ``[E]`` (empty
+        exclusions when none were given).
+
+    Raises:
+        ValueError: naming the problem (query shape, negative ``k``, malformed exclusions).
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must have shape [B, {dim}], got {q.shape}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if (exclude_offsets is None) != (exclude_ids is None):
+        raise ValueError("exclude_offsets and exclude_ids must be given together")
+    if exclude_offsets is None or exclude_ids is None:
+        return q, np.zeros(len(q) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    offsets = np.asarray(exclude_offsets, dtype=np.int64)
+    excl = np.asarray(exclude_ids, dtype=np.int64)
+    if offsets.shape != (len(q) + 1,):
+        raise ValueError(f"exclude_offsets must have shape [{len(q) + 1}], got {offsets.shape}")
+    if offsets[0] != 0 or offsets[-1] != len(excl) or (np.diff(offsets) < 0).any():
+        raise ValueError(
+            f"exclude_offsets must rise from 0 to len(exclude_ids)={len(excl)}, "
+            f"got {offsets[0]}..{offsets[-1]}"
+        )
+    if len(excl) and excl.min() < 0:
+        raise ValueError(f"exclude_ids must be non-negative, got {int(excl.min())}")
+    return q, offsets, excl
+
+
+class IdPositions:
+    """Dense map from non-negative ids to int64 positions (``-1`` = absent).
+
+    Ids are dense item ids, so a flat array indexed by id is the fastest vectorised map;
+    memory is 8 bytes per id up to the largest id seen.
+    """
+
+    def __init__(self) -> None:
+        self.table: IntArray = np.full(0, -1, dtype=np.int64)
+
+    def get(self, ids: IntArray) -> IntArray:
+        """Positions ``[n]`` of ``ids`` (``-1`` for ids never set)."""
+        out = np.full(len(ids), -1, dtype=np.int64)
+        inside = ids < len(self.table)
+        out[inside] = self.table[ids[inside]]
+        return out
+
+    def set(self, ids: IntArray, positions: IntArray) -> None:
+        """Map ``ids[i] -> positions[i]``, growing the table geometrically as needed."""
+        if len(ids) == 0:
+            return
+        need = int(ids.max()) + 1
+        if need > len(self.table):
+            grown = np.full(max(need, 2 * len(self.table)), -1, dtype=np.int64)
+            grown[: len(self.table)] = self.table
+            self.table = grown
+        self.table[ids] = positions
