@@ -170,6 +170,8 @@ class Funnel:
         self.dataset_ = updated
         for channel in self.channels.values():
             channel.upsert_items(self.dataset_, idx)
+        for reranker in self.rerankers:  # item keys, categories, freshness: cheap to refit
+            reranker.fit(self.dataset_)
         return idx
 
     # -- persistence ----------------------------------------------------------------------
