@@ -1,0 +1,160 @@
+"""Training losses: pointwise BCE, pairwise BPR, sampled softmax with log-Q correction.
+
+All losses take scores (logits) already computed by a model and return a scalar mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from funnelrec.models.layers import EmbeddingModel
+
+
+def bce_loss(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy with logits, averaged.
+
+    Args:
+        logits: ``[...]`` raw scores.
+        labels: ``[...]`` targets in ``[0, 1]`` (same shape).
+        weight: optional per-element weights (same shape).
+    """
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), weight=weight)
+
+
+def pointwise_bce(pos: Tensor, neg: Tensor) -> Tensor:
+    """BCE over positives (label 1) and sampled negatives (label 0), averaged over all.
+
+    Args:
+        pos: ``[B]`` positive scores.
+        neg: ``[B]`` or ``[B, N]`` negative scores.
+    """
+    logits = torch.cat([pos.reshape(-1), neg.reshape(-1)])
+    labels = torch.cat([torch.ones_like(pos.reshape(-1)), torch.zeros_like(neg.reshape(-1))])
+    return bce_loss(logits, labels)
+
+
+def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    """Bayesian personalised ranking: ``-mean log σ(pos - neg)``.
+
+    Args:
+        pos: ``[B]`` positive scores.
+        neg: ``[B]`` or ``[B, N]`` negative scores (each paired with its row's positive).
+    """
+    if neg.dim() == 2:
+        pos = pos.unsqueeze(1)
+    return -F.logsigmoid(pos - neg).mean()
+
+
+def sampled_softmax_loss(
+    user: Tensor,
+    items: Tensor,
+    item_ids: Tensor,
+    log_q: Tensor | None = None,
+    temperature: float = 1.0,
+    target: Tensor | None = None,
+) -> Tensor:
+    """Softmax over in-batch (and optional extra) candidate items, with log-Q correction.
+
+    Logits are ``user @ items.T / temperature - log_q`` so that popular items, which appear
+    more often as in-batch negatives, are not over-penalised (Yi et al., 2019). Without
+    ``target``, row ``b``'s positive is column ``b`` and any other column holding the same item
+    (an accidental hit) is masked out of that row; with ``target`` the columns must be
+    distinct items.
+
+    Args:
+        user: ``[B, d]`` user vectors.
+        items: ``[C, d]`` candidate item vectors (``C >= B`` without ``target``).
+        item_ids: ``[C]`` item id of each candidate column.
+        log_q: ``[C]`` log sampling probability (or expected count) of each column.
+        temperature: logit divisor (smaller = sharper).
+        target: ``[B]`` column of each row's positive.
+    """
+    logits = user @ items.T / temperature
+    if log_q is not None:
+        logits = logits - log_q.unsqueeze(0)
+    if target is None:
+        target = torch.arange(user.shape[0], device=user.device)
+        hit = item_ids.unsqueeze(0) == item_ids[: user.shape[0]].unsqueeze(1)
+        hit[target, target] = False
+        logits = logits.masked_fill(hit, float("-inf"))
+    return F.cross_entropy(logits, target)
+
+
+def mixture_log_q(
+    item_ids: Tensor, batch_prob: Tensor, batch_size: int, extra_prob: Tensor | None, n_extra: int
+) -> Tensor:
+    """Log expected count of each candidate in a mixed candidate set.
+
+    The candidates are ``batch_size`` in-batch positives drawn from ``batch_prob`` plus
+    ``n_extra`` negatives drawn from ``extra_prob``; item ``j`` is expected
+    ``batch_size·p_b(j) + n_extra·p_e(j)`` times.
+
+    Args:
+        item_ids: ``[C]`` candidate item ids.
+        batch_prob: ``[n_items]`` probability of an item being a training positive.
+        extra_prob: ``[n_items]`` probability of the extra-negative sampler (or ``None``).
+    """
+    expected = batch_size * batch_prob[item_ids]
+    if extra_prob is not None and n_extra > 0:
+        expected = expected + n_extra * extra_prob[item_ids]
+    return torch.log(expected.clamp_min(1e-12))
+
+
+def embedding_l2(*tensors: Tensor) -> Tensor:
+    """Mean over the batch of the squared L2 norms of the given ``[B, d]`` embeddings."""
+    total = sum(t.pow(2).sum() for t in tensors)
+    return torch.as_tensor(total) / max(tensors[0].shape[0], 1)
+
+
+class RetrievalLoss:
+    """Loss closure for ``train.loop.fit`` over any ``EmbeddingModel``.
+
+    ``kind``: ``bpr``/``bce`` score the batch's ``item`` against its ``neg`` ``[B, N]``;
+    ``softmax`` scores each row against the batch's distinct items (its own positive, the other
+    rows' positives and the shared ``extra`` negatives), with
+    log-Q correction from ``batch_prob`` ``[n_items]`` (probability of an item being a training
+    positive) and ``extra_prob`` ``[n_items]``. Scores are divided by ``temperature``; ``l2``
+    penalises the squared norms of the batch's user and item vectors.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        temperature: float = 1.0,
+        l2: float = 0.0,
+        batch_prob: Tensor | None = None,
+        extra_prob: Tensor | None = None,
+    ) -> None:
+        if kind not in ("bpr", "bce", "softmax"):
+            raise ValueError(f"unknown loss {kind!r}; known: bpr, bce, softmax")
+        self.kind, self.temperature, self.l2 = kind, temperature, l2
+        self.batch_prob, self.extra_prob = batch_prob, extra_prob
+
+    def __call__(self, model: torch.nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
+        if not isinstance(model, EmbeddingModel):
+            raise TypeError(f"RetrievalLoss needs an EmbeddingModel, got {type(model).__name__}")
+        user = model.user_vectors(batch)
+        if self.kind == "softmax":
+            extra = batch.get("extra")
+            cand = batch["item"] if extra is None else torch.cat([batch["item"], extra])
+            cand, inverse = torch.unique(cand, return_inverse=True)  # no accidental hits
+            items = model.item_vectors(cand)
+            log_q = None
+            if self.batch_prob is not None:
+                n_extra = 0 if extra is None else len(extra)
+                log_q = mixture_log_q(cand, self.batch_prob, len(user), self.extra_prob, n_extra)
+            target = inverse[: len(user)]
+            out = sampled_softmax_loss(user, items, cand, log_q, self.temperature, target)
+        else:
+            size, neg_ids = len(user), batch["neg"]
+            items = model.item_vectors(torch.cat([batch["item"], neg_ids.reshape(-1)]))
+            neg = items[size:].reshape(size, neg_ids.shape[1], -1)
+            pos_s = (user * items[:size]).sum(-1) / self.temperature
+            neg_s = torch.einsum("bd,bnd->bn", user, neg) / self.temperature
+            out = bpr_loss(pos_s, neg_s) if self.kind == "bpr" else pointwise_bce(pos_s, neg_s)
+        return out + self.l2 * embedding_l2(user, items) if self.l2 > 0 else out

@@ -1,0 +1,115 @@
+"""Known answers for the losses and the log-Q correction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from funnelrec.models.mf import MatrixFactorization
+from funnelrec.train.losses import (
+    RetrievalLoss,
+    bce_loss,
+    bpr_loss,
+    mixture_log_q,
+    pointwise_bce,
+    sampled_softmax_loss,
+)
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_bpr_known_answer() -> None:
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0])
+    expected = -(math.log(sigmoid(1.0)) + math.log(sigmoid(-1.0))) / 2
+    assert bpr_loss(pos, neg).item() == pytest.approx(expected, rel=1e-6)
+    # several negatives per positive: mean over all pairs
+    neg2 = torch.tensor([[1.0, 3.0], [0.0, 0.0]])
+    pairs = [2.0 - 1.0, 2.0 - 3.0, 0.0, 0.0]
+    expected2 = -sum(math.log(sigmoid(d)) for d in pairs) / 4
+    assert bpr_loss(pos, neg2).item() == pytest.approx(expected2, rel=1e-6)
+
+
+def test_bce_known_answer() -> None:
+    logits, labels = torch.tensor([0.0, 2.0, -1.0]), torch.tensor([1.0, 0.0, 0.0])
+    expected = (math.log(2.0) + math.log(1 + math.exp(2.0)) + math.log(1 + math.exp(-1.0))) / 3
+    assert bce_loss(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+    pw = pointwise_bce(torch.tensor([0.0]), torch.tensor([[2.0, -1.0]]))
+    assert pw.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_softmax_is_cross_entropy_over_in_batch_items() -> None:
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+    ids = torch.tensor([5, 7])
+    logits = torch.tensor([[2.0, 1.0], [0.0, 1.0]]) / 0.5
+    expected = F.cross_entropy(logits, torch.tensor([0, 1]))
+    got = sampled_softmax_loss(user, items, ids, temperature=0.5)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_log_q_subtracts_log_probability_per_column() -> None:
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    items = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    ids = torch.tensor([0, 1, 2])
+    log_q = torch.log(torch.tensor([0.7, 0.2, 0.1]))
+    shifted = user @ items.T - log_q  # the popular column loses, rare columns gain
+    expected = F.cross_entropy(shifted, torch.arange(3))
+    got = sampled_softmax_loss(user, items, ids, log_q=log_q)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    # a constant shift changes nothing; a popular positive's loss goes up
+    same = sampled_softmax_loss(user, items, ids, log_q=torch.full((3,), -2.0))
+    plain = sampled_softmax_loss(user, items, ids)
+    assert same.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert got.item() != pytest.approx(plain.item())
+
+
+def test_accidental_hits_are_masked() -> None:
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    ids = torch.tensor([4, 4, 9])  # rows 0 and 1 share item 4; column 2 is an extra negative
+    got = sampled_softmax_loss(user[:2], items, ids)
+    # row 0: column 1 (same item) masked -> logits [1, 0] over columns 0 and 2
+    row0 = F.cross_entropy(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
+    row1 = F.cross_entropy(torch.tensor([[0.0, 2.0]]), torch.tensor([0]))
+    assert got.item() == pytest.approx((row0 + row1).item() / 2, rel=1e-6)
+
+
+def test_mixture_log_q() -> None:
+    batch_prob = torch.tensor([0.5, 0.3, 0.2])
+    extra_prob = torch.tensor([1 / 3, 1 / 3, 1 / 3])
+    got = mixture_log_q(torch.tensor([0, 2]), batch_prob, 4, extra_prob, 3)
+    expected = torch.log(torch.tensor([4 * 0.5 + 1.0, 4 * 0.2 + 1.0]))
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("kind", ["bpr", "bce", "softmax"])
+def test_retrieval_loss_trains_mf(kind: str) -> None:
+    torch.manual_seed(0)
+    model = MatrixFactorization(4, 6, 8)
+    batch = {
+        "user": torch.tensor([0, 1, 2, 3]),
+        "item": torch.tensor([0, 1, 2, 3]),
+        "neg": torch.tensor([[4], [5], [4], [5]]),
+        "extra": torch.tensor([4, 5]),
+    }
+    loss_fn = RetrievalLoss(kind, l2=1e-3, batch_prob=torch.full((6,), 1 / 6))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = loss_fn(model, batch).item()
+    for _ in range(30):
+        opt.zero_grad()
+        loss_fn(model, batch).backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    assert loss_fn(model, batch).item() < first
+
+
+def test_explicit_targets_over_distinct_columns() -> None:
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    got = sampled_softmax_loss(user, items, torch.tensor([4, 9]), target=torch.tensor([0, 0]))
+    expected = F.cross_entropy(user @ items.T, torch.tensor([0, 0]))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
