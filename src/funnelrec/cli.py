@@ -1,4 +1,4 @@
-"""Command line: ``funnelrec demo | fit | evaluate | recommend``.
+"""Command line: ``funnelrec demo | fit | evaluate | recommend | serve``.
 
 Thin typer commands over the library. Errors print one clear line and exit non-zero;
 ``--json`` prints machine-readable output.
@@ -183,6 +183,37 @@ def recommend(
         console.print(f"[bold]{entry['user']}[/]: {entry['items']}")
         if explain:
             console.print_json(data=entry["trace"])
+
+
+@app.command()
+def serve(
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", "-a", help="funnel artifact directory")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///rel.db | sqlite:////abs.db | redis://host:port/db"),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="settings file (.toml/.yaml/.json)")
+    ] = None,
+) -> None:
+    """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
+    import uvicorn
+
+    from funnelrec.serve import create_app, load_settings
+
+    settings = load_settings(settings_file, artifacts=artifacts, store=store, host=host, port=port)
+    api = create_app(settings)
+    uvicorn.run(
+        api,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+    )
 
 
 def main() -> None:

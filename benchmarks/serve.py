@@ -1,0 +1,291 @@
+"""Online serving latency: the whole funnel behind uvicorn on loopback, 50 concurrent clients.
+
+    python benchmarks/serve.py --dataset ml-100k --config configs/ml-100k.toml --duration 20
+    python benchmarks/serve.py --dataset synthetic-1m-items --duration 20   # ANN recall
+
+Protocol ``online``: the funnel is fitted on the whole dataset (nothing is held out: this
+measures speed, not quality), saved, and served by ``funnelrec serve`` in its own process
+(SQLite store). A closed-loop load generator (``wrk`` when installed, else asyncio httpx
+clients) keeps ``--clients`` requests in flight for ``--duration`` seconds, each
+``GET /recommend?user_id=<random known user>&k=10``. Reported: client-side p50/p99 latency,
+requests/s, the server's CPU time per request (``server_cpu_ms_per_request``: comparable on a
+busy machine, unlike latency), and per-stage p99 from the server's Prometheus histograms
+(``p99_ms_<stage>``, interpolated within buckets; stages run once per micro-batch, ``http`` is
+the server-side request time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from harness import ROOT, load, row, write_rows
+from prometheus_client.parser import text_string_to_metric_families
+
+from funnelrec.config import load_config, parse_config
+from funnelrec.pipeline import Funnel
+from funnelrec.registry import RECALL
+
+ANN_CHANNELS = ("two_tower", "youtube_dnn", "mf")  # embedding channels served through an index
+
+
+WRK_SCRIPT = """
+local ids = {}
+for line in io.lines(os.getenv("FUNNELREC_BENCH_USERS")) do ids[#ids + 1] = line end
+request = function()
+  return wrk.format("GET", "/recommend?k=10&user_id=" .. ids[math.random(#ids)])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "errors": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_load(
+    url: str, users: list[str], clients: int, duration: float, work: Path
+) -> dict[str, Any]:
+    """Closed-loop load with ``wrk`` (2 threads, ``clients`` connections)."""
+    (work / "users.txt").write_text("\n".join(users) + "\n")
+    (work / "load.lua").write_text(WRK_SCRIPT)
+    cmd = ["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{max(int(duration), 1)}s"]
+    cmd += ["--timeout", "10s", "-s", str(work / "load.lua"), url]
+    env = {**os.environ, "FUNNELREC_BENCH_USERS": str(work / "users.txt")}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    stats = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    return {
+        "p50_ms": stats["p50_us"] / 1000,
+        "p99_ms": stats["p99_us"] / 1000,
+        "qps": stats["requests"] / (stats["duration_us"] / 1e6),
+        "requests": stats["requests"],
+        "errors": stats["errors"],
+    }
+
+
+def http_load(url: str, users: list[str], clients: int, duration: float) -> dict[str, Any]:
+    """Closed-loop load with ``clients`` asyncio httpx tasks (when wrk is absent)."""
+    return asyncio.run(_http_load(url, users, clients, duration))
+
+
+async def _http_load(url: str, users: list[str], clients: int, duration: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
+
+        async def worker(seed: int, deadline: float) -> None:
+            nonlocal errors
+            rng = random.Random(seed)
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                try:
+                    params = {"user_id": rng.choice(users), "k": 10}
+                    ok = (await client.get("/recommend", params=params)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i, start + duration) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    pick = lambda q: latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000  # noqa: E731
+    return {
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "qps": len(latencies) / elapsed,
+        "requests": len(latencies) + errors,
+        "errors": errors,
+    }
+
+
+def _buckets(text: str) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts per stage (and ``http`` for /recommend) from /metrics."""
+    out: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "funnelrec_stage_seconds_bucket":
+                key = sample.labels["stage"]
+            elif (
+                sample.name == "funnelrec_http_request_seconds_bucket"
+                and sample.labels.get("route") == "/recommend"
+            ):
+                key = "http"
+            else:
+                continue
+            out.setdefault(key, {})[float(sample.labels["le"])] = sample.value
+    return out
+
+
+def stage_quantiles(before: str, after: str, q: float) -> dict[str, float]:
+    """Per-stage ``q`` quantile in ms of the observations between two scrapes (linear
+    interpolation inside the bucket, as Prometheus' ``histogram_quantile``)."""
+    old, new = _buckets(before), _buckets(after)
+    out = {}
+    for stage, buckets in new.items():
+        bounds = sorted(buckets)
+        counts = [buckets[b] - old.get(stage, {}).get(b, 0.0) for b in bounds]
+        total = counts[-1]
+        if total <= 0:
+            continue
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound, count in zip(bounds, counts, strict=True):
+            if count >= rank:
+                upper = bound if math.isfinite(bound) else lower
+                share = (rank - below) / (count - below) if count > below else 1.0
+                out[stage.replace(":", "_")] = round((lower + (upper - lower) * share) * 1000, 3)
+                break
+            lower, below = bound, count
+    return out
+
+
+def synthetic_1m_config() -> dict[str, Any]:
+    """Funnel for the 1,000,000-item catalogue: an embedding channel on an HNSW index."""
+    ann = next((c for c in ANN_CHANNELS if c in RECALL.names()), None)
+    if ann is None:
+        sys.exit("synthetic-1m-items needs an embedding (ANN) recall channel: pending")
+    params = {"index": "hnsw", "epochs": 1, "early_stop": False, "dim": 32, "batch_size": 8192}
+    return {
+        "k": 10,
+        "recall": {
+            "total": 300,
+            "channels": [{"name": "popular"}, {"name": "fresh"}, {"name": ann, "params": params}],
+        },
+        "prerank": {"keep": 200},
+        "rank": {"keep": 50},
+        "rerank": [{"name": "seen_filter"}],
+    }
+
+
+def fit_artifact(dataset: str, config: str, out: Path) -> tuple[list[str], float]:
+    """Fit on the whole dataset, save to ``out``; returns the user ids and the fit time
+    (an existing artifact at ``out`` is reused: fit time 0)."""
+    if (out / "meta.json").is_file():
+        ids = json.loads((out / "data" / "ids.json").read_text())["users"]["ids"]
+        return [str(u) for u in ids], 0.0
+    if dataset == "synthetic-1m-items":
+        from funnelrec.data.synthetic import generate
+
+        data = generate(n_users=20_000, n_items=1_000_000, n_interactions=400_000, name=dataset)
+        funnel_config = parse_config(synthetic_1m_config())
+    else:
+        data = load(dataset)
+        funnel_config = load_config(config)
+    start = time.perf_counter()
+    Funnel(funnel_config).fit(data).save(out)
+    return [str(u) for u in data.user_ids.ids], time.perf_counter() - start
+
+
+def start_server(artifact: Path, store: str, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "funnelrec.cli", "serve", "--artifacts", str(artifact)]
+    cmd += ["--store", store, "--port", str(port)]
+    env = {**os.environ, "FUNNELREC_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("server did not become healthy")
+
+
+def server_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    url: str, users: list[str], args: argparse.Namespace, work: Path, pid: int
+) -> dict[str, Any]:
+    """Warm up, run the load, read the server's stage histograms and CPU time."""
+    http_load(url, users[:200], clients=8, duration=2.0)  # warm-up (imports, caches)
+    baseline = httpx.get(f"{url}/metrics").text
+    cpu = cpu_seconds(pid)
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
+    if use_wrk:
+        result = wrk_load(url, users, args.clients, args.duration, work)
+    else:
+        result = http_load(url, users, args.clients, args.duration)
+    result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(result["requests"], 1)
+    after = httpx.get(f"{url}/metrics").text
+    result["stages"] = stage_quantiles(baseline, after, 0.99)
+    result["loadgen"] = "wrk" if use_wrk else "httpx"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "ml-100k.toml"))
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--artifacts", type=Path, help="reuse (or create) the fitted funnel here")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="funnelrec-serve-") as tmp:
+        work = Path(tmp)
+        artifact = args.artifacts or work / "artifact"
+        users, fit_s = fit_artifact(args.dataset, args.config, artifact)
+        proc = start_server(artifact, f"sqlite:///{work / 'store.db'}", args.port)
+        try:
+            result = measure(f"http://127.0.0.1:{args.port}", users, args, work, proc.pid)
+            peak = server_peak_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
+    metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
+    metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
+    model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
+    r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start)
+    r.update(
+        peak_mb=round(peak, 1),
+        fit_s=round(fit_s, 3),
+        clients=args.clients,
+        duration_s=args.duration,
+        requests=result["requests"],
+        errors=result["errors"],
+        loadgen=result["loadgen"],
+        cpus=os.cpu_count(),
+    )
+    print(json.dumps(r, indent=2))
+    if not args.no_write:
+        write_rows("serve", [r])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Per-request funnel input: the training history merged with the store's state.
+
+A request's history is the user's training history (oldest first) followed by their latest
+store events; its exclusions are every item seen in training or in the store (plus the
+request's own ``exclude`` list). Rows of concurrent requests become one batched ``Query``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from funnelrec import ragged
+from funnelrec.data.ids import ExternalId
+from funnelrec.ragged import IntArray
+from funnelrec.serve.model import ServedFunnel
+from funnelrec.serve.store.base import UserState
+from funnelrec.types import Query
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a ``/recommend`` call asks: the user (canonical id), request time, extra exclusions."""
+
+    user_key: ExternalId
+    now: float
+    exclude: tuple[ExternalId, ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One request: dense user id (``-1``: cold start), history, exclusions, request time."""
+
+    user_idx: int
+    history: IntArray
+    history_ts: F64
+    exclude: IntArray
+    now: float
+
+
+def make_row(
+    served: ServedFunnel,
+    user_key: ExternalId,
+    state: UserState,
+    now: float,
+    extra_exclude: Sequence[ExternalId] = (),
+) -> Row:
+    """The request's row (store items unknown to this funnel are skipped)."""
+    user_idx = served.user_index(user_key)
+    offsets, items, ts = served.dataset.sequences
+    lo, hi = (int(offsets[user_idx]), int(offsets[user_idx + 1])) if user_idx >= 0 else (0, 0)
+    store_items = served.item_indices([item for item, _ in state.history])
+    store_ts = np.asarray([t for _, t in state.history], dtype=np.float64)
+    known = store_items >= 0
+    seen = served.item_indices(sorted(state.seen))
+    extra = served.item_indices(list(extra_exclude))
+    exclude = np.unique(np.concatenate([items[lo:hi], seen, extra]))
+    return Row(
+        user_idx=user_idx,
+        history=np.concatenate([items[lo:hi], store_items[known]]),
+        history_ts=np.concatenate([ts[lo:hi], store_ts[known]]),
+        exclude=exclude[exclude >= 0],
+        now=now,
+    )
+
+
+def batch_query(rows: Sequence[Row], k: int) -> Query:
+    """One ``Query`` with a row per request."""
+    return Query(
+        user_idx=np.asarray([r.user_idx for r in rows], dtype=np.int64),
+        history_offsets=ragged.offsets_from_lengths(np.asarray([len(r.history) for r in rows])),
+        history_items=np.concatenate([r.history for r in rows]).astype(np.int64),
+        history_ts=np.concatenate([r.history_ts for r in rows]).astype(np.float64),
+        exclude_offsets=ragged.offsets_from_lengths(np.asarray([len(r.exclude) for r in rows])),
+        exclude_items=np.concatenate([r.exclude for r in rows]).astype(np.int64),
+        k=k,
+        now=np.asarray([r.now for r in rows], dtype=np.float64),
+    )

@@ -1,0 +1,1 @@
+"""Route groups; each module builds an ``APIRouter`` bound to one app's ``ServeState``."""

@@ -1,0 +1,69 @@
+"""``PUT /items``: new or changed items, stored durably, then applied to the funnel
+(``Funnel.upsert_items``: new dense ids, every recall channel's ``upsert_items`` hook)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from funnelrec.serve.auth import Guard
+from funnelrec.serve.catalogue import ItemRecordError, flatten, item_frame
+from funnelrec.serve.errors import ApiError, field_error
+from funnelrec.serve.model import ServedFunnel
+from funnelrec.serve.routes._common import errors, guards
+from funnelrec.serve.schemas import ItemBatch, ItemsUpserted
+from funnelrec.serve.state import ServeState
+
+
+def router(state: ServeState, guard: Guard | None) -> APIRouter:
+    settings = state.settings
+    api = APIRouter(tags=["items"], dependencies=guards(guard))
+
+    @api.put(
+        "/items",
+        response_model=ItemsUpserted,
+        responses=errors(401, 403, 413, 422, 503),
+        summary="Add or update catalogue items",
+    )
+    async def put_items(batch: ItemBatch) -> ItemsUpserted:
+        if len(batch.items) > settings.max_items:
+            raise ApiError(
+                413,
+                "payload too large",
+                f"{len(batch.items)} items in one batch; the limit is {settings.max_items}",
+            )
+        async with state.catalogue_lock:  # no reload between the store write and the funnel
+            served = state.current
+            records, new = _records(
+                served, [i.model_dump() for i in batch.items], state.now(served)
+            )
+            await run_in_threadpool(state.store.upsert_items, records)
+            await state.in_funnel_thread(served.upsert, records)
+        keys = list(dict.fromkeys(r["item_id"] for r in records))
+        return ItemsUpserted(
+            created=[k for k in keys if k in new],
+            updated=[k for k in keys if k not in new],
+            n_items=served.dataset.n_items,
+        )
+
+    return api
+
+
+def _records(
+    served: ServedFunnel, raw: list[dict[str, Any]], now: float
+) -> tuple[list[dict[str, Any]], set[Any]]:
+    """Flat records checked against the item table (before anything is written) and the ids
+    that are new; new items without ``created_at`` get ``now``."""
+    try:
+        records = [flatten(r) for r in raw]
+        _, keys = item_frame(records, served.dataset.item_ids, served.dataset.items.schema)
+    except ItemRecordError as exc:
+        raise field_error(("body", "items", exc.field), str(exc)) from None
+    known = served.item_indices(keys) >= 0
+    new = set()
+    for record, key, is_known in zip(records, keys, known, strict=True):
+        record["item_id"] = key
+        if not is_known:
+            record.setdefault("created_at", now)
+            new.add(key)
+    return records, new

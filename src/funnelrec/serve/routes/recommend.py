@@ -1,0 +1,69 @@
+"""``GET /recommend``: the whole funnel for one user, with their live state from the store."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from funnelrec.serve.auth import Guard
+from funnelrec.serve.batcher import RowResult
+from funnelrec.serve.model import ServedFunnel
+from funnelrec.serve.query import Request
+from funnelrec.serve.routes._common import errors, guards
+from funnelrec.serve.schemas import RecommendResponse
+from funnelrec.serve.state import ServeState
+
+MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
+
+
+def router(state: ServeState, guard: Guard | None) -> APIRouter:
+    settings = state.settings
+    api = APIRouter(tags=["recommend"], dependencies=guards(guard))
+
+    @api.get(
+        "/recommend",
+        response_model=RecommendResponse,
+        responses=errors(401, 403, 422, 503),
+        summary="Recommend items for a user (unknown users get cold-start items)",
+    )
+    async def recommend(
+        user_id: Annotated[str, Query(min_length=1, max_length=256)],
+        k: Annotated[int | None, Query(ge=1, le=settings.max_k, description="slate size")] = None,
+        explain: Annotated[bool, Query(description="include the funnel trace")] = False,
+        now: Annotated[float | None, Query(ge=0, le=MAX_TIME, description="request time")] = None,
+        exclude: Annotated[
+            list[str], Query(max_length=1000, description="item ids not to recommend")
+        ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    ) -> JSONResponse:
+        served = state.current
+        at = state.now(served) if now is None else now
+        request = Request(served.user_key(user_id), at, tuple(exclude))
+        size = k or min(served.funnel.config.k, settings.max_k)
+        result = await state.batcher.submit(served, request, size, explain)
+        return JSONResponse(_body(served, user_id, size, result, explain))
+
+    return api
+
+
+def _body(
+    served: ServedFunnel, user_id: str, k: int, result: RowResult, explain: bool
+) -> dict[str, Any]:
+    ids = served.item_ids(result.items)
+    items = [
+        {"item_id": i, "score": float(s), "channels": c}
+        for i, s, c in zip(ids, result.scores.tolist(), result.channels, strict=True)
+    ]
+    body: dict[str, Any] = {
+        "user_id": user_id,
+        "known_user": result.known_user,
+        "k": k,
+        "items": items,
+        "generation": served.generation,
+        "trace": None,
+        "timings_ms": None,
+    }
+    if explain:
+        body["trace"] = result.trace
+        body["timings_ms"] = {s: round(t * 1000, 3) for s, t in result.timings.items()}
+        body["timings_ms"]["batch_size"] = result.batch_size
+    return body

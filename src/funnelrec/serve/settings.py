@@ -1,0 +1,114 @@
+"""Server settings: pydantic-settings with the ``FUNNELREC_`` env prefix and an optional
+TOML/YAML/JSON file (``FUNNELREC_SETTINGS_FILE`` or ``--settings``).
+
+Precedence: explicit overrides (CLI flags) > environment > file > defaults. Unknown keys in
+the file are an error naming the key. Tokens are ``SecretStr`` (hidden from repr and logs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from funnelrec.errors import ConfigError
+
+ENV_PREFIX = "FUNNELREC_"
+Token = SecretStr | None
+
+
+class Settings(BaseSettings):
+    """Everything the server needs; see the README's "Serving" section.
+
+    Attributes:
+        artifacts: funnel artifact directory (``Funnel.save``); ``/admin/reload`` re-reads it.
+        store: ``sqlite:///rel.db`` / ``sqlite:////abs.db`` / ``redis://host:port/db``.
+        admin_token: bearer token of ``/admin/*`` (admin routes answer 403 when unset).
+        api_token: when set, the public routes need it too (``/health``, ``/metrics`` never).
+        max_body_bytes, max_events, max_items: request limits (HTTP 413 past them).
+        max_k: largest slate size a request may ask for.
+        history_limit: a user's latest store events added to the query's history.
+        max_future_s: event timestamps later than now + this are rejected.
+        clock: request time of a query: ``wall`` (server clock) or ``data`` (the latest
+            timestamp of the funnel's data; for replaying old logs).
+        batch_max, batch_wait_ms: concurrent ``/recommend`` requests are run through the
+            funnel together, up to ``batch_max`` per batch, waiting ``batch_wait_ms`` for more.
+        similar_channel: registered name of the recall channel used by ``/similar``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    artifacts: Path
+    store: str = "sqlite:///funnelrec-store.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: Token = Field(default=None, min_length=16)
+    api_token: Token = Field(default=None, min_length=16)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_events: int = Field(default=1000, ge=1)
+    max_items: int = Field(default=1000, ge=1)
+    max_k: int = Field(default=200, ge=1)
+    history_limit: int = Field(default=200, ge=0)
+    max_future_s: float = Field(default=300.0, ge=0)
+    clock: Literal["wall", "data"] = "wall"
+    batch_max: int = Field(default=64, ge=1)
+    batch_wait_ms: float = Field(default=0.0, ge=0, le=100)
+    similar_channel: str = "itemcf"
+    redis_prefix: str = "funnelrec"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
+def load_settings(file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults < ``file`` < environment < ``overrides`` (``None`` = not given)."""
+    values: dict[str, Any] = {}
+    file = file or os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE")
+    if file:
+        env = {k.upper() for k in os.environ}
+        values = {
+            k: v for k, v in _read_file(Path(file)).items() if f"{ENV_PREFIX}{k}".upper() not in env
+        }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"serve settings: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One part per error, naming the key; values of token fields are never echoed."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+        elif "token" in loc:
+            parts.append(f"{loc!r}: {err['msg']}")
+        else:
+            parts.append(f"{loc!r}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"settings file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise ConfigError(f"{path}: settings file must be .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return raw

@@ -1,0 +1,79 @@
+"""``ServeState``: what one app holds — settings, store, metrics, batcher and the funnel being
+served. ``current`` is swapped as one reference assignment; a request reads it once and uses
+that funnel to the end, so reloads never fail in-flight requests."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from funnelrec.serve.batcher import Batcher
+from funnelrec.serve.metrics import Metrics
+from funnelrec.serve.model import ServedFunnel, load_served
+from funnelrec.serve.settings import Settings
+from funnelrec.serve.store.base import Store, open_store
+
+T = TypeVar("T")
+
+
+class ServeState:
+    """The app's state (created by ``create_app``; nothing is module-global)."""
+
+    def __init__(self, settings: Settings, store: Store, served: ServedFunnel) -> None:
+        self.settings = settings
+        self.store = store
+        self.current = served
+        self.metrics = Metrics()
+        self.metrics.generation.set(served.generation)
+        self.funnel_thread = ThreadPoolExecutor(1, thread_name_prefix="funnel")
+        self.batcher = Batcher(
+            self.metrics,
+            self.funnel_thread,
+            lambda users: store.user_states(users, settings.history_limit),
+            settings.batch_max,
+            settings.batch_wait_ms / 1000,
+        )
+        self.catalogue_lock = asyncio.Lock()  # serialises item upserts and reloads
+
+    @classmethod
+    def open(cls, settings: Settings, store: Store | None = None) -> ServeState:
+        """Open the store and load the artifact (with the store's item upserts)."""
+        store = store or open_store(settings.store, prefix=settings.redis_prefix)
+        try:
+            served = load_served(settings.artifacts, store.items(), generation=1)
+        except BaseException:
+            store.close()
+            raise
+        gc.freeze()
+        return cls(settings, store, served)
+
+    async def in_funnel_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the funnel thread (every funnel operation goes there)."""
+        return await asyncio.get_running_loop().run_in_executor(self.funnel_thread, fn, *args)
+
+    def now(self, served: ServedFunnel) -> float:
+        """Request time: the wall clock, or the data's latest timestamp (``clock="data"``)."""
+        if self.settings.clock == "data":
+            return served.dataset.max_timestamp
+        return time.time()
+
+    async def reload(self, artifacts: Path | None = None) -> tuple[ServedFunnel, float]:
+        """Load ``artifacts`` (default: the configured directory) fully in a worker thread,
+        then publish it; returns the new funnel and the load time in seconds."""
+        async with self.catalogue_lock:
+            start = time.perf_counter()
+            path = artifacts or self.settings.artifacts
+            generation = self.current.generation + 1
+            items = await run_in_threadpool(self.store.items)
+            served = await run_in_threadpool(load_served, path, items, generation)
+            gc.freeze()  # the loaded model leaves the GC's scans (no pauses proportional to it)
+            self.current = served
+            self.metrics.generation.set(generation)
+            return served, time.perf_counter() - start

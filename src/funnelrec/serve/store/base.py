@@ -1,0 +1,105 @@
+"""``Store``: the serving state that outlives a process — event log, per-user history and seen
+set, item upserts — behind one interface (SQLite embedded default, Redis when shared).
+
+Ids are stored as strings (``str(external_id)``). Every write is one transaction: a batch is
+stored whole or not at all, and a method returns only once the write is durable. Failures
+raise ``StoreError`` (HTTP 503).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from funnelrec.errors import FunnelError
+
+JsonValue = Any
+ItemRecord = dict[str, JsonValue]
+
+
+class StoreError(FunnelError):
+    """The store is unreachable or refused a write (nothing of the failed call was written)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One user-item event (``timestamp`` in seconds since the epoch)."""
+
+    user_id: str
+    item_id: str
+    type: str
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user's short-term state: the latest events (oldest first) and every item seen."""
+
+    history: list[tuple[str, float]] = field(default_factory=list)
+    seen: frozenset[str] = frozenset()
+
+
+class Store(ABC):
+    """Durable serving state; implementations are safe to call from several threads."""
+
+    url: str
+
+    @abstractmethod
+    def append_events(self, events: Sequence[Event]) -> int:
+        """Store a batch atomically and durably; returns the number stored."""
+
+    @abstractmethod
+    def user_state(self, user_id: str, history_limit: int) -> UserState:
+        """The user's last ``history_limit`` events (sorted by time) and full seen set."""
+
+    def user_states(self, user_ids: Sequence[str], history_limit: int) -> list[UserState]:
+        """``user_state`` of several users (networked stores answer in one round trip)."""
+        return [self.user_state(u, history_limit) for u in user_ids]
+
+    @abstractmethod
+    def events(self, user_id: str | None = None) -> list[Event]:
+        """The event log in arrival order (one user's, or everyone's)."""
+
+    @abstractmethod
+    def count_events(self) -> int:
+        """Number of events in the log."""
+
+    @abstractmethod
+    def upsert_items(self, items: Sequence[ItemRecord]) -> None:
+        """Merge item records (``item_id`` plus attributes; ``None`` values are ignored)."""
+
+    @abstractmethod
+    def items(self) -> list[ItemRecord]:
+        """Every upserted item (merged record), in order of first upsert."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``StoreError`` unless the store answers."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(url: str, **options: Any) -> Store:
+    """Open a store from a URL (SQLAlchemy style): ``sqlite:///relative.db``,
+    ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (throwaway), or
+    ``redis://host:port/db``."""
+    if url.startswith("sqlite:///"):
+        from funnelrec.serve.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url.removeprefix("sqlite:///") or ":memory:")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from funnelrec.serve.store.redis import RedisStore
+
+        return RedisStore(url, **options)
+    raise StoreError(
+        f"unsupported store URL {url!r}: use sqlite:///path.db or redis://host:port/db"
+    )
+
+
+def clean_record(record: ItemRecord) -> ItemRecord:
+    """The record without ``None`` values (absent = unchanged)."""
+    return {k: v for k, v in record.items() if v is not None}
