@@ -76,3 +76,24 @@ def test_head_downsampling_lowers_head_share(world_split: Split, tower: TwoTower
     assert sub_bias["head10_share@10"] < base_bias["head10_share@10"] - 0.05
     assert sub_bias["tail_recall@10"] > base_bias["tail_recall@10"]
     assert ndcg(sub, world_split) > ndcg(tower, world_split) - NDCG_TOLERANCE
+
+
+def test_funnel_upsert_makes_new_item_retrievable() -> None:
+    import polars as pl
+
+    from funnelrec.config import parse_config
+    from funnelrec.data.synthetic import generate
+    from funnelrec.pipeline import Funnel
+    from funnelrec.types import Query
+
+    world = generate(n_users=300, n_items=200, n_interactions=6000, seed=1)
+    raw = {"recall": {"channels": [{"name": "two_tower", "params": {"epochs": 2}}]}}
+    funnel = Funnel(parse_config(raw)).fit(world)
+    category, tags = world.items["category"][0], world.items["tags"][0]
+    new = funnel.upsert_items(
+        pl.DataFrame({"item_id": ["brand-new"], "category": [category], "tags": [tags]})
+    )
+    same_category = (world.items["category"] == category).to_numpy().nonzero()[0][:5]
+    query = Query.from_lists([-1], [same_category.tolist()], k=10)
+    found = funnel.channels["two_tower"].retrieve(query, 200)
+    assert int(new[0]) in found.item_idx.tolist()

@@ -135,3 +135,12 @@ class TwoTowerRecall(EmbeddingRecall[TwoTowerParams]):
         """Make new items (dense ids ``item_idx`` ``[n]``, attributes in ``items``) retrievable."""
         self.index_.add(np.asarray(item_idx, dtype=np.int64), self.embed_items(items))
         return self
+
+    def upsert_items(self, dataset: Dataset, item_idx: IntArray) -> None:
+        """Embed upserted items the model was not trained on from their attributes and add
+        them to the index (items it was trained on keep their learned vectors)."""
+        self.check_fitted()
+        idx = np.asarray(item_idx, dtype=np.int64)
+        new = idx[idx >= self.sizes_["n_items"]]
+        if len(new):
+            self.add_items(new, dataset.items[new])
