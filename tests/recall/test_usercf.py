@@ -114,3 +114,22 @@ def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
 
         ndcg[name] = evaluate(recommend, world_split, ks=(10,)).metrics["ndcg@10"]
     assert ndcg["usercf"] > 1.1 * ndcg["popular"], ndcg
+
+
+def test_dense_and_sparse_paths_agree(world_split: Split) -> None:
+    import funnelrec.recall.usercf as usercf
+
+    channel = usercf.UserCFRecall().fit(world_split.train)
+    query = world_split.test_query(world_split.test_users()[:40], 10)
+    dense = channel.retrieve(query, 30)
+    old = usercf.DENSE_CELLS
+    try:
+        usercf.DENSE_CELLS = 0
+        sparse = channel.retrieve(query, 30)
+    finally:
+        usercf.DENSE_CELLS = old
+    for b in range(query.batch_size):
+        d_items, d_scores = dense.row(b)
+        s_items, s_scores = sparse.row(b)
+        np.testing.assert_allclose(d_scores, s_scores, rtol=1e-5)
+        assert set(d_items[d_scores > d_scores.min()]) == set(s_items[s_scores > s_scores.min()])
