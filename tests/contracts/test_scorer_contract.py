@@ -26,7 +26,7 @@ def make(reg: Registry[Any], name: str) -> Any:
 def inputs(world_split: Split) -> tuple[Query, Candidates, Any]:
     recall = PopularRecall().fit(world_split.train)
     query = world_split.test_query(world_split.test_users()[:40], 10)
-    return query, recall.retrieve(query, 50), recall.retrieve
+    return query, recall.retrieve(query, 50), lambda q: recall.retrieve(q, 50)
 
 
 @pytest.mark.parametrize(("reg", "name"), CASES, ids=IDS)

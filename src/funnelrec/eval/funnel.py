@@ -3,6 +3,10 @@
 For every test user the whole funnel runs once (batched); the share of the user's test
 items still present is measured after each recall channel, after the merge, after pre-rank,
 after rank and in the final slate (micro-averaged over test items).
+
+Stage consistency (``consistency@K`` in the report's metrics): the ranker also scores the
+whole merged recall set; the share of its top ``K`` items that pre-rank kept measures how
+many items the ranker would love were lost by the cheaper stage (1.0 = no loss).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from funnelrec.eval import metrics
 from funnelrec.eval.protocol import DEFAULT_KS, batches
 from funnelrec.pipeline import Funnel
 from funnelrec.ragged import IntArray
-from funnelrec.types import Candidates
+from funnelrec.types import Candidates, Query
 
 
 @dataclass
@@ -43,6 +47,22 @@ class FunnelReport:
     n_cold_users: int = 0
 
 
+class _Consistency:
+    """Items of the ranker's top ``k`` over the merged set that pre-rank kept."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.kept, self.total = k, 0, 0
+
+    def add(self, funnel: Funnel, query: Query, merged: Candidates, pre: Candidates) -> None:
+        top = funnel.ranker.score(query, merged).truncate(self.k)
+        hit = ragged.membership(top.offsets, top.item_idx, pre.offsets, pre.item_idx)
+        self.kept += int(hit.sum())
+        self.total += len(top)
+
+    def value(self) -> dict[str, float]:
+        return {f"consistency@{self.k}": self.kept / self.total} if self.total else {}
+
+
 class _Counter:
     def __init__(self) -> None:
         self.found: dict[str, int] = defaultdict(int)
@@ -56,49 +76,63 @@ class _Counter:
         self.found[stage] += int(hit.sum())
         self.sizes[stage] += len(cands)
 
+    def rows(self, n_users: int, n_truth: int) -> list[StageRow]:
+        return [StageRow(s, self.sizes[s] / n_users, self.found[s] / n_truth) for s in self.order]
+
 
 def evaluate_funnel(
-    funnel: Funnel, split: Split, ks: tuple[int, ...] = DEFAULT_KS, batch_size: int = 1024
+    funnel: Funnel,
+    split: Split,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    batch_size: int = 1024,
+    consistency_k: int | None = 50,
 ) -> FunnelReport:
-    """Run the funnel for every test user of ``split`` and measure every stage."""
+    """Run the funnel for every test user of ``split`` and measure every stage
+    (``consistency_k``: also the stage consistency at that depth, ``None``: skip it)."""
     start = time.perf_counter()
     users = split.test_users()
-    history_len = np.diff(split.history.user_item.indptr)
-    warm = users[history_len[users] > 0]
-    cold = users[history_len[users] == 0]
+    known = np.diff(split.history.user_item.indptr)[users] > 0
+    warm, cold = users[known], users[~known]
     counter = _Counter()
+    consistency = _Consistency(consistency_k) if consistency_k else None
     k_max = max(ks)
     topk_rows = []
     n_truth = 0
+    quotas = funnel.config.recall.quotas()
     for chunk in batches(warm, batch_size):
-        trace = funnel.run(split.test_query(chunk, k_max))
+        query = split.test_query(chunk, k_max)
+        trace = funnel.run(query)
+        if consistency is not None:
+            consistency.add(funnel, query, trace.merged, trace.prerank)
         t_off, t_items = split.truth(split.test, chunk)
         n_truth += len(t_items)
-        quotas = funnel.config.recall.quotas()
-        for name, cands in trace.channels.items():
-            counter.add(f"recall:{name}", cands.truncate(quotas[name]), t_off, t_items)
-        for name, cands in trace.stages().items():
+        stages = {f"recall:{n}": c.truncate(quotas[n]) for n, c in trace.channels.items()}
+        for name, cands in {**stages, **trace.stages()}.items():
             counter.add(name, cands, t_off, t_items)
         assert trace.slate is not None
         topk_rows.append(trace.slate.dense(k_max))
     topk = np.concatenate(topk_rows) if topk_rows else np.zeros((0, k_max), dtype=np.int64)
     t_off, t_items = split.truth(split.test, warm)
     final = metrics.ranking_metrics(topk, t_off, t_items, ks=ks)
-    n_users = max(len(warm), 1)
-    rows = [
-        StageRow(s, counter.sizes[s] / n_users, counter.found[s] / max(n_truth, 1))
-        for s in counter.order
-    ]
-    cold_metrics = None
-    if len(cold):
-        c_top = np.concatenate(
-            [
-                funnel.recommend(split.test_query(c, k_max)).dense(k_max)
-                for c in batches(cold, batch_size)
-            ]
-        )
-        c_off, c_items = split.truth(split.test, cold)
-        cold_metrics = metrics.ranking_metrics(c_top, c_off, c_items, ks=ks)
+    if consistency is not None:
+        final.update(consistency.value())
+    rows = counter.rows(max(len(warm), 1), max(n_truth, 1))
+    cold_metrics = _cold_metrics(funnel, split, cold, ks, batch_size) if len(cold) else None
     return FunnelReport(
         rows, final, len(warm), time.perf_counter() - start, cold_metrics, len(cold)
     )
+
+
+def _cold_metrics(
+    funnel: Funnel, split: Split, cold: IntArray, ks: tuple[int, ...], batch_size: int
+) -> dict[str, float]:
+    """Final-slate metrics of the users without any history (cold start)."""
+    k_max = max(ks)
+    c_top = np.concatenate(
+        [
+            funnel.recommend(split.test_query(c, k_max)).dense(k_max)
+            for c in batches(cold, batch_size)
+        ]
+    )
+    c_off, c_items = split.truth(split.test, cold)
+    return metrics.ranking_metrics(c_top, c_off, c_items, ks=ks)
