@@ -29,7 +29,7 @@ from funnelrec.data.splits import split
 from funnelrec.eval import metrics
 from funnelrec.features import FeatureBuilder, FeatureConfig
 from funnelrec.models.ctr import CTRConfig, build_model
-from funnelrec.rank._examples import _count_before, prefix_queries
+from funnelrec.rank._examples import count_before, prefix_queries
 from funnelrec.rank._training import TrainSettings, predict, train_model
 from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
@@ -92,13 +92,13 @@ def repeat(
     seeds: int,
 ) -> dict[str, Any]:
     """``run`` with seeds ``0..seeds-1``; one row ``key`` = (dataset, protocol, name) with the
-    means (and ``auc_std`` over seeds)."""
+    means (and ``auc_std`` over seeds); ``wall_s`` is per seed (training + test scoring)."""
     start = time.perf_counter()
     res = [run(model, *data, cfg, dataclasses.replace(base, seed=seed)) for seed in range(seeds)]
     mean = {k: float(np.mean([r[k] for r in res])) for k in res[0]}
     if seeds > 1:
         mean["auc_std"] = float(np.std([r["auc"] for r in res]))
-    r = row(*key, "rank", mean, time.perf_counter() - start, seeds=seeds)
+    r = row(*key, "rank", mean, (time.perf_counter() - start) / seeds, seeds=seeds)
     print(r["model"], r["metrics"], flush=True)
     return r
 
@@ -121,7 +121,7 @@ def movielens_parts(features: FeatureConfig) -> tuple[Schema, dict[str, Batch]]:
     out = {}
     for name, part in (("train", parts.train), ("dev", parts.valid), ("test", parts.test)):
         a = part.arrays
-        query = prefix_queries(data, a.user_idx, _count_before(data, a.user_idx, a.timestamp))
+        query = prefix_queries(data, a.user_idx, count_before(data, a.user_idx, a.timestamp))
         query = query.with_k(1)
         offsets = np.arange(len(a.item_idx) + 1, dtype=np.int64)
         cands = Candidates.from_flat(offsets, a.item_idx, np.zeros(len(a.item_idx)), None)

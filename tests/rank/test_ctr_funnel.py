@@ -75,3 +75,5 @@ def test_params_are_validated() -> None:
         RANK.create("ctr", {"model": "gbdt"})
     with pytest.raises(ConfigError, match="bce"):
         PRERANK.create("light", {"teacher": {"model": "fm"}, "loss": "bpr"})
+    with pytest.raises(ConfigError, match="depth"):
+        PRERANK.create("light", {"teacher": {"depth": 3}})

@@ -32,9 +32,11 @@ class LightParams(CTRParams):
     distill: float = Field(default=0.5, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _pointwise_distillation(self) -> LightParams:
-        if self.teacher is not None and self.loss != "bce":
-            raise ValueError("distillation from a teacher needs loss='bce'")
+    def _valid_teacher(self) -> LightParams:
+        if self.teacher is not None:
+            if self.loss != "bce":
+                raise ValueError("distillation from a teacher needs loss='bce'")
+            CTRParams.model_validate(self.teacher)  # unknown or bad teacher keys fail here
         return self
 
 

@@ -145,7 +145,7 @@ def impression_examples(
     rows = np.flatnonzero(np.isin(group, keep))
     group = np.searchsorted(keep, group[rows])
     q_users, q_ts = users[first[keep]], ts[first[keep]]
-    query = prefix_queries(dataset, q_users, _count_before(dataset, q_users, q_ts))
+    query = prefix_queries(dataset, q_users, count_before(dataset, q_users, q_ts))
     query = dataclasses.replace(query, now=q_ts)
     items = imp["item_idx"].to_numpy().astype(np.int64)[rows]
     cands = Candidates.from_flat(
@@ -180,18 +180,13 @@ def recall_examples(
     users, pos = users[keep], pos[keep]
     query = prefix_queries(dataset, users, pos)
     n_pos = np.minimum(lens[users] - pos, horizon)
-    p_off = ragged.offsets_from_lengths(n_pos)
-    p_items = dataset.sequences[1][
-        np.repeat(dataset.sequences[0][users] + pos, n_pos) + ragged.position_in_row(p_off)
-    ]
+    p_off, p_items = _slices(dataset, users, pos, n_pos)
     if retrieve is not None:
         cands = retrieve_all(retrieve, query)
         # the user's later items (after the positive window) are neither positive nor negative
-        later = _later_items(dataset, users, pos + n_pos)
-        cands = cands.filter(
-            ~ragged.membership(cands.offsets, cands.item_idx, *later)
-            | ragged.membership(cands.offsets, cands.item_idx, p_off, p_items)
-        )
+        later = _slices(dataset, users, pos + n_pos, lens[users] - pos - n_pos)
+        is_pos = ragged.membership(cands.offsets, cands.item_idx, p_off, p_items)
+        cands = cands.filter(is_pos | ~ragged.membership(cands.offsets, cands.item_idx, *later))
         cands = _cap_negatives(cands, p_off, p_items, max_neg, rng)
     else:
         cands = Candidates.from_flat(p_off, p_items, np.zeros(len(p_items)), None)
@@ -201,14 +196,15 @@ def recall_examples(
     return Examples(query, cands, labels.astype(np.float32))
 
 
-def _later_items(dataset: Dataset, users: IntArray, start: IntArray) -> tuple[IntArray, IntArray]:
-    """Ragged items of each user from sequence position ``start`` on."""
+def _slices(
+    dataset: Dataset, users: IntArray, start: IntArray, length: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Ragged ``(offsets, items)``: positions ``[start, start + length)`` of each user's
+    time-ordered sequence."""
     seq_off, seq_items, _ = dataset.sequences
-    lens = seq_off[users + 1] - seq_off[users] - start
-    offsets = ragged.offsets_from_lengths(np.maximum(lens, 0))
-    return offsets, seq_items[
-        np.repeat(seq_off[users] + start, np.maximum(lens, 0)) + ragged.position_in_row(offsets)
-    ]
+    offsets = ragged.offsets_from_lengths(np.maximum(length, 0))
+    flat = np.repeat(seq_off[users] + start, np.maximum(length, 0))
+    return offsets, seq_items[flat + ragged.position_in_row(offsets)]
 
 
 def _subset(n: int, limit: int, seed: int) -> IntArray:
@@ -218,7 +214,7 @@ def _subset(n: int, limit: int, seed: int) -> IntArray:
     return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False)).astype(np.int64)
 
 
-def _count_before(dataset: Dataset, users: IntArray, ts: npt.NDArray[np.float64]) -> IntArray:
+def count_before(dataset: Dataset, users: IntArray, ts: npt.NDArray[np.float64]) -> IntArray:
     """Number of each user's events strictly before ``ts`` (per row)."""
     seq_off, _, seq_ts = dataset.sequences
     lo = float(min(seq_ts.min(initial=0.0), ts.min(initial=0.0)))

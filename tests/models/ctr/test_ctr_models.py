@@ -65,7 +65,7 @@ def xor_problem(n: int, seed: int) -> Batch:
 def fitted_auc(name: str, train: Batch, test: Batch, **config: object) -> float:
     with seeded(0):
         model = build_model(name, SCHEMA, CTRConfig(dim=4, hidden=(16,), **config))  # type: ignore[arg-type]
-    settings = TrainSettings(epochs=25, batch_size=128, lr=1e-2, threads=1, patience=25)
+    settings = TrainSettings(epochs=15, batch_size=256, lr=2e-2, threads=1, patience=15)
     train_model(model, train, None, settings)
     assert test.label is not None
     return metrics.auc(test.label.numpy(), predict(model, test))
