@@ -23,7 +23,6 @@ Example (TOML)::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from funnelrec.errors import ConfigError
+from funnelrec.io import read_mapping_file
 from funnelrec.registry import PRERANK, RANK, RECALL, RERANK, Registry
 from funnelrec.stage import describe_validation_error
 
@@ -163,22 +163,9 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> FunnelConfig:
 
 
 def load_config(path: str | Path) -> FunnelConfig:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) funnel config."""
+    """Read a TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON funnel config."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot parse: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    raw = read_mapping_file(path, "config")
     return parse_config(raw, source=str(path))
 
 

@@ -46,3 +46,31 @@ def write_json(path: Path, payload: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_mapping_file(path: Path, what: str = "config") -> dict[str, Any]:
+    """A TOML / YAML / JSON file whose top level is a mapping; errors are ``ConfigError``s
+    naming the file (missing, unknown suffix, parse error, not a mapping)."""
+    import tomllib
+
+    import yaml
+
+    from funnelrec.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise ConfigError(f"{path}: {what} file must be .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return raw

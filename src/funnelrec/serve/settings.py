@@ -7,17 +7,15 @@ the file are an error naming the key. Tokens are ``SecretStr`` (hidden from repr
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funnelrec.errors import ConfigError
+from funnelrec.io import read_mapping_file
 
 ENV_PREFIX = "FUNNELREC_"
 Token = SecretStr | None
@@ -95,20 +93,4 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"settings file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"{path}: settings file must be .toml, .yaml, .yml or .json")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return raw
+    return read_mapping_file(path, "settings")
