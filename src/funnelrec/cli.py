@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -118,14 +119,33 @@ def fit(
     config: Annotated[Path, typer.Option("--config", "-c", help="funnel config (.toml/.yaml)")],
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="artifact directory")],
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="under torchrun: DDP training (batch_size per process), rank 0 saves",
+        ),
+    ] = False,
 ) -> None:
-    """Fit a funnel on a dataset and save the artifact directory."""
+    """Fit a funnel on a dataset and save the artifact directory.
+
+    Distributed: ``torchrun --nproc_per_node=N -m funnelrec fit --distributed ...``.
+    """
+    from funnelrec.train import distributed as dist
+
     funnel = Funnel(load_config(config))
-    dataset = _load_data(data)
-    with console.status(f"fitting on {dataset.name}"):
-        funnel.fit(dataset)
-    funnel.save(out)
-    console.print(f"saved funnel to {out}")
+    if distributed:
+        dist.init()
+    try:
+        dataset = _load_data(data)
+        status = console.status(f"fitting on {dataset.name}")
+        with status if dist.is_main() else nullcontext():
+            funnel.fit(dataset)
+        if dist.is_main():
+            funnel.save(out)
+            console.print(f"saved funnel to {out}")
+    finally:
+        dist.shutdown()
 
 
 @app.command()

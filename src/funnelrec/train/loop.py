@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from funnelrec.train import distributed
+
 Batch = Mapping[str, Tensor]
 BatchFn = Callable[[int, np.random.Generator], Iterator[Batch]]
 LossFn = Callable[[nn.Module, Batch], Tensor]
@@ -105,22 +107,30 @@ def fit(
         progress: show a tqdm bar (default: only when stderr is a terminal).
         num_threads: torch intra-op threads while training (restored afterwards); ``1`` is
             much faster for small models on a busy machine.
+
+    Under ``torchrun`` (a process group of several ranks, see ``train.distributed``) the
+    model trains as ``DistributedDataParallel``: rank ``r`` takes batches ``r, r + N, ...``
+    of the shared seeded stream, the loss is all-reduced and rank 0's validation metric is
+    broadcast, so all ranks stop at the same epoch with the same weights.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    ctx = distributed.active()
     dev = resolve_device(device)
+    dev = dev if ctx is None else distributed.device_for(dev, ctx)
     model.to(dev)
     opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay)
+    step = _Step(model, loss_fn, ctx, dev)
     rng = np.random.default_rng(seed)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr.isatty() if progress is None else progress) and distributed.is_main()
     result = FitResult(best_epoch=epochs)
     best_state: dict[str, Tensor] | None = None
     with torch_threads(num_threads), seeded(seed, dev):
         bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not show, leave=False)
         for epoch in bar:
             start = time.perf_counter()
-            loss = _train_epoch(model, batches(epoch, rng), loss_fn, opt, dev, grad_clip)
-            metric = _validate(model, validate)
+            loss = step.epoch(batches(epoch, rng), opt, grad_clip)
+            metric = step.validate(validate)
             result.history.append(EpochLog(epoch, loss, metric, time.perf_counter() - start))
             bar.set_postfix(loss=f"{loss:.4f}", metric="-" if metric is None else f"{metric:.4f}")
             if metric is None:
@@ -159,6 +169,46 @@ def torch_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+class _Step:
+    """Epochs of ``model`` under ``loss_fn``: plain, or DDP-wrapped with the batch stream
+    sharded by rank (``ctx``)."""
+
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, ctx: distributed.Context | None, dev: torch.device
+    ) -> None:
+        self.model, self.loss_fn, self.ctx, self.device = model, loss_fn, ctx, dev
+        self.ddp = None if ctx is None else distributed.wrap(model, loss_fn, dev)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        if self.ddp is None:
+            return self.loss_fn(model, batch)
+        out: Tensor = self.ddp(batch)
+        return out
+
+    def epoch(
+        self, batches: Iterator[Batch], opt: torch.optim.Optimizer, grad_clip: float | None
+    ) -> float:
+        """One pass; the mean loss over every rank's batches."""
+        dev = self.device
+        if self.ctx is None or self.ddp is None:
+            total, count = _train_epoch(self.model, batches, self.loss, opt, dev, grad_clip)
+        else:
+            with self.ddp.join():  # ranks may get one batch more or less than others
+                mine = distributed.shard(batches, self.ctx)
+                total, count = _train_epoch(self.model, mine, self.loss, opt, dev, grad_clip)
+            total, n = distributed.all_reduce_sum([total, count], self.device)
+            count = int(n)
+        if count == 0:
+            raise ValueError("the batch iterator yielded no batch")
+        return total / count
+
+    def validate(self, validate: ValidateFn | None) -> float | None:
+        if self.ctx is None:
+            return _validate(self.model, validate)
+        value = _validate(self.model, validate) if self.ctx.is_main else None
+        return distributed.broadcast_value(value, self.device)
+
+
 def _train_epoch(
     model: nn.Module,
     batches: Iterator[Batch],
@@ -166,8 +216,8 @@ def _train_epoch(
     opt: torch.optim.Optimizer,
     device: torch.device,
     grad_clip: float | None,
-) -> float:
-    """One pass over ``batches``; returns the mean loss."""
+) -> tuple[float, int]:
+    """One pass over ``batches``; returns the summed loss and the number of batches."""
     model.train()
     total, count = 0.0, 0
     for batch in batches:
@@ -180,9 +230,7 @@ def _train_epoch(
         opt.step()
         total += float(loss.detach())
         count += 1
-    if count == 0:
-        raise ValueError("the batch iterator yielded no batch")
-    return total / count
+    return total, count
 
 
 def _validate(model: nn.Module, validate: ValidateFn | None) -> float | None:

@@ -1,0 +1,5 @@
+"""``python -m funnelrec`` (also ``torchrun -m funnelrec fit --distributed ...``)."""
+
+from funnelrec.cli import main
+
+main()
