@@ -22,6 +22,8 @@ of each row are returned. Users without history get an empty row.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from typing import ClassVar, Literal, Self
 
 import numpy as np
@@ -30,6 +32,8 @@ from pydantic import Field
 
 from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.ids import IdMap
+from funnelrec.data.streaming import ParquetInteractions
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
     F64Array,
@@ -45,6 +49,8 @@ from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
+
+Sequences = tuple[IntArray, IntArray, F64Array]
 
 
 class ItemCFParams(Params):
@@ -103,27 +109,68 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
 
     def fit(self, dataset: Dataset) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
-        offsets, items, ts = dataset.sequences
-        n_items = dataset.n_items
-        w_event = user_weights(ragged.lengths(offsets), self.params.user_weight)[
-            ragged.row_ids(offsets)
-        ]
-        raw = self._sequential(offsets, items, ts, w_event, n_items)
-        if self.params.global_weight > 0:
-            raw = raw + self.params.global_weight * _global(offsets, items, w_event, n_items)
-        counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
-        sim = _normalise(sp.csr_matrix(raw), counts, self.params)
-        self.similarity_ = row_topn(sim, self.params.n_neighbours).astype(np.float32)
+        return self._fit_chunks(lambda: iter([dataset.sequences]), dataset.n_items, 1)
+
+    def fit_stream(
+        self, source: ParquetInteractions, item_ids: IdMap, item_blocks: int = 1
+    ) -> Self:
+        """The same graph as ``fit`` on the same log, built from Parquet in chunks of whole
+        users (``source.chunk_rows`` events at a time).
+
+        Peak memory: one chunk, the raw pair weights of one block of source items (the item
+        range is cut into ``item_blocks`` row blocks, one pass over the data each) and the
+        pruned result (at most ``n_items × n_neighbours`` entries) — not the log's size.
+        ``similarity_`` rows follow ``item_ids``.
+        """
+
+        def chunks() -> Iterator[Sequences]:
+            return ((c.offsets, c.items, c.ts) for c in source.chunks(item_ids))
+
+        return self._fit_chunks(chunks, len(item_ids), item_blocks)
+
+    def _fit_chunks(
+        self, chunks: Callable[[], Iterator[Sequences]], n_items: int, item_blocks: int
+    ) -> Self:
+        """Sum every chunk's pairs, block of source rows by block; normalise; prune."""
+        if item_blocks < 1:
+            raise ValueError(f"item_blocks must be >= 1, got {item_blocks}")
+        bounds = np.linspace(0, n_items, item_blocks + 1).astype(np.int64)
+        counts: F64Array | None = None
+        parts = []
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            rows = None if item_blocks == 1 else (lo, hi)
+            seq, glob = PairSum((n_items, n_items)), PairSum((n_items, n_items))
+            seen = np.zeros(n_items)
+            for offsets, items, ts in chunks():
+                w_event = user_weights(ragged.lengths(offsets), self.params.user_weight)[
+                    ragged.row_ids(offsets)
+                ]
+                self._sequential(seq, offsets, items, ts, w_event, rows)
+                if self.params.global_weight > 0:
+                    glob.add_matrix(_global(offsets, items, w_event, n_items, rows))
+                seen += np.bincount(items, weights=w_event, minlength=n_items)
+            counts = seen if counts is None else counts  # every pass counts the same
+            raw = seq.result()
+            if self.params.global_weight > 0:
+                raw = raw + self.params.global_weight * glob.result()
+            sim = _normalise(sp.csr_matrix(raw), counts, self.params)
+            parts.append(row_topn(sim, self.params.n_neighbours)[lo:hi])
+        self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
         return self
 
     def _sequential(
-        self, offsets: IntArray, items: IntArray, ts: F64Array, w_event: F64Array, n_items: int
-    ) -> sp.csr_matrix:
-        """Directed, distance-weighted pair weights ``[n_items, n_items]``, one vectorised
-        pass per position offset ``d = 1..window``."""
+        self,
+        total: PairSum,
+        offsets: IntArray,
+        items: IntArray,
+        ts: F64Array,
+        w_event: F64Array,
+        rows: tuple[int, int] | None,
+    ) -> None:
+        """Add directed, distance-weighted pair weights to ``total`` (source items in
+        ``rows`` only, when given), one vectorised pass per position offset ``d``."""
         p = self.params
-        total = PairSum((n_items, n_items))
         after = events_after(offsets)
         for d in range(1, p.window + 1):
             early, late, dt = sequence_pairs(after, ts, d)
@@ -133,10 +180,9 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
             if p.time_half_life is not None:
                 w = w * np.exp2(-dt / p.time_half_life)
             if p.forward_weight > 0:
-                total.add(items[early], items[late], w * p.forward_weight)
+                total.add(*_in_rows(items[early], items[late], w * p.forward_weight, rows))
             if p.backward_weight > 0:
-                total.add(items[late], items[early], w * p.backward_weight)
-        return total.result()
+                total.add(*_in_rows(items[late], items[early], w * p.backward_weight, rows))
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
         p = self.params
@@ -147,24 +193,50 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         return sparse_topk(scores, query, k, self.channel_name)
 
 
-def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:
-    """User-weighted co-occurrence counts of all pairs in the same history, ``[n_items]^2``.
+def _in_rows(
+    src: IntArray, dst: IntArray, w: F64Array, rows: tuple[int, int] | None
+) -> tuple[IntArray, IntArray, F64Array]:
+    """The pairs whose source item lies in ``rows`` (all when ``None``)."""
+    if rows is None:
+        return src, dst, w
+    keep = (src >= rows[0]) & (src < rows[1])
+    return src[keep], dst[keep], w[keep]
+
+
+def _global(
+    offsets: IntArray,
+    items: IntArray,
+    w_event: F64Array,
+    n_items: int,
+    rows: tuple[int, int] | None = None,
+) -> sp.csr_matrix:
+    """User-weighted co-occurrence counts of all pairs in the same history, ``[n_items]^2``
+    (only source rows in ``rows`` filled, when given).
 
     ``X^T diag(w) X`` with ``X`` the binary ``[n_users, n_items]`` matrix; diagonal dropped.
     """
-    rows = ragged.row_ids(offsets)
+    users = ragged.row_ids(offsets)
     n_users = len(offsets) - 1
     x = sp.csr_matrix(
-        (np.ones(len(items)), (rows, items)), shape=(n_users, n_items), dtype=np.float64
+        (np.ones(len(items)), (users, items)), shape=(n_users, n_items), dtype=np.float64
     )
     x.sum_duplicates()
     x.data[:] = 1.0
     w_user = np.zeros(n_users)
-    w_user[rows] = w_event
-    co = sp.csr_matrix(x.T @ sp.diags(w_user) @ x)
+    w_user[users] = w_event
+    left = x.T if rows is None else _row_block(sp.csr_matrix(x.T), rows)
+    co = sp.csr_matrix(left @ sp.diags(w_user) @ x)
     co.setdiag(0.0)
     co.eliminate_zeros()
     return co
+
+
+def _row_block(mat: sp.csr_matrix, rows: tuple[int, int]) -> sp.csr_matrix:
+    """``mat`` with every row outside ``rows`` emptied (shape kept)."""
+    indptr = mat.indptr.astype(np.int64)
+    lo, hi = indptr[rows[0]], indptr[rows[1]]
+    new_ptr = np.clip(indptr, lo, hi) - lo
+    return sp.csr_matrix((mat.data[lo:hi], mat.indices[lo:hi], new_ptr), shape=mat.shape)
 
 
 def _normalise(raw: sp.csr_matrix, counts: F64Array, p: ItemCFParams) -> sp.csr_matrix:

@@ -1,0 +1,169 @@
+"""Interactions beyond memory: Parquet read lazily (Polars) in bounded chunks of whole users.
+
+``ParquetInteractions(source, chunk_rows=...)`` never holds more than about ``chunk_rows``
+events: users are hash-partitioned into ``ceil(rows / chunk_rows)`` chunks and each chunk is
+one streaming scan (``collect(engine="streaming")``) keeping only its users' rows, so a chunk
+holds every event of its users — what co-occurrence counting and history-based training batches
+need — and is returned as time-ordered sequences (ragged ``offsets`` + flat arrays, as
+``Dataset.sequences``). Cost: one pass over the files per chunk (columns ``user``, ``item``,
+``timestamp`` only). Ids become dense indices through ``IdMap``s built by streaming
+``unique`` scans (``item_ids()``), or given ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from funnelrec.data.ids import IdMap
+from funnelrec.errors import DataError
+from funnelrec.ragged import IntArray
+
+F64Array = npt.NDArray[np.float64]
+_ROW = "__row"
+_IDX = "__idx"
+
+
+@dataclass(frozen=True)
+class UserChunk:
+    """Every event of some users, oldest first: ``offsets[U+1]``, ``items[E]`` (dense
+    item ids), ``ts[E]``; ``users[U]`` their dense user ids (``-1`` when no ``user_ids``)."""
+
+    users: IntArray
+    offsets: IntArray
+    items: IntArray
+    ts: F64Array
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class ParquetInteractions:
+    """An interaction log in Parquet (one file, a folder of ``*.parquet`` or a glob).
+
+    Attributes:
+        source: path, folder or glob.
+        user_col, item_col, time_col: column names (``time_col=None``: file order is time).
+        chunk_rows: events held in memory at once (approximately: users are hashed into
+            chunks of this expected size; a chunk is never split inside a user).
+        seed: hash seed of the user partition.
+    """
+
+    source: str | Path
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str | None = "timestamp"
+    chunk_rows: int = 2_000_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chunk_rows < 1:
+            raise DataError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        path = Path(self.source)
+        pattern = str(path / "*.parquet") if path.is_dir() else str(self.source)
+        if not path.is_dir() and not path.exists() and "*" not in pattern:
+            raise DataError(f"{self.source}: no such Parquet file or folder")
+        self._pattern = pattern
+        names = self.scan().collect_schema().names()
+        cols = [self.user_col, self.item_col, *([self.time_col] if self.time_col else [])]
+        missing = [c for c in cols if c not in names]
+        if missing:
+            raise DataError(f"{self.source}: column(s) {missing} not found; columns are {names}")
+
+    def scan(self) -> pl.LazyFrame:
+        """The whole log as a lazy frame (nothing read yet)."""
+        return pl.scan_parquet(self._pattern)
+
+    def n_rows(self) -> int:
+        return int(self.scan().select(pl.len()).collect(engine="streaming").item())
+
+    @cached_property
+    def n_chunks(self) -> int:
+        """Number of user chunks: ``ceil(rows / chunk_rows)``."""
+        return max(1, math.ceil(self.n_rows() / self.chunk_rows))
+
+    def item_ids(self) -> IdMap:
+        """Distinct items (sorted) as an ``IdMap``, from a streaming scan."""
+        return self._ids(self.item_col, "item_id")
+
+    def user_ids(self) -> IdMap:
+        """Distinct users (sorted) as an ``IdMap``, from a streaming scan."""
+        return self._ids(self.user_col, "user_id")
+
+    def _ids(self, col: str, name: str) -> IdMap:
+        uniq = self.scan().select(pl.col(col).unique()).collect(engine="streaming")[col]
+        return IdMap(uniq.sort().to_numpy(), name=name)
+
+    def chunks(self, item_ids: IdMap, user_ids: IdMap | None = None) -> Iterator[UserChunk]:
+        """Every chunk of users in turn (items unknown to ``item_ids`` are dropped)."""
+        n = self.n_chunks
+        items = id_table(item_ids, self.item_col)
+        users = None if user_ids is None else id_table(user_ids, self.user_col)
+        for part in range(n):
+            yield self.chunk(part, n, items, users)
+
+    def chunk(
+        self, part: int, n_chunks: int, items: pl.DataFrame, users: pl.DataFrame | None
+    ) -> UserChunk:
+        """Chunk ``part`` of ``n_chunks``; ``items``/``users``: id → ``__idx`` tables."""
+        lazy = self.scan().with_row_index(_ROW)
+        if n_chunks > 1:
+            bucket = pl.col(self.user_col).hash(seed=self.seed) % n_chunks
+            lazy = lazy.filter(bucket == part)
+        time = pl.col(self.time_col).cast(pl.Float64) if self.time_col else pl.col(_ROW)
+        lazy = lazy.select(_ROW, self.user_col, self.item_col, time.cast(pl.Float64).alias("ts"))
+        lazy = lazy.join(items.lazy(), on=self.item_col, how="inner")
+        user_idx = pl.lit(-1, dtype=pl.Int64).alias("user_idx")
+        if users is not None:
+            lazy = lazy.join(users.lazy().rename({_IDX: "user_idx"}), on=self.user_col, how="left")
+            user_idx = pl.col("user_idx").fill_null(-1)
+        frame = (
+            lazy.select(self.user_col, user_idx, pl.col(_IDX), "ts", _ROW)
+            .sort(self.user_col, "ts", _ROW)
+            .collect(engine="streaming")
+        )
+        return _to_chunk(frame, self.user_col)
+
+
+def id_table(ids: IdMap, col: str) -> pl.DataFrame:
+    """``{col: external id, "__idx": dense id}`` for joining a log to dense ids."""
+    return pl.DataFrame({col: ids.ids, _IDX: np.arange(len(ids), dtype=np.int64)})
+
+
+def _to_chunk(frame: pl.DataFrame, user_col: str) -> UserChunk:
+    """Sorted ``(user, ts, row)`` frame → ragged sequences."""
+    if frame.height == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return UserChunk(empty, np.zeros(1, dtype=np.int64), empty, np.zeros(0))
+    starts = frame[user_col].ne_missing(frame[user_col].shift(1)).fill_null(True).to_numpy()
+    first = np.flatnonzero(starts).astype(np.int64)
+    offsets = np.append(first, frame.height).astype(np.int64)
+    return UserChunk(
+        users=frame["user_idx"].to_numpy()[first].astype(np.int64),
+        offsets=offsets,
+        items=frame[_IDX].to_numpy().astype(np.int64),
+        ts=frame["ts"].to_numpy().astype(np.float64),
+    )
+
+
+def item_counts(source: ParquetInteractions, item_ids: IdMap) -> F64Array:
+    """Events per item ``[n_items]`` (streaming group-by)."""
+    table = id_table(item_ids, source.item_col)
+    counts = (
+        source.scan()
+        .join(table.lazy(), on=source.item_col, how="inner")
+        .group_by(_IDX)
+        .len()
+        .collect(engine="streaming")
+    )
+    out = np.zeros(len(item_ids), dtype=np.float64)
+    out[counts[_IDX].to_numpy()] = counts["len"].to_numpy()
+    return out
