@@ -219,6 +219,9 @@ def serve(
     settings_file: Annotated[
         Path | None, typer.Option("--settings", help="settings file (.toml/.yaml/.json)")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="uvicorn worker processes (share state via the store)")
+    ] = 1,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
@@ -226,9 +229,41 @@ def serve(
     from funnelrec.serve import create_app, load_settings
 
     settings = load_settings(settings_file, artifacts=artifacts, store=store, host=host, port=port)
+    if workers > 1:
+        _serve_workers(
+            settings_file, workers, artifacts=artifacts, store=store, host=host, port=port
+        )
+        return
     api = create_app(settings)
     uvicorn.run(
         api,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+    )
+
+
+def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> None:
+    """``workers`` uvicorn processes, each building the app from the environment (flags and
+    the settings file passed through ``FUNNELREC_*``)."""
+    import os
+
+    import uvicorn
+
+    from funnelrec.serve import load_settings
+    from funnelrec.serve.settings import ENV_PREFIX
+
+    if settings_file is not None:
+        os.environ[f"{ENV_PREFIX}SETTINGS_FILE"] = str(settings_file.resolve())
+    for key, value in flags.items():
+        if value is not None:
+            os.environ[f"{ENV_PREFIX}{key.upper()}"] = str(value)
+    settings = load_settings()
+    uvicorn.run(
+        "funnelrec.serve.workers:app",
+        factory=True,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

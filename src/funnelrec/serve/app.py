@@ -30,9 +30,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        state.sync.start()
         try:
             yield
         finally:
+            await state.sync.stop()
             await state.batcher.stop()
             state.funnel_thread.shutdown(wait=True)
             state.store.close()

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         batch_max, batch_wait_ms: concurrent ``/recommend`` requests are run through the
             funnel together, up to ``batch_max`` per batch, waiting ``batch_wait_ms`` for more.
         similar_channel: registered name of the recall channel used by ``/similar``.
+        sync_interval_s: how often this process checks the store for reloads and item
+            upserts made through other processes sharing it (``0``: never; see serve/sync.py).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -59,6 +61,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=0.0, ge=0, le=100)
     similar_channel: str = "itemcf"
     redis_prefix: str = "funnelrec"
+    sync_interval_s: float = Field(default=1.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 

@@ -19,6 +19,7 @@ from funnelrec.serve.metrics import Metrics
 from funnelrec.serve.model import ServedFunnel, load_served
 from funnelrec.serve.settings import Settings
 from funnelrec.serve.store.base import Store, open_store
+from funnelrec.serve.sync import FleetSync, Snapshot
 
 T = TypeVar("T")
 
@@ -26,7 +27,13 @@ T = TypeVar("T")
 class ServeState:
     """The app's state (created by ``create_app``; nothing is module-global)."""
 
-    def __init__(self, settings: Settings, store: Store, served: ServedFunnel) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        served: ServedFunnel,
+        snapshot: Snapshot | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.current = served
@@ -41,18 +48,21 @@ class ServeState:
             settings.batch_wait_ms / 1000,
         )
         self.catalogue_lock = asyncio.Lock()  # serialises item upserts and reloads
+        # other processes on the same store: their reloads and item upserts (serve/sync.py)
+        self.sync = FleetSync(self, snapshot or Snapshot.take(store), settings.sync_interval_s)
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None) -> ServeState:
         """Open the store and load the artifact (with the store's item upserts)."""
         store = store or open_store(settings.store, prefix=settings.redis_prefix)
         try:
-            served = load_served(settings.artifacts, store.items(), generation=1)
+            snapshot = Snapshot.take(store)
+            served = load_served(settings.artifacts, snapshot.items, generation=1)
         except BaseException:
             store.close()
             raise
         gc.freeze()
-        return cls(settings, store, served)
+        return cls(settings, store, served, snapshot)
 
     async def in_funnel_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the funnel thread (every funnel operation goes there)."""
@@ -64,16 +74,24 @@ class ServeState:
             return served.dataset.max_timestamp
         return time.time()
 
-    async def reload(self, artifacts: Path | None = None) -> tuple[ServedFunnel, float]:
+    async def reload(
+        self, artifacts: Path | None = None, publish: bool = True
+    ) -> tuple[ServedFunnel, float]:
         """Load ``artifacts`` (default: the configured directory) fully in a worker thread,
-        then publish it; returns the new funnel and the load time in seconds."""
+        then swap it in; returns the new funnel and the load time in seconds. ``publish``:
+        record the path in the store so the other server processes load it too."""
         async with self.catalogue_lock:
             start = time.perf_counter()
             path = artifacts or self.settings.artifacts
             generation = self.current.generation + 1
-            items = await run_in_threadpool(self.store.items)
-            served = await run_in_threadpool(load_served, path, items, generation)
+            snapshot = await run_in_threadpool(Snapshot.take, self.store)
+            served = await run_in_threadpool(load_served, path, snapshot.items, generation)
             gc.freeze()  # the loaded model leaves the GC's scans (no pauses proportional to it)
             self.current = served
+            self.sync.adopt(snapshot)
             self.metrics.generation.set(generation)
+            if publish:
+                target = str(Path(path).resolve())
+                version = await run_in_threadpool(self.store.publish, "artifacts", target)
+                self.sync.model_version = version
             return served, time.perf_counter() - start

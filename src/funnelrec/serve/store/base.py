@@ -74,6 +74,24 @@ class Store(ABC):
     def items(self) -> list[ItemRecord]:
         """Every upserted item (merged record), in order of first upsert."""
 
+    def publish(self, key: str, value: str = "") -> int:
+        """Record ``value`` under ``key`` and bump the key's version; returns the new version.
+
+        Shared stores share it with every server process (how workers learn of a reload);
+        this default keeps it in the process.
+        """
+        table: dict[str, tuple[int, str]] = self.__dict__.setdefault("_published", {})
+        version = table.get(key, (0, ""))[0] + 1
+        table[key] = (version, value)
+        return version
+
+    def published(self, key: str) -> tuple[int, str | None]:
+        """``(version, value)`` of ``key`` (``(0, None)`` when never published). Item upserts
+        bump the ``items`` key."""
+        table: dict[str, tuple[int, str]] = self.__dict__.get("_published", {})
+        version, value = table.get(key, (0, None))
+        return version, value
+
     @abstractmethod
     def ping(self) -> None:
         """Raise ``StoreError`` unless the store answers."""

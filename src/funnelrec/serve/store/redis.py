@@ -3,7 +3,9 @@
 Keys (under ``prefix``): ``events`` (a stream: the event log); ``hist:<user>`` (a sorted set
 scored by timestamp, members ``"<arrival ns>|<item>"``, capped at ``history_cap``);
 ``seen:<user>`` (a set); ``item:<id>`` (a hash of JSON-encoded attributes: ``HSET`` merges);
-``items`` (a sorted set: first-upsert order). Each call's writes go in one ``MULTI``/``EXEC``
+``items`` (a sorted set: first-upsert order); ``meta:<key>`` (a hash ``version``/``value``:
+what one process publishes to the others, e.g. a reloaded artifact; item upserts bump
+``meta:items``). Each call's writes go in one ``MULTI``/``EXEC``
 transaction. Durability of acknowledged events is the server's: run it with
 ``appendonly yes`` and ``appendfsync always`` (checked at start, warned about otherwise).
 """
@@ -120,6 +122,7 @@ class RedisStore(Store):
                 if data:
                     encoded = {k: json.dumps(v, ensure_ascii=False) for k, v in data.items()}
                     pipe.hset(self._key("item", item_id), mapping=encoded)  # type: ignore[arg-type]
+            pipe.hincrby(self._key("meta", "items"), "version", 1)
             pipe.execute()
 
     def items(self) -> list[ItemRecord]:
@@ -130,6 +133,19 @@ class RedisStore(Store):
                     pipe.hgetall(self._key("item", item_id))
                 hashes: list[dict[str, str]] = pipe.execute()
         return [_decode(i, h) for i, h in zip(ids, hashes, strict=True)]
+
+    def publish(self, key: str, value: str = "") -> int:
+        with self._guard(), self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("meta", key), "value", value)
+            pipe.hincrby(self._key("meta", key), "version", 1)
+            return int(pipe.execute()[1])
+
+    def published(self, key: str) -> tuple[int, str | None]:
+        with self._guard():
+            version, value = cast(
+                list[str | None], self._client.hmget(self._key("meta", key), ["version", "value"])
+            )
+        return int(version or 0), value
 
     def ping(self) -> None:
         with self._guard():

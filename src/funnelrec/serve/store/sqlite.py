@@ -33,7 +33,16 @@ CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    value TEXT NOT NULL
+);
 """
+_PUBLISH = (
+    "INSERT INTO meta (key, version, value) VALUES (?, 1, ?) ON CONFLICT (key) "
+    "DO UPDATE SET version = meta.version + 1, value = excluded.value RETURNING version"
+)
 
 _HISTORIES = """
 SELECT user_id, item_id, ts FROM (
@@ -162,6 +171,16 @@ class SQLiteStore(Store):
                 "DO UPDATE SET data = json_patch(items.data, excluded.data)",
                 rows,
             )
+            conn.execute(_PUBLISH, ("items", "")).fetchall()
+
+    def publish(self, key: str, value: str = "") -> int:
+        with self._transaction() as conn:
+            return int(conn.execute(_PUBLISH, (key, value)).fetchone()[0])
+
+    def published(self, key: str) -> tuple[int, str | None]:
+        with self._reader() as conn:
+            row = conn.execute("SELECT version, value FROM meta WHERE key = ?", (key,)).fetchone()
+        return (0, None) if row is None else (int(row[0]), str(row[1]))
 
     def items(self) -> list[ItemRecord]:
         with self._reader() as conn:

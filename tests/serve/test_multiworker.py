@@ -1,0 +1,141 @@
+"""Several server processes sharing one real Redis: any process answers any user with the
+latest events, and item upserts and reloads made through one reach the others.
+
+Server ``a`` runs ``funnelrec serve --workers 2`` (two uvicorn worker processes on one port),
+server ``b`` a single process on another port; all three share the store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from funnelrec.serve.store.base import open_store
+from tests.serve.conftest import ADMIN, free_port, wait_healthy
+
+SYNC_S = 0.2
+
+
+def _start(
+    artifact: Path, store: str, prefix: str, workers: int
+) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "funnelrec", "serve", "--artifacts", str(artifact)]
+    cmd += ["--store", store, "--port", str(port), "--workers", str(workers)]
+    env = {
+        **os.environ,
+        "FUNNELREC_LOG_LEVEL": "warning",
+        "FUNNELREC_REDIS_PREFIX": prefix,
+        "FUNNELREC_SYNC_INTERVAL_S": str(SYNC_S),
+        "FUNNELREC_ADMIN_TOKEN": ADMIN,
+    }
+    # own process group: stopping it stops uvicorn's worker processes too
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    return f"http://127.0.0.1:{port}", proc
+
+
+@pytest.fixture(scope="module")
+def servers(artifact: Path, redis_url: str) -> Iterator[dict[str, str]]:
+    prefix = f"test-multiworker-{time.time_ns()}"
+    open_store(redis_url, prefix=prefix).close()  # reachable
+    with ExitStack() as stack:
+        urls = {}
+        for name, workers in (("a", 2), ("b", 1)):
+            url, proc = _start(artifact, redis_url, prefix, workers)
+            stack.callback(_stop, proc)
+            urls[name] = url
+        for url in urls.values():
+            wait_healthy(url, timeout=120)
+        yield urls
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _get(url: str, path: str, **params: Any) -> Any:
+    # a fresh connection per call, so the kernel may hand it to either of a's workers
+    with httpx.Client(base_url=url, timeout=10.0, verify=False) as c:
+        r = c.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def _slate(url: str, user: str) -> list[str]:
+    return [i["item_id"] for i in _get(url, "/recommend", user_id=user, k=10)["items"]]
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(SYNC_S / 2)
+
+
+def test_event_through_one_process_changes_the_next_answer_of_another(
+    servers: dict[str, str],
+) -> None:
+    user = "u0007"
+    before = _slate(servers["b"], user)
+    assert len(before) == 10
+    assert _slate(servers["a"], user) == before  # any process answers any user alike
+    seen = before[:3]
+    events = [{"user_id": user, "item_id": i, "type": "click"} for i in seen]
+    with httpx.Client(base_url=servers["a"], timeout=10.0) as c:
+        assert c.post("/events", json={"events": events}).status_code == 200
+    after = _slate(servers["b"], user)  # the very next request, at the other process
+    assert after != before and not set(seen) & set(after)
+    assert [_slate(servers["a"], user) for _ in range(4)] == [after] * 4
+
+
+def test_item_upserted_through_one_process_is_known_to_the_others(
+    servers: dict[str, str],
+) -> None:
+    item = {"item_id": "i9999-new", "category": "music", "tags": ["live"]}
+    with httpx.Client(base_url=servers["b"], timeout=10.0) as c:
+        assert c.put("/items", json={"items": [item]}).status_code == 200
+    event = {"user_id": "u0011", "item_id": "i9999-new", "type": "click"}
+
+    def accepted_by_a() -> bool:  # both of a's workers must have applied the upsert
+        with httpx.Client(base_url=servers["a"], timeout=10.0) as c:
+            return c.post("/events", json={"events": [event]}).status_code == 200
+
+    _eventually(lambda: all(accepted_by_a() for _ in range(6)))
+    n_items = {_get(servers["a"], "/health")["n_items"] for _ in range(6)}
+    assert n_items == {_get(servers["b"], "/health")["n_items"]}
+
+
+def test_reload_through_one_process_reaches_every_process(
+    servers: dict[str, str], popular_artifact: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=servers["b"], timeout=60.0) as c:
+        r = c.post("/admin/reload", json={"artifacts": str(popular_artifact)}, headers=headers)
+        assert r.status_code == 200, r.text
+
+    def everyone_reloaded() -> bool:
+        found = [_get(servers[s], "/health")["artifacts"] for s in ("a", "a", "a", "a", "b")]
+        return set(found) == {str(popular_artifact)}
+
+    _eventually(everyone_reloaded, timeout=60.0)
+    for server in ("a", "a", "b"):  # the popular-only funnel answers
+        trace = _get(servers[server], "/recommend", user_id="u0007", k=5, explain="true")
+        assert list(trace["trace"]["channels"]) == ["popular"]
