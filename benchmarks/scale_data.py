@@ -41,7 +41,8 @@ def write_shards(out: Path, shards: int, per_shard: int, n_items: int, users: in
         tmp = path.with_suffix(".tmp")
         frame.write_parquet(tmp, row_group_size=250_000)
         tmp.replace(path)
-        print(f"{path.name}: {frame.height} rows in {time.perf_counter() - start:.1f} s", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"{path.name}: {frame.height} rows in {seconds:.1f} s", flush=True)
 
 
 def main() -> None:

@@ -50,14 +50,14 @@ class ParquetInteractions:
     """An interaction log in Parquet (one file, a folder of ``*.parquet`` or a glob).
 
     Attributes:
-        source: path, folder or glob.
+        source: path, folder (its ``*.parquet``), glob, or a list of files.
         user_col, item_col, time_col: column names (``time_col=None``: file order is time).
         chunk_rows: events held in memory at once (approximately: users are hashed into
             chunks of this expected size; a chunk is never split inside a user).
         seed: hash seed of the user partition.
     """
 
-    source: str | Path
+    source: str | Path | list[Path]
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str | None = "timestamp"
@@ -67,11 +67,7 @@ class ParquetInteractions:
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:
             raise DataError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
-        path = Path(self.source)
-        pattern = str(path / "*.parquet") if path.is_dir() else str(self.source)
-        if not path.is_dir() and not path.exists() and "*" not in pattern:
-            raise DataError(f"{self.source}: no such Parquet file or folder")
-        self._pattern = pattern
+        self._files = _files(self.source)
         names = self.scan().collect_schema().names()
         cols = [self.user_col, self.item_col, *([self.time_col] if self.time_col else [])]
         missing = [c for c in cols if c not in names]
@@ -80,7 +76,7 @@ class ParquetInteractions:
 
     def scan(self) -> pl.LazyFrame:
         """The whole log as a lazy frame (nothing read yet)."""
-        return pl.scan_parquet(self._pattern)
+        return pl.scan_parquet(self._files)
 
     def n_rows(self) -> int:
         return int(self.scan().select(pl.len()).collect(engine="streaming").item())
@@ -131,6 +127,21 @@ class ParquetInteractions:
             .collect(engine="streaming")
         )
         return _to_chunk(frame, self.user_col)
+
+
+def _files(source: str | Path | list[Path]) -> str | list[str]:
+    """What ``pl.scan_parquet`` reads; missing files are a ``DataError`` naming them."""
+    if isinstance(source, list):
+        missing = [str(f) for f in source if not Path(f).is_file()]
+        if missing or not source:
+            raise DataError(f"no such Parquet file(s): {missing or 'empty list'}")
+        return [str(f) for f in source]
+    path = Path(source)
+    if path.is_dir():
+        return str(path / "*.parquet")
+    if not path.exists() and "*" not in str(source):
+        raise DataError(f"{source}: no such Parquet file or folder")
+    return str(source)
 
 
 def id_table(ids: IdMap, col: str) -> pl.DataFrame:

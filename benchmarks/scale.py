@@ -1,0 +1,141 @@
+"""Scale: item-CF and one two-tower training epoch streamed from Parquet, 1M / 5M / 20M events.
+
+    python benchmarks/scale_data.py --out /tmp/funnelrec-scale --shards 20   # once, ~6 min
+    nice python benchmarks/scale.py --data /tmp/funnelrec-scale --sizes 1,5,20
+
+Each (task, size) runs in a fresh process, so ``peak_mb`` (VmHWM) is that run's alone. The
+log of ``n``M events is the first ``n`` shards (``scale_data.py``: one 200k-item catalogue,
+20k users and 1M events per shard, files in time order, not grouped by user). Protocol
+``stream``: no evaluation, cost only.
+
+* ``itemcf-stream``: ``ItemCFRecall.fit_stream`` (``chunk_rows`` events per user chunk,
+  ``item_blocks`` source-item blocks), sequential window only (``global_weight = 0``: the
+  global all-pairs part costs the sum of squared history lengths, ~10^9 pairs per 1M events
+  here); ``nnz`` = entries of the pruned graph (≤ n_items × 100).
+* ``two_tower-stream-epoch``: one epoch of a history-only two-tower (dim 32, last 20 items,
+  in-batch sampled softmax with log-Q, batch 4096, Adam) through ``train.loop.fit`` on
+  ``StreamingPairBatches`` (one user chunk in memory at a time).
+
+``--epoch-batches B`` stops the epoch after ``B`` batches (``epoch_share`` < 1): wall time
+is then projected linearly (``epoch_s_projected``); peak memory is measured, and it does not
+depend on how many chunks were visited (one chunk is held at a time).
+
+``bound_mb`` is the configured memory bound the run is checked against (``ok`` = 1 when
+``peak_mb`` stays below it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from harness import peak_mb, row, write_rows
+
+from funnelrec.data.streaming import ParquetInteractions, item_counts
+from funnelrec.models.towers import TowerSizes, TwoTower
+from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.train.loop import fit
+from funnelrec.train.losses import RetrievalLoss
+from funnelrec.train.stream import StreamingPairBatches
+
+
+def source(args: argparse.Namespace, size: int) -> ParquetInteractions:
+    files = sorted(Path(args.data).glob("part-*.parquet"))[:size]
+    if len(files) < size:
+        sys.exit(f"{args.data} holds {len(files)} shards; {size} needed (run scale_data.py)")
+    return ParquetInteractions(files, chunk_rows=args.chunk_rows)
+
+
+def run_itemcf(args: argparse.Namespace, size: int) -> dict[str, Any]:
+    src = source(args, size)
+    start = time.perf_counter()
+    ids = src.item_ids()
+    model = ItemCFRecall(global_weight=0.0).fit_stream(src, ids, args.item_blocks)
+    wall = time.perf_counter() - start
+    n = src.n_rows()
+    metrics = {
+        "events": n, "events_per_s": n / wall, "nnz": model.similarity_.nnz,
+        "n_chunks": src.n_chunks, "chunk_rows": args.chunk_rows, "bound_mb": args.bound_mb,
+        "ok": float(peak_mb() < args.bound_mb),
+    }  # fmt: skip
+    return row(f"synthetic-{size}m", "stream", "itemcf-stream", "recall", metrics, wall)
+
+
+def run_epoch(args: argparse.Namespace, size: int) -> dict[str, Any]:
+    src = source(args, size)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    ids = src.item_ids()
+    pop = item_counts(src, ids)
+    model = TwoTower(TowerSizes(n_users=0, n_items=len(ids)), 32, use_user_id=False)
+    loss = RetrievalLoss(
+        "softmax", temperature=0.1, batch_prob=torch.as_tensor(pop / pop.sum()).float()
+    )
+    stream = StreamingPairBatches(src, ids, args.batch_size, max_history=20)
+    cap = args.epoch_batches
+
+    def batches(epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        return itertools.islice(stream(epoch, rng), cap)  # cap: a measured share of the epoch
+
+    result = fit(model, batches, loss, epochs=1, lr=0.005, num_threads=args.threads)
+    wall = time.perf_counter() - start
+    n = src.n_rows()
+    done = n if cap is None else min(n, cap * args.batch_size)
+    metrics = {
+        "events": n, "pairs_per_s": done / wall, "loss": result.history[0].loss,
+        "epoch_share": done / n, "epoch_s_projected": wall * n / done,
+        "n_chunks": src.n_chunks, "chunk_rows": args.chunk_rows, "bound_mb": args.bound_mb,
+        "ok": float(peak_mb() < args.bound_mb),
+    }  # fmt: skip
+    return row(f"synthetic-{size}m", "stream", "two_tower-stream-epoch", "recall", metrics, wall)
+
+
+TASKS = {"itemcf": run_itemcf, "epoch": run_epoch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="/tmp/funnelrec-scale")
+    parser.add_argument("--sizes", default="1,5,20", help="millions of events (shards)")
+    parser.add_argument("--tasks", default="itemcf,epoch")
+    parser.add_argument("--chunk-rows", type=int, default=2_000_000)
+    parser.add_argument("--item-blocks", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--epoch-batches", type=int, default=None, help="stop the epoch after this many batches"
+    )
+    parser.add_argument("--bound-mb", type=float, default=4000.0)
+    parser.add_argument("--one", nargs=2, metavar=("TASK", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.one:
+        task, size = args.one
+        print("ROW " + json.dumps(TASKS[task](args, int(size))), flush=True)
+        return
+    rows = []
+    for task in args.tasks.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            cmd = [sys.executable, *sys.argv, "--one", task, str(size)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            line = next(x for x in done.stdout.splitlines() if x.startswith("ROW "))
+            r = json.loads(line[4:])
+            r["command"] = r["command"].split(" --one")[0]
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+            if not args.no_write:
+                write_rows("scale", rows)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
