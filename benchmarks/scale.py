@@ -8,10 +8,15 @@ log of ``n``M events is the first ``n`` shards (``scale_data.py``: one 200k-item
 20k users and 1M events per shard, files in time order, not grouped by user). Protocol
 ``stream``: no evaluation, cost only.
 
+The log is first spilled into one Parquet file per user chunk (``ParquetInteractions.spill``:
+one pass, included in the wall time, ``spill_s``), so later passes read one chunk each.
+
 * ``itemcf-stream``: ``ItemCFRecall.fit_stream`` (``chunk_rows`` events per user chunk,
-  ``item_blocks`` source-item blocks), sequential window only (``global_weight = 0``: the
-  global all-pairs part costs the sum of squared history lengths, ~10^9 pairs per 1M events
-  here); ``nnz`` = entries of the pruned graph (≤ n_items × 100).
+  source-item blocks sized so one block holds at most ``max_pairs`` raw pairs: 50M by
+  default, 1 block at 1M events, 2 at 5M, 8 at 20M), sequential window only
+  (``global_weight = 0``: the global all-pairs part costs the sum of squared history lengths,
+  3·10^8 ordered pairs per 1M events here, vs 2·10^7 for the window); ``nnz`` = entries of
+  the pruned graph (≤ n_items × 100).
 * ``two_tower-stream-epoch``: one epoch of a history-only two-tower (dim 32, last 20 items,
   in-batch sampled softmax with log-Q, batch 4096, Adam) through ``train.loop.fit`` on
   ``StreamingPairBatches`` (one user chunk in memory at a time).
@@ -31,6 +36,7 @@ import itertools
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,32 +54,35 @@ from funnelrec.train.losses import RetrievalLoss
 from funnelrec.train.stream import StreamingPairBatches
 
 
-def source(args: argparse.Namespace, size: int) -> ParquetInteractions:
+def source(args: argparse.Namespace, size: int, spill: Path) -> ParquetInteractions:
+    """The first ``size`` shards, spilled into user chunks under ``spill`` (one pass)."""
     files = sorted(Path(args.data).glob("part-*.parquet"))[:size]
     if len(files) < size:
         sys.exit(f"{args.data} holds {len(files)} shards; {size} needed (run scale_data.py)")
-    return ParquetInteractions(files, chunk_rows=args.chunk_rows)
+    return ParquetInteractions(files, chunk_rows=args.chunk_rows).spill(spill)
 
 
-def run_itemcf(args: argparse.Namespace, size: int) -> dict[str, Any]:
-    src = source(args, size)
+def run_itemcf(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any]:
     start = time.perf_counter()
+    src = source(args, size, spill)
+    spill_s = time.perf_counter() - start
     ids = src.item_ids()
-    model = ItemCFRecall(global_weight=0.0).fit_stream(src, ids, args.item_blocks)
+    model = ItemCFRecall(global_weight=0.0)
+    model.fit_stream(src, ids, args.item_blocks, max_pairs=args.max_pairs)
     wall = time.perf_counter() - start
     n = src.n_rows()
     metrics = {
-        "events": n, "events_per_s": n / wall, "nnz": model.similarity_.nnz,
+        "events": n, "events_per_s": n / wall, "nnz": model.similarity_.nnz, "spill_s": spill_s,
         "n_chunks": src.n_chunks, "chunk_rows": args.chunk_rows, "bound_mb": args.bound_mb,
         "ok": float(peak_mb() < args.bound_mb),
     }  # fmt: skip
     return row(f"synthetic-{size}m", "stream", "itemcf-stream", "recall", metrics, wall)
 
 
-def run_epoch(args: argparse.Namespace, size: int) -> dict[str, Any]:
-    src = source(args, size)
+def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    src = source(args, size, spill)
     ids = src.item_ids()
     pop = item_counts(src, ids)
     model = TwoTower(TowerSizes(n_users=0, n_items=len(ids)), 32, use_user_id=False)
@@ -108,7 +117,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,5,20", help="millions of events (shards)")
     parser.add_argument("--tasks", default="itemcf,epoch")
     parser.add_argument("--chunk-rows", type=int, default=2_000_000)
-    parser.add_argument("--item-blocks", type=int, default=4)
+    parser.add_argument("--item-blocks", type=int, default=None, help="default: from max-pairs")
+    parser.add_argument("--max-pairs", type=int, default=50_000_000)
+    parser.add_argument("--spill-dir", default="/tmp")
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -120,7 +131,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         task, size = args.one
-        print("ROW " + json.dumps(TASKS[task](args, int(size))), flush=True)
+        with tempfile.TemporaryDirectory(dir=args.spill_dir) as spill:
+            print("ROW " + json.dumps(TASKS[task](args, int(size), Path(spill))), flush=True)
         return
     rows = []
     for task in args.tasks.split(","):

@@ -51,12 +51,13 @@ def test_chunks_hold_whole_users_in_time_order(world: Dataset, log: Path) -> Non
     assert sorted(seen) == sorted(np.flatnonzero(ragged.lengths(offsets) > 0).tolist())
 
 
-@pytest.mark.parametrize("item_blocks", [1, 3])
-def test_chunked_itemcf_equals_in_memory(world: Dataset, log: Path, item_blocks: int) -> None:
+@pytest.mark.parametrize("blocks", [{"item_blocks": 1}, {"item_blocks": 3}, {"max_pairs": 10_000}])
+def test_chunked_itemcf_equals_in_memory(world: Dataset, log: Path, blocks: dict[str, int]) -> None:
+    """Whatever the chunks and item blocks (``max_pairs=10_000``: 24 automatic blocks)."""
     source = ParquetInteractions(log, chunk_rows=CHUNK)
     for params in ({"n_neighbours": world.n_items}, {}):  # unpruned graph, then the default
         full = ItemCFRecall(**params).fit(world).similarity_
-        streamed = ItemCFRecall(**params).fit_stream(source, world.item_ids, item_blocks)
+        streamed = ItemCFRecall(**params).fit_stream(source, world.item_ids, **blocks)
         got = streamed.similarity_
         assert got.shape == full.shape and got.nnz == full.nnz
         np.testing.assert_allclose(
@@ -89,6 +90,23 @@ def test_streaming_batches_cover_every_pair_once_per_epoch(world: Dataset, log: 
     assert sorted(pairs) == sorted(zip(a.user_idx.tolist(), a.item_idx.tolist(), strict=True))
     first = next(iter(batches(2, rng)))["user"][:20].tolist()
     assert first != [u for u, _ in pairs[:20]]  # reshuffled every epoch
+
+
+def test_spilled_chunks_equal_scanned_chunks(world: Dataset, log: Path, tmp_path: Path) -> None:
+    source = ParquetInteractions(log, chunk_rows=CHUNK)
+    spilled = source.spill(tmp_path / "spill", batch_rows=2500)  # one pass, 5 batches
+    assert spilled.partitioned and spilled.n_chunks == source.n_chunks == 4
+    pairs = zip(
+        source.chunks(world.item_ids, world.user_ids),
+        spilled.chunks(world.item_ids, world.user_ids),
+        strict=True,
+    )
+    for a, b in pairs:
+        for name in ("users", "offsets", "items", "ts"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    full = ItemCFRecall().fit(world).similarity_
+    got = ItemCFRecall().fit_stream(spilled, world.item_ids, max_pairs=50_000).similarity_
+    np.testing.assert_allclose(got.toarray(), full.toarray(), rtol=1e-5, atol=1e-7)
 
 
 def test_bad_sources_are_named(log: Path, tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ need — and is returned as time-ordered sequences (ragged ``offsets`` + flat ar
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow.dataset as pads  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from funnelrec.data.ids import IdMap
 from funnelrec.errors import DataError
@@ -55,6 +59,8 @@ class ParquetInteractions:
         chunk_rows: events held in memory at once (approximately: users are hashed into
             chunks of this expected size; a chunk is never split inside a user).
         seed: hash seed of the user partition.
+        partitioned: the files are already one chunk each (``spill`` writes such a set):
+            chunk ``i`` is file ``i``, read without filtering.
     """
 
     source: str | Path | list[Path]
@@ -63,6 +69,7 @@ class ParquetInteractions:
     time_col: str | None = "timestamp"
     chunk_rows: int = 2_000_000
     seed: int = 0
+    partitioned: bool = False
 
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:
@@ -83,7 +90,9 @@ class ParquetInteractions:
 
     @cached_property
     def n_chunks(self) -> int:
-        """Number of user chunks: ``ceil(rows / chunk_rows)``."""
+        """Number of user chunks: ``ceil(rows / chunk_rows)`` (or one per file)."""
+        if self.partitioned:
+            return len(self._files)
         return max(1, math.ceil(self.n_rows() / self.chunk_rows))
 
     def item_ids(self) -> IdMap:
@@ -110,8 +119,11 @@ class ParquetInteractions:
         self, part: int, n_chunks: int, items: pl.DataFrame, users: pl.DataFrame | None
     ) -> UserChunk:
         """Chunk ``part`` of ``n_chunks``; ``items``/``users``: id → ``__idx`` tables."""
-        lazy = self.scan().with_row_index(_ROW)
-        if n_chunks > 1:
+        if self.partitioned:
+            lazy = pl.scan_parquet(self._files[part])  # rows keep their original _ROW
+        else:
+            lazy = self.scan().with_row_index(_ROW)
+        if n_chunks > 1 and not self.partitioned:
             bucket = pl.col(self.user_col).hash(seed=self.seed) % n_chunks
             lazy = lazy.filter(bucket == part)
         time = pl.col(self.time_col).cast(pl.Float64) if self.time_col else pl.col(_ROW)
@@ -128,8 +140,44 @@ class ParquetInteractions:
         )
         return _to_chunk(frame, self.user_col)
 
+    def spill(self, directory: str | Path, batch_rows: int = 1_000_000) -> ParquetInteractions:
+        """Write every user chunk to its own file in ``directory`` in ONE pass over the log
+        (``batch_rows`` rows in memory at a time); returns the source over those files, whose
+        chunks are read without scanning the whole log again."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        n = self.n_chunks
+        cols = [self.user_col, self.item_col, *([self.time_col] if self.time_col else [])]
+        paths = [out / f"chunk-{i:05d}.parquet" for i in range(n)]
+        writers: dict[int, pq.ParquetWriter] = {}
+        start = 0
+        try:
+            dataset = pads.dataset(self._files, format="parquet")
+            for batch in dataset.to_batches(columns=cols, batch_size=batch_rows):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                frame = frame.with_row_index(_ROW, offset=start).with_columns(
+                    (pl.col(self.user_col).hash(seed=self.seed) % n).alias("__part")
+                )
+                start += frame.height
+                for (part,), rows in frame.partition_by("__part", as_dict=True).items():
+                    table = rows.drop("__part").to_arrow()
+                    key = int(part)
+                    if key not in writers:
+                        writers[key] = pq.ParquetWriter(paths[key], table.schema)
+                    writers[key].write_table(table)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        for path in paths:  # users hashed into no chunk: an empty file keeps chunk i = file i
+            if not path.exists():
+                pl.DataFrame(schema=self.scan().select(cols).collect_schema()).with_row_index(
+                    _ROW
+                ).write_parquet(path)
+        return dataclasses.replace(self, source=paths, partitioned=True)
 
-def _files(source: str | Path | list[Path]) -> str | list[str]:
+
+def _files(source: str | Path | list[Path]) -> list[str]:
     """What ``pl.scan_parquet`` reads; missing files are a ``DataError`` naming them."""
     if isinstance(source, list):
         missing = [str(f) for f in source if not Path(f).is_file()]
@@ -138,10 +186,18 @@ def _files(source: str | Path | list[Path]) -> str | list[str]:
         return [str(f) for f in source]
     path = Path(source)
     if path.is_dir():
-        return str(path / "*.parquet")
-    if not path.exists() and "*" not in str(source):
+        found = sorted(path.glob("*.parquet"))
+        if not found:
+            raise DataError(f"{source}: no .parquet files in this folder")
+        return [str(f) for f in found]
+    if "*" in str(source):
+        found = sorted(Path(p) for p in glob.glob(str(source)))
+        if not found:
+            raise DataError(f"{source}: no file matches")
+        return [str(f) for f in found]
+    if not path.exists():
         raise DataError(f"{source}: no such Parquet file or folder")
-    return str(source)
+    return [str(source)]
 
 
 def id_table(ids: IdMap, col: str) -> pl.DataFrame:

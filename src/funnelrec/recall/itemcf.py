@@ -23,6 +23,7 @@ of each row are returned. Users without history get an empty row.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar, Literal, Self
 
@@ -33,7 +34,7 @@ from pydantic import Field
 from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
-from funnelrec.data.streaming import ParquetInteractions
+from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
     F64Array,
@@ -109,36 +110,48 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
 
     def fit(self, dataset: Dataset) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
-        return self._fit_chunks(lambda: iter([dataset.sequences]), dataset.n_items, 1)
+        bounds = np.array([0, dataset.n_items], dtype=np.int64)
+        return self._fit_chunks(lambda: iter([dataset.sequences]), dataset.n_items, bounds)
 
     def fit_stream(
-        self, source: ParquetInteractions, item_ids: IdMap, item_blocks: int = 1
+        self,
+        source: ParquetInteractions,
+        item_ids: IdMap,
+        item_blocks: int | None = None,
+        max_pairs: int = 50_000_000,
     ) -> Self:
         """The same graph as ``fit`` on the same log, built from Parquet in chunks of whole
         users (``source.chunk_rows`` events at a time).
 
-        Peak memory: one chunk, the raw pair weights of one block of source items (the item
-        range is cut into ``item_blocks`` row blocks, one pass over the data each) and the
-        pruned result (at most ``n_items × n_neighbours`` entries) — not the log's size.
-        ``similarity_`` rows follow ``item_ids``.
+        The source items are cut into ``item_blocks`` contiguous blocks of about equal event
+        counts (default: enough blocks that one block's raw pair weights stay under
+        ``max_pairs`` entries, from the log's size and ``window``), one pass over the data
+        each. Peak memory: one chunk, one block's raw pairs and the pruned graph (at most
+        ``n_items × n_neighbours`` entries) — the memory setting is ``chunk_rows`` and
+        ``max_pairs``, not the log's size. ``similarity_`` rows follow ``item_ids``.
         """
+        counts = item_counts(source, item_ids)
+        if item_blocks is None:
+            p = self.params
+            directions = (p.forward_weight > 0) + (p.backward_weight > 0)
+            generated = counts.sum() * p.window * directions
+            item_blocks = max(1, math.ceil(generated / max_pairs))
+        bounds = _balanced_bounds(counts, item_blocks)
 
         def chunks() -> Iterator[Sequences]:
             return ((c.offsets, c.items, c.ts) for c in source.chunks(item_ids))
 
-        return self._fit_chunks(chunks, len(item_ids), item_blocks)
+        return self._fit_chunks(chunks, len(item_ids), bounds)
 
     def _fit_chunks(
-        self, chunks: Callable[[], Iterator[Sequences]], n_items: int, item_blocks: int
+        self, chunks: Callable[[], Iterator[Sequences]], n_items: int, bounds: IntArray
     ) -> Self:
-        """Sum every chunk's pairs, block of source rows by block; normalise; prune."""
-        if item_blocks < 1:
-            raise ValueError(f"item_blocks must be >= 1, got {item_blocks}")
-        bounds = np.linspace(0, n_items, item_blocks + 1).astype(np.int64)
+        """Sum every chunk's pairs, block of source rows ``bounds[b]:bounds[b+1]`` by block;
+        normalise; prune."""
         counts: F64Array | None = None
         parts = []
         for lo, hi in itertools.pairwise(bounds.tolist()):
-            rows = None if item_blocks == 1 else (lo, hi)
+            rows = None if len(bounds) == 2 else (lo, hi)
             seq, glob = PairSum((n_items, n_items)), PairSum((n_items, n_items))
             seen = np.zeros(n_items)
             for offsets, items, ts in chunks():
@@ -191,6 +204,16 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         )
         scores = sp.csr_matrix(recent @ self.similarity_)
         return sparse_topk(scores, query, k, self.channel_name)
+
+
+def _balanced_bounds(counts: F64Array, blocks: int) -> IntArray:
+    """``[blocks+1]`` item boundaries of contiguous blocks with about equal event counts."""
+    if blocks < 1:
+        raise ValueError(f"item_blocks must be >= 1, got {blocks}")
+    cum = np.cumsum(counts)
+    targets = cum[-1] * np.arange(1, blocks) / blocks if len(cum) else np.zeros(blocks - 1)
+    inner = np.searchsorted(cum, targets, side="right")
+    return np.unique(np.concatenate([[0], inner, [len(counts)]])).astype(np.int64)
 
 
 def _in_rows(
