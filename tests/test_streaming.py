@@ -14,6 +14,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.streaming import ParquetInteractions
 from funnelrec.errors import DataError
 from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.train import distributed
 from funnelrec.train.stream import StreamingPairBatches
 
 CHUNK = 3000  # 12,000 events -> 4 chunks of whole users
@@ -90,6 +91,23 @@ def test_streaming_batches_cover_every_pair_once_per_epoch(world: Dataset, log: 
     assert sorted(pairs) == sorted(zip(a.user_idx.tolist(), a.item_idx.tolist(), strict=True))
     first = next(iter(batches(2, rng)))["user"][:20].tolist()
     assert first != [u for u, _ in pairs[:20]]  # reshuffled every epoch
+
+
+def test_each_rank_reads_its_own_chunks(
+    world: Dataset, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ParquetInteractions(log, chunk_rows=CHUNK)
+    batches = StreamingPairBatches(source, world.item_ids, 500, user_ids=world.user_ids)
+    assert StreamingPairBatches.rank_sharded  # the loop must not shard it again
+    users_of_rank = []
+    for rank in (0, 1):
+        ctx = distributed.Context(rank=rank, world_size=2, local_rank=rank, backend="gloo")
+        monkeypatch.setattr(distributed, "active", lambda ctx=ctx: ctx)
+        rng = np.random.default_rng(rank)  # ranks' generators differ; the chunk order must not
+        users_of_rank.append({u for b in batches(3, rng) for u in b["user"].tolist()})
+    assert users_of_rank[0] and users_of_rank[1]
+    assert not users_of_rank[0] & users_of_rank[1]  # whole users, disjoint chunks
+    assert users_of_rank[0] | users_of_rank[1] == set(world.arrays.user_idx.tolist())
 
 
 def test_spilled_chunks_equal_scanned_chunks(world: Dataset, log: Path, tmp_path: Path) -> None:

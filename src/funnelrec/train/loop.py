@@ -129,7 +129,7 @@ def fit(
         bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not show, leave=False)
         for epoch in bar:
             start = time.perf_counter()
-            loss = step.epoch(batches(epoch, rng), opt, grad_clip)
+            loss = step.epoch(batches(epoch, rng), opt, grad_clip, _rank_sharded(batches))
             metric = step.validate(validate)
             result.history.append(EpochLog(epoch, loss, metric, time.perf_counter() - start))
             bar.set_postfix(loss=f"{loss:.4f}", metric="-" if metric is None else f"{metric:.4f}")
@@ -186,15 +186,20 @@ class _Step:
         return out
 
     def epoch(
-        self, batches: Iterator[Batch], opt: torch.optim.Optimizer, grad_clip: float | None
+        self,
+        batches: Iterator[Batch],
+        opt: torch.optim.Optimizer,
+        grad_clip: float | None,
+        rank_sharded: bool = False,
     ) -> float:
-        """One pass; the mean loss over every rank's batches."""
+        """One pass; the mean loss over every rank's batches (``rank_sharded``: the stream is
+        already this rank's share, e.g. per-rank Parquet chunks)."""
         dev = self.device
         if self.ctx is None or self.ddp is None:
             total, count = _train_epoch(self.model, batches, self.loss, opt, dev, grad_clip)
         else:
             with self.ddp.join():  # ranks may get one batch more or less than others
-                mine = distributed.shard(batches, self.ctx)
+                mine = batches if rank_sharded else distributed.shard(batches, self.ctx)
                 total, count = _train_epoch(self.model, mine, self.loss, opt, dev, grad_clip)
             total, n = distributed.all_reduce_sum([total, count], self.device)
             count = int(n)
@@ -207,6 +212,11 @@ class _Step:
             return _validate(self.model, validate)
         value = _validate(self.model, validate) if self.ctx.is_main else None
         return distributed.broadcast_value(value, self.device)
+
+
+def _rank_sharded(batches: BatchFn) -> bool:
+    """Batch functions with ``rank_sharded = True`` yield only this rank's batches."""
+    return bool(getattr(batches, "rank_sharded", False))
 
 
 def _train_epoch(
