@@ -49,6 +49,8 @@ recall, AUC for rank; rank `wall s` is per seed).
 def render(rows: list[dict[str, Any]]) -> str:
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
+        if r["protocol"] == "stream":  # scale rows (benchmarks/scale.py): one table, all sizes
+            r = {**r, "model": f"{r['model']} · {r['dataset']}", "dataset": "synthetic-<n>m"}
         groups[(r["stage"], r["dataset"], r["protocol"])].append(r)
     out = [INTRO]
     for (stage, dataset, protocol), items in sorted(groups.items()):

@@ -11,9 +11,9 @@ log of ``n``M events is the first ``n`` shards (``scale_data.py``: one 200k-item
 The log is first spilled into one Parquet file per user chunk (``ParquetInteractions.spill``:
 one pass, included in the wall time, ``spill_s``), so later passes read one chunk each.
 
-* ``itemcf-stream``: ``ItemCFRecall.fit_stream`` (``chunk_rows`` events per user chunk,
-  source-item blocks sized so one block holds at most ``max_pairs`` raw pairs: 50M by
-  default, 1 block at 1M events, 2 at 5M, 8 at 20M), sequential window only
+* ``itemcf-stream``: ``ItemCFRecall.fit_stream`` (``chunk_rows`` events per user chunk; pair
+  sums spilled per source-item block sized so one block holds at most ``max_pairs`` raw pairs:
+  50M by default, 1 block at 1M events, 2 at 5M, 8 at 20M), sequential window only
   (``global_weight = 0``: the global all-pairs part costs the sum of squared history lengths,
   3·10^8 ordered pairs per 1M events here, vs 2·10^7 for the window); ``nnz`` = entries of
   the pruned graph (≤ n_items × 100).

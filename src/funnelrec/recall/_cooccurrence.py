@@ -94,11 +94,6 @@ class PairSum:
         if self._n_pending >= MAX_PENDING:
             self._flush()
 
-    def add_matrix(self, mat: sp.csr_matrix) -> None:
-        """Add a sparse matrix of the same shape (folded in at the next flush)."""
-        self._flush()
-        self.total = sp.csr_matrix(self.total + mat)
-
     def result(self) -> sp.csr_matrix:
         """The ``shape`` CSR sum of every pair added so far."""
         self._flush()

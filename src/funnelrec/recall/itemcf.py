@@ -18,13 +18,18 @@ item's popularity to the power ``pop_penalty``, and pruned to the ``n_neighbours
 A batch of queries is scored by one sparse product: the recency-weighted last ``history_len``
 items of each query (``[B, n_items]``) times ``S``; the top ``k`` positive, non-excluded scores
 of each row are returned. Users without history get an empty row.
+
+``fit_stream`` builds the same graph from a Parquet log too large for memory: chunks of whole
+users, each chunk's pair sums spilled per block of source items, then each block summed,
+normalised and pruned (memory set by ``chunk_rows`` and ``max_pairs``, one pass over the log).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+import tempfile
+from pathlib import Path
 from typing import ClassVar, Literal, Self
 
 import numpy as np
@@ -50,8 +55,6 @@ from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
-
-Sequences = tuple[IntArray, IntArray, F64Array]
 
 
 class ItemCFParams(Params):
@@ -110,8 +113,12 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
 
     def fit(self, dataset: Dataset) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
-        bounds = np.array([0, dataset.n_items], dtype=np.int64)
-        return self._fit_chunks(lambda: iter([dataset.sequences]), dataset.n_items, bounds)
+        offsets, items, ts = dataset.sequences
+        raw, counts = self._raw(offsets, items, ts, dataset.n_items)
+        sim = _normalise(raw, counts, self.params)
+        self.similarity_ = row_topn(sim, self.params.n_neighbours).astype(np.float32)
+        self.n_items_ = dataset.n_items
+        return self
 
     def fit_stream(
         self,
@@ -119,71 +126,78 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         item_ids: IdMap,
         item_blocks: int | None = None,
         max_pairs: int = 50_000_000,
+        spill_dir: str | Path | None = None,
     ) -> Self:
         """The same graph as ``fit`` on the same log, built from Parquet in chunks of whole
-        users (``source.chunk_rows`` events at a time).
+        users (``source.chunk_rows`` events at a time), in one pass over the data.
 
-        The source items are cut into ``item_blocks`` contiguous blocks of about equal event
-        counts (default: enough blocks that one block's raw pair weights stay under
-        ``max_pairs`` entries, from the log's size and ``window``), one pass over the data
-        each. Peak memory: one chunk, one block's raw pairs and the pruned graph (at most
-        ``n_items × n_neighbours`` entries) — the memory setting is ``chunk_rows`` and
-        ``max_pairs``, not the log's size. ``similarity_`` rows follow ``item_ids``.
+        Each chunk's pair weights are summed, cut into blocks of source items and spilled to
+        ``spill_dir`` (a temporary folder; default: the system's); then each block sums its
+        parts, is normalised and pruned to ``n_neighbours``. Blocks are contiguous item ranges
+        with about equal event counts: ``item_blocks`` of them, by default enough that one
+        block's raw pairs stay under ``max_pairs``. Peak memory: one chunk's pairs, one
+        block's pairs and the pruned graph (at most ``n_items × n_neighbours`` entries) — set
+        by ``chunk_rows`` and ``max_pairs``, not by the log's size. Rows follow ``item_ids``.
         """
-        counts = item_counts(source, item_ids)
-        if item_blocks is None:
-            p = self.params
-            directions = (p.forward_weight > 0) + (p.backward_weight > 0)
-            generated = counts.sum() * p.window * directions
-            item_blocks = max(1, math.ceil(generated / max_pairs))
-        bounds = _balanced_bounds(counts, item_blocks)
-
-        def chunks() -> Iterator[Sequences]:
-            return ((c.offsets, c.items, c.ts) for c in source.chunks(item_ids))
-
-        return self._fit_chunks(chunks, len(item_ids), bounds)
-
-    def _fit_chunks(
-        self, chunks: Callable[[], Iterator[Sequences]], n_items: int, bounds: IntArray
-    ) -> Self:
-        """Sum every chunk's pairs, block of source rows ``bounds[b]:bounds[b+1]`` by block;
-        normalise; prune."""
-        counts: F64Array | None = None
+        n_items = len(item_ids)
+        bounds = self._blocks(item_counts(source, item_ids), item_blocks, max_pairs)
+        counts = np.zeros(n_items)
         parts = []
-        for lo, hi in itertools.pairwise(bounds.tolist()):
-            rows = None if len(bounds) == 2 else (lo, hi)
-            seq, glob = PairSum((n_items, n_items)), PairSum((n_items, n_items))
-            seen = np.zeros(n_items)
-            for offsets, items, ts in chunks():
-                w_event = user_weights(ragged.lengths(offsets), self.params.user_weight)[
-                    ragged.row_ids(offsets)
-                ]
-                self._sequential(seq, offsets, items, ts, w_event, rows)
-                if self.params.global_weight > 0:
-                    glob.add_matrix(_global(offsets, items, w_event, n_items, rows))
-                seen += np.bincount(items, weights=w_event, minlength=n_items)
-            counts = seen if counts is None else counts  # every pass counts the same
-            raw = seq.result()
-            if self.params.global_weight > 0:
-                raw = raw + self.params.global_weight * glob.result()
-            sim = _normalise(sp.csr_matrix(raw), counts, self.params)
-            parts.append(row_topn(sim, self.params.n_neighbours)[lo:hi])
+        with tempfile.TemporaryDirectory(prefix="itemcf-", dir=spill_dir) as tmp:
+            n_chunks = 0
+            for chunk in source.chunks(item_ids):
+                raw, seen = self._raw(chunk.offsets, chunk.items, chunk.ts, n_items)
+                counts += seen
+                for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+                    sp.save_npz(Path(tmp) / f"{b}-{n_chunks}.npz", raw[lo:hi], compressed=False)
+                n_chunks += 1
+                del raw
+            for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+                block = sp.csr_matrix((hi - lo, n_items), dtype=np.float64)
+                for c in range(n_chunks):
+                    path = Path(tmp) / f"{b}-{c}.npz"
+                    block = sp.csr_matrix(block + sp.load_npz(path))
+                    path.unlink()
+                sim = _normalise(block, counts, self.params, row_offset=lo)
+                parts.append(row_topn(sim, self.params.n_neighbours))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
         return self
 
+    def _blocks(self, counts: F64Array, blocks: int | None, max_pairs: int) -> IntArray:
+        """``[B+1]`` boundaries of contiguous source-item blocks of about equal event counts."""
+        if blocks is None:
+            p = self.params
+            directions = (p.forward_weight > 0) + (p.backward_weight > 0)
+            blocks = max(1, math.ceil(counts.sum() * p.window * directions / max_pairs))
+        if blocks < 1:
+            raise ValueError(f"item_blocks must be >= 1, got {blocks}")
+        cum = np.cumsum(counts)
+        targets = cum[-1] * np.arange(1, blocks) / blocks if len(cum) else np.zeros(blocks - 1)
+        inner = np.searchsorted(cum, targets, side="right")
+        return np.unique(np.concatenate([[0], inner, [len(counts)]])).astype(np.int64)
+
+    def _raw(
+        self, offsets: IntArray, items: IntArray, ts: F64Array, n_items: int
+    ) -> tuple[sp.csr_matrix, F64Array]:
+        """Raw pair weights ``[n_items, n_items]`` of some users' sequences and the
+        user-weighted event count of every item ``[n_items]``."""
+        w_event = user_weights(ragged.lengths(offsets), self.params.user_weight)[
+            ragged.row_ids(offsets)
+        ]
+        raw = self._sequential(offsets, items, ts, w_event, n_items)
+        if self.params.global_weight > 0:
+            raw = raw + self.params.global_weight * _global(offsets, items, w_event, n_items)
+        counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
+        return sp.csr_matrix(raw), counts
+
     def _sequential(
-        self,
-        total: PairSum,
-        offsets: IntArray,
-        items: IntArray,
-        ts: F64Array,
-        w_event: F64Array,
-        rows: tuple[int, int] | None,
-    ) -> None:
-        """Add directed, distance-weighted pair weights to ``total`` (source items in
-        ``rows`` only, when given), one vectorised pass per position offset ``d``."""
+        self, offsets: IntArray, items: IntArray, ts: F64Array, w_event: F64Array, n_items: int
+    ) -> sp.csr_matrix:
+        """Directed, distance-weighted pair weights ``[n_items, n_items]``, one vectorised
+        pass per position offset ``d = 1..window``."""
         p = self.params
+        total = PairSum((n_items, n_items))
         after = events_after(offsets)
         for d in range(1, p.window + 1):
             early, late, dt = sequence_pairs(after, ts, d)
@@ -193,9 +207,10 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
             if p.time_half_life is not None:
                 w = w * np.exp2(-dt / p.time_half_life)
             if p.forward_weight > 0:
-                total.add(*_in_rows(items[early], items[late], w * p.forward_weight, rows))
+                total.add(items[early], items[late], w * p.forward_weight)
             if p.backward_weight > 0:
-                total.add(*_in_rows(items[late], items[early], w * p.backward_weight, rows))
+                total.add(items[late], items[early], w * p.backward_weight)
+        return total.result()
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
         p = self.params
@@ -206,35 +221,8 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         return sparse_topk(scores, query, k, self.channel_name)
 
 
-def _balanced_bounds(counts: F64Array, blocks: int) -> IntArray:
-    """``[blocks+1]`` item boundaries of contiguous blocks with about equal event counts."""
-    if blocks < 1:
-        raise ValueError(f"item_blocks must be >= 1, got {blocks}")
-    cum = np.cumsum(counts)
-    targets = cum[-1] * np.arange(1, blocks) / blocks if len(cum) else np.zeros(blocks - 1)
-    inner = np.searchsorted(cum, targets, side="right")
-    return np.unique(np.concatenate([[0], inner, [len(counts)]])).astype(np.int64)
-
-
-def _in_rows(
-    src: IntArray, dst: IntArray, w: F64Array, rows: tuple[int, int] | None
-) -> tuple[IntArray, IntArray, F64Array]:
-    """The pairs whose source item lies in ``rows`` (all when ``None``)."""
-    if rows is None:
-        return src, dst, w
-    keep = (src >= rows[0]) & (src < rows[1])
-    return src[keep], dst[keep], w[keep]
-
-
-def _global(
-    offsets: IntArray,
-    items: IntArray,
-    w_event: F64Array,
-    n_items: int,
-    rows: tuple[int, int] | None = None,
-) -> sp.csr_matrix:
-    """User-weighted co-occurrence counts of all pairs in the same history, ``[n_items]^2``
-    (only source rows in ``rows`` filled, when given).
+def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:
+    """User-weighted co-occurrence counts of all pairs in the same history, ``[n_items]^2``.
 
     ``X^T diag(w) X`` with ``X`` the binary ``[n_users, n_items]`` matrix; diagonal dropped.
     """
@@ -247,30 +235,25 @@ def _global(
     x.data[:] = 1.0
     w_user = np.zeros(n_users)
     w_user[users] = w_event
-    left = x.T if rows is None else _row_block(sp.csr_matrix(x.T), rows)
-    co = sp.csr_matrix(left @ sp.diags(w_user) @ x)
+    co = sp.csr_matrix(x.T @ sp.diags(w_user) @ x)
     co.setdiag(0.0)
     co.eliminate_zeros()
     return co
 
 
-def _row_block(mat: sp.csr_matrix, rows: tuple[int, int]) -> sp.csr_matrix:
-    """``mat`` with every row outside ``rows`` emptied (shape kept)."""
-    indptr = mat.indptr.astype(np.int64)
-    lo, hi = indptr[rows[0]], indptr[rows[1]]
-    new_ptr = np.clip(indptr, lo, hi) - lo
-    return sp.csr_matrix((mat.data[lo:hi], mat.indices[lo:hi], new_ptr), shape=mat.shape)
-
-
-def _normalise(raw: sp.csr_matrix, counts: F64Array, p: ItemCFParams) -> sp.csr_matrix:
-    """Apply ``normalization`` and ``pop_penalty`` to raw pair weights ``[n_items]^2``."""
+def _normalise(
+    raw: sp.csr_matrix, counts: F64Array, p: ItemCFParams, row_offset: int = 0
+) -> sp.csr_matrix:
+    """Apply ``normalization`` and ``pop_penalty`` to raw pair weights ``[R, n_items]`` of the
+    source items ``row_offset .. row_offset + R`` (all items by default)."""
     n = np.maximum(counts, 1e-12)
     mat = sp.csr_matrix(raw, dtype=np.float64, copy=True)
+    n_src = n[row_offset : row_offset + mat.shape[0]]
     if p.normalization == "jaccard":
         rows = ragged.row_ids(mat.indptr.astype(np.int64))
-        union = n[rows] + n[mat.indices] - mat.data
+        union = n_src[rows] + n[mat.indices] - mat.data
         mat.data = mat.data / np.maximum(union, mat.data)
-    source, target = np.ones_like(n), n ** (-p.pop_penalty)
+    source, target = np.ones_like(n_src), n ** (-p.pop_penalty)
     if p.normalization == "cosine":
-        source, target = n ** (-p.alpha), target * n ** (p.alpha - 1.0)
+        source, target = n_src ** (-p.alpha), target * n ** (p.alpha - 1.0)
     return sp.csr_matrix(sp.diags(source) @ mat @ sp.diags(target))
