@@ -118,7 +118,9 @@ def _build(arch: str, dim: int) -> nn.Module:
         try:
             models = importlib.import_module("torchvision.models")
         except Exception as exc:  # absent, or built for another torch
-            raise ConfigError(f"image encoder {arch!r} needs a working torchvision: {exc}") from None
+            raise ConfigError(
+                f"image encoder {arch!r} needs a working torchvision: {exc}"
+            ) from None
         if not hasattr(models, name):
             raise ConfigError(f"image encoder: torchvision has no model {name!r}")
         net: nn.Module = getattr(models, name)(weights=None)

@@ -27,9 +27,7 @@ class PCAReducer:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=dim, random_state=seed).fit(vectors)
-        return cls(
-            pca.mean_.astype(np.float32), np.asarray(pca.components_, dtype=np.float32)
-        )
+        return cls(pca.mean_.astype(np.float32), np.asarray(pca.components_, dtype=np.float32))
 
     @property
     def dim(self) -> int:
