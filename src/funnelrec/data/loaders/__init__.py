@@ -27,9 +27,9 @@ from funnelrec.errors import DataError
 __all__ = [
     "ColumnMapping",
     "attach_items",
+    "load_dataset",
     "load_goodbooks",
     "load_lastfm_artists",
-    "load_dataset",
     "load_movielens_1m",
     "load_movielens_100k",
     "load_recbole_atomic",
