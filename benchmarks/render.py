@@ -31,6 +31,9 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "encoded",
+    "encoded_on_rerun",
+    "recall@50",
 )
 INTRO = """# Benchmarks
 
