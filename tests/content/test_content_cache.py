@@ -93,7 +93,7 @@ def test_repeated_contents_are_encoded_once_and_cache_is_per_encoder(tmp_path: P
     doubled, report2 = extract(["abc"], other, other_cache)
     assert report2.encoded == 1
     np.testing.assert_array_equal(doubled[0], 2 * vectors[0])
-    with pytest.raises(ConfigError, match="letters:2.0"):
+    with pytest.raises(ConfigError, match=r"letters:2\.0"):
         extract(["abc"], other, cache)
 
 

@@ -1,4 +1,4 @@
-"""goodbooks-10k metadata and Last.fm artist-name loaders (generated files; real data if present)."""
+"""goodbooks-10k metadata and Last.fm artist-name loaders (generated files; real data)."""
 
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ def test_goodbooks_catalogue_without_interactions(tmp_path: Path) -> None:
 
 def test_goodbooks_bad_and_duplicate_ids_name_the_line(tmp_path: Path) -> None:
     folder = write_books(tmp_path / "a", book("1", "A", "X"), book("1", "B", "Y"))
-    with pytest.raises(DataError, match="line 3.*duplicate book_id 1"):
+    with pytest.raises(DataError, match=r"line 3.*duplicate book_id 1"):
         load_goodbooks(folder)
     folder = write_books(tmp_path / "b", book("1", "A", "X"), book("x2", "B", "Y"))
-    with pytest.raises(DataError, match="line 3.*bad book_id 'x2'"):
+    with pytest.raises(DataError, match=r"line 3.*bad book_id 'x2'"):
         load_goodbooks(folder)
 
 
