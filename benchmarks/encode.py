@@ -40,13 +40,16 @@ def texts_of(dataset: str) -> list[str]:
     return item_texts(load(dataset).items, TEXT_COLUMNS[dataset])
 
 
-def phase(dataset: str, encoder_name: str, cache_dir: str, which: str, batch: int) -> None:
+def phase(
+    dataset: str, encoder_name: str, cache_dir: str, which: str, batch: int, threads: int
+) -> None:
     """Run one phase and print its row as JSON (called in a child process)."""
     texts = texts_of(dataset)
     if which == "change":
         texts = [f"{t} (revised edition)" if i < N_CHANGED else t for i, t in enumerate(texts)]
     start = time.perf_counter()
-    encoder = create_encoder(encoder_name)
+    params = {"threads": threads} if threads and encoder_name == "minilm" else {}
+    encoder = create_encoder(encoder_name, params)
     cache = VectorCache(cache_dir, encoder.fingerprint, encoder.dim)
     vectors, report = extract(texts, encoder, cache, batch_size=batch, progress=True)
     wall = time.perf_counter() - start
@@ -59,6 +62,7 @@ def phase(dataset: str, encoder_name: str, cache_dir: str, which: str, batch: in
         "dim": int(vectors.shape[1]),
         "extract_items_per_s": round(report.items_per_s, 1),
         "batch_size": batch,
+        "threads": threads,
     }
     print(json.dumps(row(dataset, "none", model, "encode", metrics, wall, **extra)))
 
@@ -68,12 +72,13 @@ def main() -> None:
     parser.add_argument("--dataset", action="append", help="repeatable")
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args()
     datasets = args.dataset or ["goodbooks-10k-meta"]
     if args.phase:
-        phase(datasets[0], args.encoder, args.cache, args.phase, args.batch_size)
+        phase(datasets[0], args.encoder, args.cache, args.phase, args.batch_size, args.threads)
         return
     rows = []
     for dataset in datasets:
@@ -81,6 +86,7 @@ def main() -> None:
             for which in ("cold", "cached", "change"):
                 cmd = [sys.executable, sys.argv[0], "--dataset", dataset, "--encoder"]
                 cmd += [args.encoder, "--batch-size", str(args.batch_size)]
+                cmd += ["--threads", str(args.threads)]
                 cmd += ["--phase", which, "--cache", cache]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 result = json.loads(out.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from funnelrec.content.registry import ContentEncoder, F32Matrix, register_encoder
 from funnelrec.errors import ConfigError
@@ -41,6 +42,7 @@ class SentenceEncoder(ContentEncoder):
             all-MiniLM-L6-v2). Nothing is downloaded: ``HF_HUB_OFFLINE=1`` is set.
         device: torch device. batch_size: texts per forward pass.
         max_seq_length: token limit (``None``: the model's).
+        threads: torch CPU threads while encoding (``None``: torch's setting).
     """
 
     modality = "text"
@@ -52,12 +54,13 @@ class SentenceEncoder(ContentEncoder):
         batch_size: int = 128,
         normalize: bool = True,
         max_seq_length: int | None = None,
+        threads: int | None = None,
     ) -> None:
         path = Path(model) if model is not None else packaged_minilm_path()
         if not (path / "config.json").is_file():
             raise ConfigError(f"text encoder: no sentence-transformers model in {path}")
         self.path, self.device, self.batch_size = path, device, batch_size
-        self.normalize, self.max_seq_length = normalize, max_seq_length
+        self.normalize, self.max_seq_length, self.threads = normalize, max_seq_length, threads
         self._model: Any = None
         self._dim = _pooled_dim(path)
         length = max_seq_length or _read_json(path / "sentence_bert_config.json").get(
@@ -91,13 +94,19 @@ class SentenceEncoder(ContentEncoder):
     def encode(self, inputs: Sequence[Any]) -> F32Matrix:
         if not inputs:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(inputs),
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            vectors = self.model.encode(
+                list(inputs),
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        finally:
+            torch.set_num_threads(previous)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
