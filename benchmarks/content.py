@@ -37,11 +37,12 @@ from funnelrec.eval.protocol import evaluate
 from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
 
-TWO_TOWER = {"recent": 3, "use_user_id": False, "lr": 0.005}  # benchmarks/embedding.py, loo
+# benchmarks/embedding.py's loo params; one torch thread (the shared 2-core machine)
+TWO_TOWER = {"recent": 3, "use_user_id": False, "lr": 0.005, "threads": 1}
 CHANNELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popular": ("popular", {}),
     "itemcf": ("itemcf", {}),
-    "mf": ("mf", {"lr": 0.005, "batch_size": 2048, "init_std": 0.03}),
+    "mf": ("mf", {"lr": 0.005, "batch_size": 2048, "init_std": 0.03, "threads": 1}),
     "two_tower": ("two_tower", TWO_TOWER),
     "two_tower+content": ("two_tower", {**TWO_TOWER, "content_column": "content"}),
     "content": ("content", {"vector_column": "content", "history": 20}),
