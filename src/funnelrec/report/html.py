@@ -20,7 +20,8 @@ table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.25em .6em}th{background:#f3f3f3;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.best{font-weight:bold;background:#eef6ee}
-img{max-width:100%;display:block;margin:.5em 0}.muted{color:#777}pre{background:#f7f7f7;padding:.8em}
+img{max-width:100%;display:block;margin:.5em 0}.muted{color:#777}
+pre{background:#f7f7f7;padding:.8em}
 """
 
 
