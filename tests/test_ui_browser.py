@@ -127,8 +127,9 @@ def test_inspector_assets_and_read_only_routes(live: Live) -> None:
         users = c.get("/users", params={"limit": 5}).json()["users"]
         counts = [u["n_interactions"] for u in users]
         assert len(users) == 5 and counts == sorted(counts, reverse=True)
-        items = c.get("/items", params={"item_id": ["i0001", "ghost"]}).json()["items"]
+        lookup = c.post("/items/lookup", json={"item_ids": ["i0001", "ghost"]})
+        items = lookup.json()["items"]
         assert items[0]["known"] and items[0]["title"] and not items[1]["known"]
-        assert c.get("/items").status_code == 422
+        assert c.post("/items/lookup", json={"item_ids": []}).status_code == 422
         cold = c.get("/history", params={"user_id": "nobody"}).json()
         assert cold == {"user_id": "nobody", "known_user": False, "items": []}

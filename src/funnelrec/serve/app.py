@@ -2,8 +2,9 @@
 
 Routes: ``GET /recommend``, ``POST /events``, ``PUT /items``, ``GET /similar``,
 ``GET /health``, ``GET /metrics``, ``POST /admin/reload``; the funnel inspector at ``GET /ui``
-with its read-only ``GET /users``, ``GET /history``, ``GET /items``. Run it with ``funnelrec serve``
-(uvicorn, one process: concurrent requests are batched and run on one funnel thread).
+with its read-only ``GET /users``, ``GET /history``, ``POST /items/lookup``. Run it with
+``funnelrec serve`` (uvicorn, one process: concurrent requests are batched and run on one
+funnel thread).
 """
 
 from __future__ import annotations

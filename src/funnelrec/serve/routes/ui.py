@@ -1,7 +1,8 @@
 """``GET /ui``: the funnel inspector, a static page (HTML/JS/CSS shipped in ``serve/ui/``)
-that calls the public API: ``/users``, ``/history``, ``/items``, ``/recommend?explain=true``
-and ``/events``. The page itself holds no data, so it needs no token; with ``api_token`` set,
-open it as ``/ui?token=...`` and the page sends the token with its API calls."""
+that calls the public API: ``/users``, ``/history``, ``/items/lookup``,
+``/recommend?explain=true`` and ``/events``. The page itself holds no data, so it needs no
+token; with ``api_token`` set, open it as ``/ui?token=...`` and the page sends the token with
+its API calls."""
 
 from importlib import resources
 

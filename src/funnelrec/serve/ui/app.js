@@ -32,10 +32,12 @@ const fmt = (x) => (x === undefined || x === null ? "–" : Number(x).toFixed(4)
 
 async function fetchTitles(ids) {
   const missing = [...new Set(ids.map(String))].filter((i) => !titles.has(i));
-  for (let i = 0; i < missing.length; i += 400) {
-    const q = new URLSearchParams();
-    missing.slice(i, i + 400).forEach((id) => q.append("item_id", id));
-    const { items } = await api(`/items?${q}`);
+  for (let i = 0; i < missing.length; i += 1000) {
+    const { items } = await api("/items/lookup", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ item_ids: missing.slice(i, i + 1000) }),
+    });
     items.forEach((it) => titles.set(String(it.item_id), it.title || ""));
   }
 }
