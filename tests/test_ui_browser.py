@@ -108,6 +108,16 @@ def test_inspector_select_user_click_item_slate_changes(
     assert [(e.item_id, e.type) for e in events] == [(clicked, "click")]
     assert not errors, errors
 
+    # a typed, unknown user gets cold-start items and an empty history
+    page.fill("#user-input", "newcomer-42")
+    page.click("#load")
+    page.wait_for_selector("body[data-user='newcomer-42']", timeout=10_000)
+    assert "cold start" in page.inner_text("#status")
+    assert page.locator("#slate .slate-item").count() == 10
+    assert page.inner_text("#history") == "no history (cold start)"
+    page.select_option("#user-select", user)  # back to the user, for the screenshot
+    page.wait_for_selector(f"body[data-user='{user}']", timeout=10_000)
+
     shot = tmp_path / "ui-inspector.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
