@@ -14,7 +14,7 @@ from funnelrec.cli import app
 from funnelrec.config import parse_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, NotFittedError
 from funnelrec.eval.funnel import evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.report import build_report
@@ -157,3 +157,5 @@ def test_cli_report_json_and_errors(artifacts: list[Path], tmp_path: Path) -> No
     bad = CliRunner().invoke(app, [*args, "--protocol", "nope"])
     assert isinstance(bad.exception, ConfigError) and "nope" in str(bad.exception)
     assert CliRunner().invoke(app, [*args, "--k", "0"]).exit_code == 2
+    missing = CliRunner().invoke(app, [*args[:1], "--artifacts", str(tmp_path), *args[3:]])
+    assert isinstance(missing.exception, NotFittedError) and str(tmp_path) in str(missing.exception)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funnelrec.config import FunnelConfig
+from funnelrec.config import FunnelConfig, load_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
 from funnelrec.data.splits import split as split_dataset
+from funnelrec.errors import NotFittedError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.report.stages import StageQuality, stage_quality
@@ -94,7 +95,7 @@ def build_report(
     parts = split_dataset(dataset, protocol)
     runs: list[RunReport] = []
     for path in artifacts:
-        config = Funnel.load(path).config
+        config = _artifact_config(Path(path))
         runs.append(evaluate_run(_run_name(path, runs), config, parts, k, progress))
     report = Report(summarise(dataset), protocol, runs, 0.0)
     report.wall_s = time.perf_counter() - start
@@ -105,6 +106,13 @@ def build_report(
     tmp.write_text(render_html(report), encoding="utf-8")
     tmp.replace(out)
     return report
+
+
+def _artifact_config(path: Path) -> FunnelConfig:
+    """The config of a funnel artifact (without loading its stages)."""
+    if not (path / "meta.json").is_file():
+        raise NotFittedError(f"{path} is not a funnel artifact (no meta.json)")
+    return load_config(path / "config.yaml")
 
 
 def _run_name(path: Path, earlier: Sequence[RunReport]) -> str:
