@@ -84,7 +84,11 @@ def test_inspector_select_user_click_item_slate_changes(
     channels = page.locator("#channels .channel")
     names = {str(channels.nth(i).get_attribute("data-channel")) for i in range(channels.count())}
     assert {"popular", "itemcf"} <= names
-    assert page.locator("#channels .channel[data-channel='itemcf'] li").count() > 0
+    itemcf = page.locator("#channels .channel[data-channel='itemcf'] li")
+    assert itemcf.count() > 0
+    dataset = live.state.current.dataset
+    title = dataset.items["title"][dataset.item_ids.index(itemcf.first.get_attribute("data-item"))]
+    assert itemcf.first.inner_text().startswith(title)  # candidates are shown with their titles
     assert page.locator("#scores tr").count() > 1  # pre-rank and rank scores
     before = _slate(page)
     assert len(before) == 10
