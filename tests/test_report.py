@@ -5,6 +5,7 @@ with each other and with the funnel evaluation."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,43 @@ def test_cli_report_json_and_errors(artifacts: list[Path], tmp_path: Path) -> No
     assert CliRunner().invoke(app, [*args, "--k", "0"]).exit_code == 2
     missing = CliRunner().invoke(app, [*args[:1], "--artifacts", str(tmp_path), *args[3:]])
     assert isinstance(missing.exception, NotFittedError) and str(tmp_path) in str(missing.exception)
+
+
+def test_record_runs_collects_every_fit_in_its_block_only() -> None:
+    import torch
+
+    from funnelrec.train.loop import fit, record_runs
+
+    def batches(epoch: int, rng: object) -> Iterator[dict[str, torch.Tensor]]:
+        yield {"x": torch.ones(4, 2)}
+
+    def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["x"]).pow(2).mean()
+
+    fit(torch.nn.Linear(2, 1), batches, loss, epochs=1, lr=0.1)  # outside: not recorded
+    with record_runs() as outer:
+        fit(torch.nn.Linear(2, 1), batches, loss, epochs=2, lr=0.1)
+        with record_runs() as inner:
+            fit(torch.nn.Sequential(torch.nn.Linear(2, 1)), batches, loss, epochs=3, lr=0.1)
+        fit(torch.nn.Linear(2, 1), batches, loss, epochs=1, lr=0.1)
+    assert [(r.model, r.result.epochs_run) for r in outer] == [("Linear", 2), ("Linear", 1)]
+    assert [(r.model, r.result.epochs_run) for r in inner] == [("Sequential", 3)]
+    losses = [e.loss for e in outer[0].result.history]
+    assert losses[1] < losses[0]  # the recorded curve is the real one: loss goes down
+
+
+def test_cli_fit_json_writes_training_log(tmp_path: Path) -> None:
+    config = tmp_path / "mf.toml"
+    config.write_text(
+        'k = 10\n[recall]\ntotal = 50\n[[recall.channels]]\nname = "mf"\n'
+        "params = { dim = 8, epochs = 2, threads = 1, valid_users = 50 }\n"
+    )
+    out = tmp_path / "art"
+    data = "synthetic:n_users=300,n_items=200,n_interactions=6000"
+    res = CliRunner().invoke(app, ["fit", "-c", str(config), "-d", data, "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["artifacts"] == str(out)
+    log = json.loads((out / "training_log.json").read_text())
+    assert [r["model"] for r in log] == ["MatrixFactorization"]
+    assert [e["epoch"] for e in log[0]["epochs"]] == list(range(1, len(log[0]["epochs"]) + 1))
+    assert all(e["metric"] is not None for e in log[0]["epochs"])
