@@ -148,7 +148,7 @@ def _training_section(runs: Sequence[RunReport]) -> str:
     for i, run in enumerate(runs):
         parts.append(f"<h3>{escape(run.name)} (fit {run.fit_s:.1f} s)</h3>")
         if not run.training:
-            parts.append("<p class='muted'>No stage of this funnel trains through the training loop.</p>")
+            parts.append("<p class='muted'>No stage of this funnel uses the training loop.</p>")
             continue
         rows = [
             [
