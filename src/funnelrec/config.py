@@ -117,9 +117,25 @@ class FunnelConfig(StrictModel):
     rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
     k: int = Field(default=10, ge=1)
     seed: int = 0
+    tasks: list[dict[str, Any]] | None = None
 
     def resolved(self) -> FunnelConfig:
-        """Same config with every stage's params completed by its defaults (validated)."""
+        """Same config with every stage's params completed by its defaults (validated).
+
+        Top-level ``tasks`` (multi-task objectives, configured once) go to the pre-ranker and
+        ranker when they take ``tasks`` and do not set their own."""
+        if self.tasks is not None:
+            return (
+                self.model_copy(
+                    update={
+                        "prerank": _with_tasks(PRERANK, self.prerank, self.tasks),
+                        "rank": _with_tasks(RANK, self.rank, self.tasks),
+                        "tasks": None,
+                    }
+                )
+                .resolved()
+                .model_copy(update={"tasks": self.tasks})
+            )
         channels = [
             c.model_copy(update={"params": _resolve(RECALL, c.name, c.params)})
             for c in self.recall.channels
@@ -142,6 +158,16 @@ class FunnelConfig(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _with_tasks(
+    registry: Registry[Any], slot: ScorerConfig, tasks: list[dict[str, Any]]
+) -> ScorerConfig:
+    """``slot`` with ``tasks`` in its params when its scorer has a ``tasks`` parameter."""
+    fields = getattr(registry.get(slot.name).params_model, "model_fields", {})
+    if "tasks" not in fields or "tasks" in slot.params:
+        return slot
+    return slot.model_copy(update={"params": {**slot.params, "tasks": tasks}})
 
 
 def _resolve(registry: Registry[Any], name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class SingleTask(MultiTaskModel):
         del self.embed  # each task has its own; the base embedding is unused
 
     def score(self, batch: Batch) -> Tensor:
-        return torch.cat([net.score(batch) for net in self.nets], dim=1)
+        return torch.cat([net(batch) for net in self.nets], dim=1)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return []
@@ -169,7 +169,10 @@ class MMoE(MultiTaskModel):
 
     def score(self, batch: Batch) -> Tensor:
         x = self.flat(batch)
-        outs = [head(_mix(self.experts, g, x, x)) for g, head in zip(self.gates, self.heads)]
+        outs = [
+            head(_mix(self.experts, g, x, x))
+            for g, head in zip(self.gates, self.heads, strict=True)
+        ]
         return torch.cat(outs, dim=1)
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -193,8 +196,8 @@ class _Extraction(nn.Module):
         shared_x = xs[-1]
         shared_out = [e(shared_x) for e in self.shared]
         outs, all_out = [], []
-        for t, (experts, gate) in enumerate(zip(self.task, self.task_gates)):
-            own = [e(xs[t]) for e in experts]
+        for t, (experts, gate) in enumerate(zip(self.task, self.task_gates, strict=True)):
+            own = [e(xs[t]) for e in experts]  # type: ignore[attr-defined]
             all_out += own
             stacked = torch.stack(own + shared_out, dim=1)
             w = F.softmax(gate(xs[t]), dim=-1).unsqueeze(-1)
@@ -223,7 +226,7 @@ class PLE(MultiTaskModel):
         xs = [x] * (self.mt.n_tasks + 1)
         for level in self.levels:
             xs = level(xs)
-        return torch.cat([head(h) for head, h in zip(self.heads, xs)], dim=1)
+        return torch.cat([head(h) for head, h in zip(self.heads, xs, strict=True)], dim=1)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         shared = [p for lv in self.levels for p in lv.shared.parameters()]  # type: ignore[union-attr]
@@ -244,7 +247,7 @@ class ESMM(MultiTaskModel):
 
     def conditional_logits(self, batch: Batch) -> Tensor:
         """``[N, T]`` logits of ``p(y_t = 1 | y_{t-1} = 1)`` (column 0: the CTR)."""
-        return torch.stack([net.score(batch) for net in self.nets], dim=1)
+        return torch.stack([net(batch) for net in self.nets], dim=1)
 
     def score(self, batch: Batch) -> Tensor:
         log_p = F.logsigmoid(self.conditional_logits(batch)).cumsum(dim=1)  # log p(y_t = 1)
@@ -268,9 +271,9 @@ def build_multitask(schema: Schema, config: MultiTaskConfig) -> MultiTaskModel:
 __all__ = [
     "ARCHS",
     "ESMM",
-    "MMoE",
     "MULTITASK_MODELS",
     "PLE",
+    "MMoE",
     "MultiTaskConfig",
     "MultiTaskModel",
     "SharedBottom",

@@ -25,13 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from funnelrec.eval import metrics
-from funnelrec.ragged import FloatArray, IntArray
+from funnelrec.ragged import IntArray
 
 FusionKind = Literal["sum", "product"]
 BoolArray = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
 
 
-def fuse(logits: npt.ArrayLike, weights: Sequence[float], kind: FusionKind = "sum") -> FloatArray:
+def fuse(logits: npt.ArrayLike, weights: Sequence[float], kind: FusionKind = "sum") -> F64:
     """``[N]`` fused score of task logits ``[N, T]`` with weights ``[T]``."""
     x = np.asarray(logits, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
@@ -56,7 +57,7 @@ def pareto_mask(points: npt.ArrayLike) -> BoolArray:
     return np.asarray(~dominated)
 
 
-def simplex_grid(n_tasks: int, steps: int) -> FloatArray:
+def simplex_grid(n_tasks: int, steps: int) -> F64:
     """All weight vectors ``[M, T]`` with entries in ``{0, 1/steps, ..., 1}`` summing to 1."""
     rows = [c for c in itertools.product(range(steps + 1), repeat=n_tasks) if sum(c) == steps]
     return np.asarray(rows, dtype=np.float64) / steps
@@ -67,8 +68,8 @@ class Sweep:
     """``weights [M, T]`` tried, ``objectives [M, T]`` (metric of the fused score per task),
     ``front [M]`` non-dominated mask, task ``names``."""
 
-    weights: FloatArray
-    objectives: FloatArray
+    weights: F64
+    objectives: F64
     front: BoolArray
     names: tuple[str, ...]
     kind: FusionKind
@@ -122,7 +123,7 @@ def plot_front(
     ax.plot(obj[mask, a][order], obj[mask, b][order], "o-", c="C3", ms=5, label="Pareto front")
     if labels is not None:
         for i in np.flatnonzero(mask):
-            ax.annotate(labels[i], (obj[i, a], obj[i, b]), fontsize=6, alpha=0.8)
+            ax.annotate(labels[int(i)], (obj[i, a], obj[i, b]), fontsize=6, alpha=0.8)
     ax.set_xlabel(names[a])
     ax.set_ylabel(names[b])
     ax.set_title(title, fontsize=9)
@@ -141,9 +142,9 @@ class Front:
     ``objectives [R, T]`` (validation metric per task), ``weights [R, T]`` (final mean
     training weights) and the non-dominated mask ``front [R]``."""
 
-    constraints: FloatArray
-    objectives: FloatArray
-    weights: FloatArray
+    constraints: F64
+    objectives: F64
+    weights: F64
     front: BoolArray
 
 

@@ -163,7 +163,11 @@ class MultiTaskRanker(CTRRanker):
             "best_epoch": result.fit.best_epoch,
             "epochs_run": result.fit.epochs_run,
             "n_examples": len(train),
-            "positive_rate": {t.name: float(labels[:, i].mean()) for i, t in enumerate(p.tasks)},
+            "positive_rate": float(labels[:, 0].mean()),
+        }
+        self.task_log_ = {
+            "tasks": [t.name for t in p.tasks],
+            "positive_rate": [float(labels[:, i].mean()) for i in range(len(p.tasks))],
             "valid_auc": result.valid_auc,
             "task_weights": result.weights,
         }

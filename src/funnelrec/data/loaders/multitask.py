@@ -9,8 +9,8 @@ the ``TaskSpec`` of every label. ``encode`` fits the preprocessing on train only
 * census-income: the 42-column file (no header); tasks ``income`` (``income_50k`` is
   ``50000+.``) and ``marital`` (``marital_stat`` is ``Never married``); ``instance_weight``
   is not a feature; the numeric columns are both dense and categorical fields (most have
-  few distinct values, e.g. age, weeks worked). The only file here is the public test split, so ``split622`` cuts it
-  60/20/20 at random with a fixed seed (2024 by default).
+  few distinct values, e.g. age, weeks worked). The only file here is the public test
+  split, so ``split622`` cuts it 60/20/20 at random with a fixed seed (2024 by default).
 * Ali-CCP (``ali_ccp_{train,val,test}*.csv``): labels ``click``, ``purchase``; numbered
   fields are categorical, ``D*`` fields dense.
 * AliExpress (``aliexpress_{train,test}*.csv``): labels ``click``, ``conversion``;
@@ -125,7 +125,7 @@ class MultiTaskTable:
 def split622(n: int, seed: int = 2024) -> dict[str, np.ndarray[tuple[int], np.dtype[np.int64]]]:
     """Row indices of a random 60/20/20 train/valid/test split of ``n`` rows."""
     perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
-    a, b = int(round(0.6 * n)), int(round(0.8 * n))
+    a, b = round(0.6 * n), round(0.8 * n)
     return {"train": perm[:a], "valid": perm[a:b], "test": perm[b:]}
 
 
