@@ -25,7 +25,7 @@ def test_fuse_known_answers() -> None:
     np.testing.assert_allclose(
         np.exp(fuse(logits, [1.0, 2.0], "product")), [0.5 * 0.25, 0.75 * 0.0625]
     )
-    with pytest.raises(ValueError, match="-1.0"):
+    with pytest.raises(ValueError, match=r"-1\.0"):
         fuse(logits, [1.0, -1.0])
     with pytest.raises(ValueError, match="3 fusion weights"):
         fuse(logits, [1.0, 1.0, 1.0])

@@ -81,7 +81,7 @@ def test_min_norm_weights_known_answers() -> None:
     torch.testing.assert_close(min_norm_weights(opposite), torch.tensor([0.5, 0.5]))
     bounded = min_norm_weights(g, torch.tensor([0.0, 0.5]))  # w_2 ≥ 0.5 binds
     torch.testing.assert_close(bounded, torch.tensor([0.5, 0.5]), atol=1e-4, rtol=0)
-    with pytest.raises(ValueError, match="1.200"):
+    with pytest.raises(ValueError, match=r"1\.200"):
         min_norm_weights(g, torch.tensor([0.6, 0.6]))
 
 
