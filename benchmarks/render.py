@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from references import PEERS
+from references import PEER_STAGES, PEERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -31,6 +31,10 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "auc_income",
+    "auc_income_std",
+    "auc_marital",
+    "auc_marital_std",
 )
 INTRO = """# Benchmarks
 
@@ -53,7 +57,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]]) -> list[str]:
-    peers = PEERS.get((dataset, protocol), {}) if stage in ("recall", "funnel") else {}
+    with_peers = stage in ("recall", "funnel") or (dataset, protocol) in PEER_STAGES.get(stage, ())
+    peers = PEERS.get((dataset, protocol), {}) if with_peers else {}
     present = {k for r in items for k in r["metrics"]}
     keys = [k for k in MAIN_METRICS if k in present]
     extra = sorted(present - set(keys))
