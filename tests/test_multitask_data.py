@@ -83,3 +83,14 @@ def test_census_file_split(shared_data: Path) -> None:
     assert sizes == {"train": 59857, "valid": 19953, "test": 19952}
     y = table.labels("train")
     assert 0.05 < y[:, 0].mean() < 0.075 and 0.40 < y[:, 1].mean() < 0.46
+
+
+def test_ali_ccp_folder_loads_as_a_funnel_dataset(shared_data: Path) -> None:
+    from funnelrec.data.loaders import load_dataset
+
+    ds = load_dataset(shared_data / "multitask-tiny-samples" / "ali-ccp")
+    assert ds.impressions is not None and ds.impressions.height == 200
+    assert len(ds) == int(ds.impressions["clicked"].sum())  # interactions = clicked rows
+    assert ds.interactions["purchase"].sum() <= len(ds)
+    with pytest.raises(DataError, match="load_multitask"):
+        load_dataset(shared_data / "census-income")

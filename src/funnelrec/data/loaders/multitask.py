@@ -29,6 +29,7 @@ import polars as pl
 import torch
 
 from funnelrec.batch import Batch, Schema
+from funnelrec.data.dataset import Dataset
 from funnelrec.data.loaders.ctr import CTRTable
 from funnelrec.errors import DataError
 
@@ -212,3 +213,37 @@ def _find(root: Path, patterns: Sequence[str]) -> Path:
 
 def _csv(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False, quote_char=None)
+
+
+ALI_CCP_USER, ALI_CCP_ITEM = "101", "205"  # Ali-CCP field ids of the user and the item
+ALI_CCP_USER_FIELDS = ("121", "122", "124", "125", "126", "127", "128", "129")
+ALI_CCP_ITEM_FIELDS = ("206", "207", "210", "216")
+
+
+def ali_ccp_dataset(folder: str | Path) -> Dataset:
+    """An Ali-CCP-format folder as a funnel ``Dataset``: every row (train, val, test in order;
+    the row order is the time) is an impression of item ``205`` to user ``101``; clicked rows
+    are the interactions with ``click`` and ``purchase`` feedback; the user and item fields
+    become the user and item tables (first value seen)."""
+    table = load_ali_ccp(folder)
+    rows = pl.concat([table.parts[p] for p in ("train", "valid", "test")])
+    rows = rows.with_columns(
+        pl.int_range(rows.height).cast(pl.Float64).alias("timestamp"),
+        pl.col("click").cast(pl.Int8), pl.col("purchase").cast(pl.Int8),
+    )  # fmt: skip
+    users = rows.select(ALI_CCP_USER, *ALI_CCP_USER_FIELDS)
+    users = users.unique(ALI_CCP_USER, keep="first", maintain_order=True)
+    items = rows.select(ALI_CCP_ITEM, *ALI_CCP_ITEM_FIELDS)
+    items = items.unique(ALI_CCP_ITEM, keep="first", maintain_order=True)
+    clicked = rows.filter(pl.col("click") == 1)
+    ds = Dataset.from_frame(
+        clicked, user_col=ALI_CCP_USER, item_col=ALI_CCP_ITEM, time_col="timestamp",
+        feedback_cols=("click", "purchase"), items=items, users=users, name="ali-ccp",
+    )  # fmt: skip
+    impressions = pl.DataFrame({
+        "user_idx": ds.user_ids.extend(rows[ALI_CCP_USER].to_numpy()),
+        "item_idx": ds.item_ids.extend(rows[ALI_CCP_ITEM].to_numpy()),
+        "timestamp": rows["timestamp"].to_numpy(),
+        "clicked": rows["click"].to_numpy(),
+    })  # fmt: skip
+    return ds.replace(impressions=impressions)
