@@ -85,3 +85,21 @@ def test_funnel_reports_what_earlier_stages_dropped(world_split: Split) -> None:
     # every user has ≥ 10 merged items, so dropped = K · (1 - consistency)
     assert m["dropped@10:prerank"] == pytest.approx(10 * (1 - m["consistency@10"]), abs=1e-6)
     assert pl.DataFrame(ranker.task_log_["valid_auc"]).width >= 1
+
+
+def test_recall_samples_events_by_the_same_tasks(world: Dataset) -> None:
+    from funnelrec.recall.two_tower_tasks import event_keep
+
+    tasks = [TaskDef(name="click", column="click", weight=1.0),
+             TaskDef(name="like", column="like", weight=0.5),
+             TaskDef(name="purchase", column="purchase", weight=2.0)]  # fmt: skip
+    keep = event_keep(world, tasks, min_keep=0.1)
+    log = world.interactions[world.time_order]
+    like, buy = log["like"].to_numpy() > 0.5, log["purchase"].to_numpy() > 0.5
+    np.testing.assert_allclose(keep[buy & like], 1.0)
+    np.testing.assert_allclose(keep[~like & ~buy], 1.0 / 3.5)
+    np.testing.assert_allclose(keep[like & ~buy], 1.5 / 3.5)
+    with pytest.raises(ConfigError, match="'likes'"):
+        event_keep(world, [TaskDef(name="like", column="likes")], 0.1)
+    config = parse_config({**_config(), "recall": {"channels": [{"name": "two_tower_tasks"}]}})
+    assert config.recall.channels[0].params["tasks"][2]["weight"] == 3.0

@@ -24,7 +24,7 @@ Example (TOML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -108,6 +108,9 @@ class RerankConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+_Slot = TypeVar("_Slot", ChannelConfig, ScorerConfig)
+
+
 class FunnelConfig(StrictModel):
     """The whole funnel: recall → pre-rank → rank → re-rank chain → ``k`` items."""
 
@@ -122,12 +125,19 @@ class FunnelConfig(StrictModel):
     def resolved(self) -> FunnelConfig:
         """Same config with every stage's params completed by its defaults (validated).
 
-        Top-level ``tasks`` (multi-task objectives, configured once) go to the pre-ranker and
-        ranker when they take ``tasks`` and do not set their own."""
+        Top-level ``tasks`` (multi-task objectives, configured once) go to every recall
+        channel, the pre-ranker and the ranker that take ``tasks`` and do not set their own."""
         if self.tasks is not None:
             return (
                 self.model_copy(
                     update={
+                        "recall": self.recall.model_copy(
+                            update={
+                                "channels": [
+                                    _with_tasks(RECALL, c, self.tasks) for c in self.recall.channels
+                                ]
+                            }
+                        ),
                         "prerank": _with_tasks(PRERANK, self.prerank, self.tasks),
                         "rank": _with_tasks(RANK, self.rank, self.tasks),
                         "tasks": None,
@@ -160,10 +170,8 @@ class FunnelConfig(StrictModel):
         return self.model_dump(mode="json")
 
 
-def _with_tasks(
-    registry: Registry[Any], slot: ScorerConfig, tasks: list[dict[str, Any]]
-) -> ScorerConfig:
-    """``slot`` with ``tasks`` in its params when its scorer has a ``tasks`` parameter."""
+def _with_tasks(registry: Registry[Any], slot: _Slot, tasks: list[dict[str, Any]]) -> _Slot:
+    """``slot`` with ``tasks`` in its params when its stage has a ``tasks`` parameter."""
     fields = getattr(registry.get(slot.name).params_model, "model_fields", {})
     if "tasks" not in fields or "tasks" in slot.params:
         return slot
