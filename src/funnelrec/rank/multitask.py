@@ -101,6 +101,15 @@ class MultiTaskParams(CTRParams):
         return self
 
 
+def require_column(task: TaskDef, log: pl.DataFrame) -> None:
+    """A ``ConfigError`` naming the task and its column when ``log`` lacks the column."""
+    if task.column not in log.columns:
+        raise ConfigError(
+            f"task {task.name!r}: unknown label column {task.column!r}; the interaction "
+            f"log has {log.columns}"
+        )
+
+
 def task_labels(dataset: Dataset, examples: Examples, tasks: list[TaskDef]) -> F32:
     """``[N, T]`` labels of the examples' candidates (see module doc)."""
     base = examples.labels.astype(np.float32)
@@ -118,11 +127,7 @@ def task_labels(dataset: Dataset, examples: Examples, tasks: list[TaskDef]) -> F
         if task.column in BASE_COLUMNS and task.column not in log.columns:
             out[:, t] = base
             continue
-        if task.column not in log.columns:
-            raise ConfigError(
-                f"task {task.name!r}: unknown label column {task.column!r}; the interaction "
-                f"log has {log.columns}"
-            )
+        require_column(task, log)
         values = log.select(*on, pl.col(task.column).cast(pl.Float64).alias("_v"))
         values = values.group_by(on).agg(pl.col("_v").max())
         joined = keys.join(values, on=on, how="left", maintain_order="left")

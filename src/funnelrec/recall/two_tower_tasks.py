@@ -19,8 +19,7 @@ from pydantic import Field
 from torch import Tensor
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
-from funnelrec.rank.multitask import BASE_COLUMNS, TaskDef, _default_tasks
+from funnelrec.rank.multitask import BASE_COLUMNS, TaskDef, _default_tasks, require_column
 from funnelrec.recall.two_tower import TwoTowerParams, TwoTowerRecall
 from funnelrec.registry import RECALL
 from funnelrec.train.data import PairBatches
@@ -43,11 +42,7 @@ def event_keep(dataset: Dataset, tasks: list[TaskDef], min_keep: float) -> F64:
         if task.column in BASE_COLUMNS and task.column not in log.columns:
             value += task.weight
             continue
-        if task.column not in log.columns:
-            raise ConfigError(
-                f"task {task.name!r}: unknown label column {task.column!r}; the interaction "
-                f"log has {log.columns}"
-            )
+        require_column(task, log)
         hit = log[task.column].cast(float).fill_null(0.0).to_numpy() > task.threshold
         value += task.weight * hit
     keep = np.maximum(value / max(float(value.max(initial=0.0)), 1e-12), min_keep)
