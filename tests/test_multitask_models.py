@@ -73,6 +73,12 @@ def test_task_losses_skip_unknown_labels() -> None:
     torch.testing.assert_close(task_losses(logits, labels), torch.full((2,), float(np.log(2))))
 
 
+def test_regression_losses_are_squared_errors() -> None:
+    out = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
+    labels = torch.tensor([[0.0, float("nan")], [1.0, 0.0]])
+    torch.testing.assert_close(task_losses(out, labels, regression=True), torch.tensor([2.5, 4.0]))
+
+
 def test_min_norm_weights_known_answers() -> None:
     g = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     # min_w  w² + 4(1-w)²  →  w = 0.8

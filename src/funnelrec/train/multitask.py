@@ -36,10 +36,16 @@ from funnelrec.train.loop import FitResult, fit, resolve_device
 Weighting = Literal["fixed", "uncertainty", "mgda"]
 
 
-def task_losses(logits: Tensor, labels: Tensor) -> Tensor:
-    """``[T]`` mean BCE per task of logits/labels ``[N, T]`` (NaN labels skipped)."""
+def task_losses(logits: Tensor, labels: Tensor, regression: bool = False) -> Tensor:
+    """``[T]`` mean BCE (``regression``: squared error) per task of outputs/labels ``[N, T]``
+    (NaN labels skipped)."""
     known = ~torch.isnan(labels)
-    raw = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(labels), reduction="none")
+    target = torch.nan_to_num(labels)
+    raw = (
+        (logits - target).pow(2)
+        if regression
+        else F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    )
     return (raw * known).sum(0) / known.sum(0).clamp_min(1)
 
 
@@ -129,9 +135,9 @@ class TaskWeighting(nn.Module):
 class WeightedModel(nn.Module):
     """A multi-task model plus its ``TaskWeighting`` (so learned weights get optimised)."""
 
-    def __init__(self, model: nn.Module, weighting: TaskWeighting) -> None:
+    def __init__(self, model: nn.Module, weighting: TaskWeighting, regression: bool) -> None:
         super().__init__()
-        self.model, self.weighting = model, weighting
+        self.model, self.weighting, self.regression = model, weighting, regression
 
     def forward(self, batch: Batch | Mapping[str, Tensor]) -> Tensor:
         out: Tensor = self.model(batch)
@@ -141,7 +147,7 @@ class WeightedModel(nn.Module):
 def multitask_loss(model: nn.Module, data: Mapping[str, Tensor]) -> Tensor:
     """Loss closure for ``train.loop.fit`` over a ``WeightedModel``."""
     assert isinstance(model, WeightedModel)
-    losses = task_losses(model(data), data["label"])
+    losses = task_losses(model(data), data["label"], model.regression)
     shared_fn = getattr(model.model, "shared_parameters", None)
     shared = shared_fn() if callable(shared_fn) and model.weighting.kind == "mgda" else []
     return model.weighting.combine(losses, shared)
@@ -174,11 +180,12 @@ def train_multitask(
     settings: TrainSettings,
     weighting: TaskWeighting,
     select: Sequence[float] | None = None,
+    regression: bool = False,
 ) -> MultiTaskFit:
     """Fit ``model`` (logits ``[N, T]``) on ``train`` labels ``[N, T]`` with BCE per task,
     combined by ``weighting``; early-stop on the ``select``-weighted mean validation AUC
-    (default: plain mean)."""
-    wrapped = WeightedModel(model, weighting)
+    (default: plain mean). ``regression``: squared error, validation metric = ``-MSE``."""
+    wrapped = WeightedModel(model, weighting, regression)
     aucs: list[list[float]] = []
     validate = None
     if valid is not None:
@@ -188,7 +195,8 @@ def train_multitask(
 
         def validate(m: nn.Module) -> float:
             weighting.end_epoch()
-            aucs.append(task_aucs(y, predict(m, valid)))
+            out = predict(m, valid)
+            aucs.append(list(-np.nanmean((out - y) ** 2, 0)) if regression else task_aucs(y, out))
             vals = np.nan_to_num(np.asarray(aucs[-1]), nan=0.5)
             return float((vals * sel).sum() / sel.sum())
 
