@@ -42,6 +42,7 @@ def train_eval(
     cfg: MultiTaskConfig,
     s: TrainSettings,
     weighting: TaskWeighting | None = None,
+    regression: bool = False,
 ) -> tuple[list[float], float, int, Any]:
     """Train on ``train`` (early stop on ``valid``); ``(test AUC per task, seconds, best
     epoch, model)``."""
@@ -49,7 +50,7 @@ def train_eval(
     with seeded(s.seed):
         model = build_multitask(schema, cfg)
     w = weighting or TaskWeighting(cfg.n_tasks)
-    result = train_multitask(model, parts["train"], parts["valid"], s, w)
+    result = train_multitask(model, parts["train"], parts["valid"], s, w, regression=regression)
     wall = time.perf_counter() - start
     CPU_S.append(time.process_time() - cpu)
     y = parts["test"].label
@@ -120,6 +121,7 @@ def main() -> None:
     ap.add_argument("--census", action="store_true")
     ap.add_argument("--archs", default=",".join(CENSUS_ARCHS))
     ap.add_argument("--correlation", action="store_true")
+    ap.add_argument("--regression", action="store_true", help="correlation: squared error")
     ap.add_argument("--world", action="store_true")
     ap.add_argument("--funnel", action="store_true")
     args = ap.parse_args()
@@ -128,7 +130,7 @@ def main() -> None:
     if args.correlation:
         from multitask_extra import correlation
 
-        write_rows("multitask", correlation(RESULTS))
+        write_rows("multitask", correlation(RESULTS, args.regression))
     if args.world:
         from multitask_extra import world
 

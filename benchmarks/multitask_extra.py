@@ -29,11 +29,12 @@ CORR_TRAIN = TrainSettings(epochs=40, batch_size=256, lr=2e-3, patience=4, threa
 
 
 def correlated_tasks(
-    r: float, n: int = 12_000, d: int = 100, seed: int = 0
+    r: float, n: int = 12_000, d: int = 100, seed: int = 0, regression: bool = False
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """The MMoE paper's generator: unit ``u1 ⟂ u2``; ``w1 = c·u1``,
     ``w2 = c·(r·u1 + √(1-r²)·u2)``; ``y_i = w_iᵀx + Σ_j sin(α_j w_iᵀx + β_j) + ε``; the
-    labels are ``y_i`` above its median (classification version). Returns ``(x, labels)``."""
+    labels are ``y_i`` above its median (classification version) or, with ``regression``,
+    ``y_i`` standardised (the paper's version). Returns ``(x, labels)``."""
     rng = np.random.default_rng(seed)
     u = np.linalg.qr(rng.normal(size=(d, 2)))[0].T
     c = 1.0
@@ -45,11 +46,12 @@ def correlated_tasks(
         z = x @ w
         y = z + np.sin(alpha[None, :] * z[:, None] + beta[None, :]).sum(1)
         y = y + rng.normal(scale=0.1, size=n)
-        ys.append((y > np.median(y)).astype(np.float32))
-    return x.astype(np.float32), np.stack(ys, axis=1)
+        ys.append((y - y.mean()) / y.std() if regression else (y > np.median(y)))
+    return x.astype(np.float32), np.stack(ys, axis=1).astype(np.float32)
 
 
-def correlation(results: Path) -> list[dict[str, Any]]:
+def correlation(results: Path, regression: bool = False) -> list[dict[str, Any]]:
+    """Test loss of both models per correlation (``regression``: squared error)."""
     from multitask import train_eval
 
     d = 100
@@ -60,7 +62,7 @@ def correlation(results: Path) -> list[dict[str, Any]]:
         for name, spec in CORR_MODELS.items():
             losses, aucs, walls, corr = [], [], [], []
             for seed in CORR_SEEDS:
-                x, y = correlated_tasks(r, seed=seed)
+                x, y = correlated_tasks(r, seed=seed, regression=regression)
                 corr.append(float(np.corrcoef(y.T)[0, 1]))
                 parts = {
                     p: Batch.from_numpy(np.zeros((len(i), 0), np.int64), x[i], label=y[i])
@@ -68,26 +70,34 @@ def correlation(results: Path) -> list[dict[str, Any]]:
                 }
                 cfg = MultiTaskConfig(n_tasks=2, dim=4, **spec)
                 s = TrainSettings(**{**CORR_TRAIN.__dict__, "seed": seed})
-                auc, wall, _, model = train_eval(schema, parts, cfg, s)
-                logits = predict(model, parts["test"])
+                auc, wall, _, model = train_eval(schema, parts, cfg, s, regression=regression)
+                out = predict(model, parts["test"]).astype(np.float64)
                 yt = y[split622(len(x), 2024)["test"]]
-                prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
-                losses.append(np.mean([metrics.logloss(yt[:, t], prob[:, t]) for t in range(2)]))
+                prob = 1 / (1 + np.exp(-out))
+                losses.append(
+                    np.mean((out - yt) ** 2) if regression
+                    else np.mean([metrics.logloss(yt[:, t], prob[:, t]) for t in range(2)])
+                )  # fmt: skip
                 aucs.append(np.mean(auc))
                 walls.append(wall)
             loss[name].append(float(np.mean(losses)))
             print(r, name, round(float(np.mean(losses)), 4), round(float(np.mean(aucs)), 4))
-            rows.append(row(
-                f"synthetic-correlation-{r}", "split622", name, "rank",
-                {"logloss": np.mean(losses), "logloss_std": np.std(losses, ddof=1),
-                 "auc": np.mean(aucs), "label_corr": np.mean(corr)}, float(np.sum(walls)),
-                seeds=len(CORR_SEEDS),
-            ))  # fmt: skip
-    _plot_loss(loss, results / "multitask_correlation.png")
+            key = "mse" if regression else "logloss"
+            m = {
+                key: np.mean(losses),
+                f"{key}_std": np.std(losses, ddof=1),
+                "label_corr": np.mean(corr),
+                **({} if regression else {"auc": np.mean(aucs)}),
+            }
+            rows.append(row(f"synthetic-correlation-{r}", "split622",
+                            f"{name}-{key}" if regression else name, "rank", m,
+                            float(np.sum(walls)), seeds=len(CORR_SEEDS)))  # fmt: skip
+    suffix = "_mse" if regression else ""
+    _plot_loss(loss, results / f"multitask_correlation{suffix}.png", key)
     return rows
 
 
-def _plot_loss(loss: dict[str, list[float]], path: Path) -> None:
+def _plot_loss(loss: dict[str, list[float]], path: Path, key: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,10 +107,11 @@ def _plot_loss(loss: dict[str, list[float]], path: Path) -> None:
     for name, values in loss.items():
         ax.plot(CORRELATIONS, values, "o-", label=name)
     ax.set_xlabel("task correlation")
-    ax.set_ylabel("test log loss (mean of 2 tasks)")
+    ax.set_ylabel(f"test {key} (mean of 2 tasks)")
     ax.invert_xaxis()
     ax.legend()
-    ax.set_title("MMoE paper's synthetic experiment (classification)", fontsize=9)
+    kind = "regression" if key == "mse" else "classification"
+    ax.set_title(f"MMoE paper's synthetic experiment ({kind})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
