@@ -109,7 +109,8 @@ def plot_front(
     labels: Sequence[str] | None = None,
     axes: tuple[int, int] = (0, 1),
 ) -> Path:
-    """Scatter of objective ``axes`` with the non-dominated points joined; saved as PNG."""
+    """Scatter of objective ``axes``; the points of ``front`` that are also non-dominated in
+    that plane are joined (the front), the other ``front`` points drawn hollow; saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -118,9 +119,14 @@ def plot_front(
     obj, mask = np.asarray(objectives, dtype=np.float64), np.asarray(front, dtype=np.bool_)
     a, b = axes
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+    flat = mask & pareto_mask(obj[:, [a, b]])  # also non-dominated in the plotted plane
     ax.scatter(obj[~mask, a], obj[~mask, b], c="0.6", s=18, label="dominated")
-    order = np.argsort(obj[mask, a])
-    ax.plot(obj[mask, a][order], obj[mask, b][order], "o-", c="C3", ms=5, label="Pareto front")
+    rest = mask & ~flat
+    if rest.any():
+        ax.scatter(obj[rest, a], obj[rest, b], facecolors="none", edgecolors="C3", s=30,
+                   label="non-dominated on other objectives")  # fmt: skip
+    order = np.argsort(obj[flat, a])
+    ax.plot(obj[flat, a][order], obj[flat, b][order], "o-", c="C3", ms=5, label="Pareto front")
     if labels is not None:
         for i in np.flatnonzero(mask):
             ax.annotate(labels[int(i)], (obj[i, a], obj[i, b]), fontsize=6, alpha=0.8)
