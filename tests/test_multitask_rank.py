@@ -81,7 +81,7 @@ def test_funnel_reports_what_earlier_stages_dropped(world_split: Split) -> None:
     report = evaluate_funnel(funnel, world_split, ks=(10,), consistency_k=10,
                              catalogue_consistency=True)  # fmt: skip
     m = report.metrics
-    assert 0 <= m["dropped@10:prerank"] <= 10 and 0 <= m["dropped@10:recall"] <= 10
+    assert 0 <= m["dropped@10:prerank"] <= 10 and 0 < m["dropped@10:recall"] <= 10
     # every user has ≥ 10 merged items, so dropped = K · (1 - consistency)
     assert m["dropped@10:prerank"] == pytest.approx(10 * (1 - m["consistency@10"]), abs=1e-6)
     assert pl.DataFrame(ranker.task_log_["valid_auc"]).width >= 1
