@@ -36,6 +36,9 @@ MAIN_METRICS = (
     "auc_income_std",
     "auc_marital",
     "auc_marital_std",
+    "encoded",
+    "encoded_on_rerun",
+    "recall@50",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
