@@ -131,8 +131,30 @@ def test_interests_follow_new_events(clustered: dict[int, Any], two_interests: S
     user = int(two_interests.test_users()[0])
     history = two_interests.train.query(np.array([user]), 10).history(0).tolist()
     cats = two_interests.train.item_categories[0]
-    fresh = [c for c in range(5) if c not in set(cats[history])][0]
+    fresh = next(c for c in range(5) if c not in set(cats[history]))
     new = np.flatnonzero(cats == fresh)[:10].tolist()  # events of a new kind arrive
     before = clustered[2].retrieve(Query.from_lists([user], [history], k=20), 20)
     after = clustered[2].retrieve(Query.from_lists([user], [history + new], k=20), 20)
     assert fresh not in set(cats[before.item_idx]) and fresh in set(cats[after.item_idx])
+
+
+def test_funnel_trace_shows_the_interest_behind_each_item(two_interests: Split) -> None:
+    from funnelrec.config import parse_config
+    from funnelrec.pipeline import Funnel
+
+    config = {
+        "k": 5,
+        "recall": {
+            "total": 30,
+            "channels": [
+                {"name": "cluster_interest", "quota": 20,
+                 "params": {"source_params": SOURCE, "n_interests": 2}},
+                {"name": "popular", "quota": 10},
+            ],
+        },
+    }  # fmt: skip
+    funnel = Funnel(parse_config(config)).fit(two_interests.history)
+    query = two_interests.test_query(two_interests.test_users()[:1], 5)
+    info = funnel.run(query).explain(0, two_interests.train.item_ids)
+    reasons = [e["reason"] for e in info["channels"]["cluster_interest"]]
+    assert {r.split(" #")[0][-3:] for r in reasons} == {"1/2", "2/2"}
