@@ -60,7 +60,9 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
 def run(dataset: str, model: str, override: dict[str, Any]) -> dict[str, Any]:
     data = load(dataset)
     parts = split(data, "loo")
-    params = {"threads": 1, **PARAMS.get(dataset, {}).get(model, {}), **override}
+    fields = RECALL.get(model.split(":")[0]).params_model.model_fields
+    given = {k: v for k, v in override.items() if k in fields}  # where the channel takes it
+    params = {**({"threads": 1} if "threads" in fields else {}), **PARAMS[dataset][model], **given}
     start, cpu = time.perf_counter(), time.process_time()
     channel = RECALL.create(model.split(":")[0], params).fit(parts.train)
     fit_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
@@ -82,7 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--model", action="append", help="channel[:variant] (repeatable)")
-    parser.add_argument("--params", default="{}", help="JSON params overriding PARAMS")
+    parser.add_argument(
+        "--params", default="{}", help="JSON params overriding PARAMS (where taken)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only (for tuning)")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -89,8 +89,11 @@ class SequenceBatches:
         return len(self._start)
 
     def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        order = rng.permutation(len(self._start))
-        for lo in range(0, len(order), self.batch_size):
+        """Batches of samples of similar length (random within a length), in random order:
+        padding (and so compute) stays small when most sequences are short."""
+        order = np.lexsort((rng.random(len(self._start)), self._len))
+        starts = np.arange(0, len(order), self.batch_size)
+        for lo in rng.permutation(starts):
             yield self.batch(order[lo : lo + self.batch_size], rng)
 
     def batch(self, rows: IntArray, rng: np.random.Generator) -> dict[str, Tensor]:
