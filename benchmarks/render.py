@@ -32,6 +32,11 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "head1_share@200",
+    "coverage@200",
+    "hist_cat_cover@200",
+    "test_cat_hit@200",
+    "minority_recall@200",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
