@@ -31,8 +31,8 @@ _SAS = {"lr": 0.002, "dropout": 0.2, "max_len": 50}
 _MF_SOURCE = {"lr": 0.005, "batch_size": 2048, "init_std": 0.03}
 PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "ml-100k": {
-        "sasrec": _SAS,
-        "gru4rec": {"lr": 0.002, "dropout": 0.2, "max_len": 50},
+        "sasrec": {**_SAS, "lr": 0.003},
+        "gru4rec": {"lr": 0.002, "dropout": 0.3, "max_len": 50, "batch_size": 32, "init_std": 0.1},
         "caser": {"lr": 0.002, "max_len": 5},
         "mind": {"lr": 0.002, "max_len": 50},
         "mind:k1": {"lr": 0.002, "max_len": 50, "n_interests": 1},
@@ -43,7 +43,14 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "cluster_interest:k1": {"source_params": _MF_SOURCE, "n_interests": 1},
     },
     "amazon-beauty-seq": {
-        "sasrec": {"lr": 0.002, "dropout": 0.5, "max_len": 50},
+        "sasrec": {
+            "lr": 0.003,
+            "dropout": 0.5,
+            "max_len": 50,
+            "loss": "sampled",
+            "n_extra": 2048,
+            "batch_size": 256,
+        },
         "gru4rec": {"lr": 0.002, "dropout": 0.3, "max_len": 50},
         "caser": {"lr": 0.002, "max_len": 5},
         "mind": {"lr": 0.002, "max_len": 20},
