@@ -37,6 +37,13 @@ MAIN_METRICS = (
     "hist_cat_cover@200",
     "test_cat_hit@200",
     "minority_recall@200",
+    "auc_income",
+    "auc_income_std",
+    "auc_marital",
+    "auc_marital_std",
+    "encoded",
+    "encoded_on_rerun",
+    "recall@50",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
