@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.loaders.kg import attach_recbole_kg, is_kgcn_folder, load_kgcn
 from funnelrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from funnelrec.data.loaders.recbole import infer_name, load_recbole_atomic
 from funnelrec.data.loaders.sequences import load_sequences
@@ -24,7 +25,9 @@ from funnelrec.errors import DataError
 
 __all__ = [
     "ColumnMapping",
+    "attach_recbole_kg",
     "load_dataset",
+    "load_kgcn",
     "load_movielens_1m",
     "load_movielens_100k",
     "load_recbole_atomic",
@@ -44,7 +47,9 @@ def load_dataset(
     Specs:
         ``synthetic`` or ``synthetic:key=value,...`` -> ``funnelrec.data.synthetic.generate``
         (``options`` and the parsed pairs are its keyword arguments);
-        a folder with ``u.data`` (ml-100k), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole)
+        a folder with ``u.data`` (ml-100k; RecBole's ``recbole/ml-100k.kg``/``.link`` are
+        attached as its KG when present), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
+        the KGCN files (``kg.txt``, ``item_index2entity_id.txt``, ``user_artists.dat``)
         or a sequence ``*.txt`` (with ``<stem>_item2attributes.json`` if present);
         a file: ``*.inter``, sequence ``*.txt``, ``u.data``, ``ratings.dat``, or a
         CSV/TSV/Parquet table, which needs ``mapping`` (``options`` go to ``load_table``).
@@ -102,11 +107,15 @@ def _literal(value: str) -> int | float | str:
 def _load_folder(folder: Path) -> Dataset:
     """Detect the format of a dataset folder."""
     if (folder / "u.data").is_file():
-        return load_movielens_100k(folder)
+        dataset = load_movielens_100k(folder)
+        kg, link = folder / "recbole" / "ml-100k.kg", folder / "recbole" / "ml-100k.link"
+        return attach_recbole_kg(dataset, kg, link) if kg.is_file() and link.is_file() else dataset
     if (folder / "ratings.dat").is_file():
         return load_movielens_1m(folder)
     if any(folder.glob("*.inter")):
         return load_recbole_atomic(folder, infer_name(folder))
+    if is_kgcn_folder(folder):
+        return load_kgcn(folder)
     texts = sorted(folder.glob("*.txt"))
     with_attrs = [p for p in texts if _attributes_of(p) is not None]
     candidates = with_attrs or texts
