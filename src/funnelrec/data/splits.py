@@ -142,5 +142,5 @@ def _random_622(ds: Dataset, seed: int) -> tuple[IntArray, IntArray, IntArray]:
     """KGCN's protocol: a seeded global shuffle of all interactions, 60/20/20."""
     n = len(ds)
     order = np.random.default_rng(seed).permutation(n).astype(np.int64)
-    n_train, n_valid = int(round(0.6 * n)), int(round(0.2 * n))
+    n_train, n_valid = round(0.6 * n), round(0.2 * n)
     return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]
