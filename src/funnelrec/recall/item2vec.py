@@ -6,7 +6,8 @@ Graph: edge ``i → j`` weighted by how many users acted on ``j`` after ``i`` wi
 ``walk_length`` from every item with out-edges, all walkers stepping at once. Training: skip-
 gram pairs within ``context`` positions of a walk, ``n_neg`` negatives ∝ pop^0.75, through the
 shared loop. Retrieval: the normalised mean vector of the user's recent items against an
-index of normalised item vectors; new items get a vector from their category/tags alone.
+index of normalised item vectors; items outside the graph (no interactions, or upserted
+later) get a vector from their category/tags alone.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ class Item2VecParams(Params):
     dim: int = Field(default=64, ge=1)
     side_info: bool = True
     max_tags: int = Field(default=8, ge=0)
-    epochs: int = Field(default=3, ge=1)
+    epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=4096, ge=2)
-    lr: float = Field(default=0.01, gt=0)
+    lr: float = Field(default=0.02, gt=0)
     max_history: int = Field(default=20, ge=1)
     index: Literal["exact", "hnsw", "ivf"] = "exact"
     seed: int = 0
@@ -94,11 +95,14 @@ class Item2VecRecall(RecallChannel[Item2VecParams]):
         )  # fmt: skip
         self.fit_log_ = {"pairs": len(centre), "loss": [round(h.loss, 5) for h in result.history]}
         self.model_ = model.eval()
-        items = np.arange(dataset.n_items, dtype=np.int64)
-        self.item_vectors_ = self._encode(items, cat, tags)
         in_graph = np.diff(self.graph_.indptr) > 0
         in_graph |= np.asarray(self.graph_.sum(axis=0)).ravel() > 0
-        self.indexed_ = np.flatnonzero(in_graph).astype(np.int64)
+        # items outside the graph are embedded like new items: side information only
+        ids = np.where(in_graph, np.arange(dataset.n_items), dataset.n_items)
+        self.item_vectors_ = self._encode(ids.astype(np.int64), cat, tags)
+        described = (cat > 0) | (tags > 0).any(axis=1)
+        usable = in_graph | (described if p.side_info else False)
+        self.indexed_ = np.flatnonzero(usable).astype(np.int64)
         self._index = None
         return self
 
