@@ -40,7 +40,7 @@ class LightGCNParams(EmbeddingParams):
     n_layers: int = Field(default=2, ge=0)
     kg: bool = False
     cold_start: bool = True
-    lr: float = Field(default=0.005, gt=0)
+    lr: float = Field(default=0.01, gt=0)
     batch_size: int = Field(default=2048, ge=2)
     l2: float = Field(default=1e-4, ge=0)
 
