@@ -194,3 +194,12 @@ def test_lastfm_kg_counts_match_kgcn(shared_data: Path) -> None:
     ds = load_kgcn(shared_data / "lastfm-kg", kg_items_only=True)
     assert (len(ds), ds.n_users, ds.n_items) == (21_173, 1_872, 3_846)
     assert ds.kg is not None and ds.kg.height == 15_518
+
+
+@pytest.mark.parametrize("name", ["ml-100k-graph.toml", "lastfm-kg.toml"])
+def test_graph_configs_are_valid(name: str) -> None:
+    from funnelrec.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    names = {c.name for c in config.recall.channels}
+    assert {"lightgcn", "metapath"} <= names
