@@ -103,7 +103,7 @@ class LightGCN(EmbeddingModel):
         layer: Tensor = weight
         total = layer
         for _ in range(self.n_layers):
-            layer = _SymmetricMM.apply(self.adjacency, layer)
+            layer = _SymmetricMM.apply(self.adjacency, layer)  # type: ignore[no-untyped-call]
             total = total + layer
         out = total / (self.n_layers + 1)
         self._cache = (key, out)

@@ -31,10 +31,11 @@ class KGEmbedding(nn.Module):
         """``-‖f(h, r) - t‖²`` for entity ids ``head [B]``, ``relation [B]`` and ``tail``
         ``[B]`` or ``[B, N]`` (``N`` tails per row)."""
         q = self.project(self.entity(head), relation)
-        t = self.entity(tail)
+        t: Tensor = self.entity(tail)
         if t.dim() == 3:
             q = q.unsqueeze(1)
-        return -(q - t).pow(2).sum(-1)
+        out: Tensor = -(q - t).pow(2).sum(-1)
+        return out
 
 
 class TransE(KGEmbedding):
