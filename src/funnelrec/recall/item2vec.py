@@ -30,6 +30,7 @@ from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import make_index
 from funnelrec.models.eges import EGES
 from funnelrec.ragged import IntArray
+from funnelrec.recall._history import history_matrix
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
@@ -125,15 +126,9 @@ class Item2VecRecall(RecallChannel[Item2VecParams]):
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
         index = self._get_index()
-        off, items, _ = query.recent_history(self.params.max_history)
         usable = np.zeros(len(self.item_vectors_), dtype=bool)
         usable[self.indexed_] = True
-        ok = (items >= 0) & (items < len(usable))
-        ok[ok] = usable[items[ok]]
-        hist = sp.csr_matrix(
-            (np.ones(int(ok.sum()), dtype=np.float32), (ragged.row_ids(off)[ok], items[ok])),
-            shape=(query.batch_size, len(usable)),
-        )
+        hist = history_matrix(query, self.params.max_history, len(usable), usable)
         points = np.asarray(hist @ self.item_vectors_)
         rows = np.flatnonzero(np.diff(hist.indptr) > 0).astype(np.int64)
         k = min(k, max(len(index), 1))

@@ -21,12 +21,12 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import make_index
 from funnelrec.models.transe import KGEmbedding, make_kge
 from funnelrec.ragged import FloatArray, IntArray
+from funnelrec.recall._history import history_matrix
 from funnelrec.recall._kg import KnowledgeGraph
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
@@ -120,16 +120,10 @@ class KGExpandRecall(RecallChannel[KGExpandParams]):
         p = self.params
         users = query.user_idx
         known = (users >= 0) & (users < len(self.user_queries_))
-        off, items, _ = query.recent_history(p.max_history)
         indexed = np.zeros(len(self.item_vectors_), dtype=bool)
         indexed[self.indexed_] = True
-        ok = (items >= 0) & (items < len(indexed))
-        ok[ok] = indexed[items[ok]]
-        rows_h = ragged.row_ids(off)[ok]
-        hist = sp.csr_matrix(
-            (np.ones(int(ok.sum()), dtype=np.float32), (rows_h, items[ok])),
-            shape=(query.batch_size, len(self.item_vectors_)),
-        )
+        hist = history_matrix(query, p.max_history, len(indexed), indexed)
+        hist.data[:] = 1.0
         counts = np.asarray(hist.sum(axis=1)).ravel()
         mean = (hist @ self.item_vectors_) / np.maximum(counts, 1.0)[:, None]
         has_hist = counts > 0

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
+from funnelrec.recall._history import history_matrix
 from funnelrec.recall._kg import KnowledgeGraph, entity_labels, item_names
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
@@ -80,7 +81,7 @@ class MetaPathRecall(RecallChannel[MetaPathParams]):
     def _chunk(self, query: Query, k: int) -> Candidates:
         links = sp.csr_matrix(self.links_)
         n_items = links.shape[0]
-        recency = _history_matrix(query, self.params.max_history, n_items)
+        recency = history_matrix(query, self.params.max_history, n_items, recency=True)
         hist = recency.copy()
         hist.data[:] = 1.0
         through = sp.csr_matrix((hist @ (links > 0)).multiply(self.entity_weight_[None, :]))
@@ -164,21 +165,6 @@ def _item_links(graph: KnowledgeGraph, n_items: int) -> sp.csr_matrix:
         (vals[keep], (rows[keep], cols[keep])),
         shape=(n_items, graph.n_entities),
     )
-
-
-def _history_matrix(query: Query, last: int, n_items: int) -> sp.csr_matrix:
-    """``[B, n_items]`` recency weights of each row's last ``last`` known items (newest
-    highest), used to pick the most recent item of a path."""
-    off, items, _ = query.recent_history(last)
-    rows = ragged.row_ids(off)
-    pos = ragged.position_in_row(off) + 1
-    ok = (items >= 0) & (items < n_items)
-    mat = sp.csr_matrix(
-        (pos[ok].astype(np.float32) / max(last, 1), (rows[ok], items[ok])),
-        shape=(query.batch_size, n_items),
-    )
-    mat.sum_duplicates()
-    return mat
 
 
 def _concat(parts: list[Candidates], channel: str) -> Candidates:
