@@ -137,6 +137,37 @@ PEERS: dict[tuple[str, str], dict[str, dict[str, float]]] = {
             "wall_s": 209.1,
         },
     },
+    # rank stage (issue: Ranking and pre-ranking), single peer runs, same preprocessing
+    ("criteo-sample", "given"): {
+        "deepctr-lr": {"auc": 0.6936, "logloss": 0.4957, "wall_s": 5.9},
+        "deepctr-fm": {"auc": 0.6902, "logloss": 0.4883, "wall_s": 6.2},
+        "deepctr-deepfm": {"auc": 0.6760, "logloss": 0.5014, "wall_s": 5.7},
+        "deepctr-dcn": {"auc": 0.7210, "logloss": 0.4760, "wall_s": 6.1},
+        "deepctr-dcnv2": {"auc": 0.6890, "logloss": 0.4940, "wall_s": 6.3},
+        "deepctr-autoint": {"auc": 0.7308, "logloss": 0.4701, "wall_s": 7.6},
+        "deepctr-xdeepfm": {"auc": 0.7130, "logloss": 0.4995, "wall_s": 16.2},
+        "deepctr-widedeep": {"auc": 0.6761, "logloss": 0.5016, "wall_s": 5.8},
+        "rechub-deepfm": {"auc": 0.7110, "logloss": 0.4859, "wall_s": 7.0},
+        "rechub-dcn": {"auc": 0.7215, "logloss": 0.4768, "wall_s": 5.3},
+        "rechub-dcnv2": {"auc": 0.7099, "logloss": 0.4794, "wall_s": 6.2},
+        "rechub-autoint": {"auc": 0.7117, "logloss": 0.4777, "wall_s": 8.2},
+        "rechub-widedeep": {"auc": 0.7029, "logloss": 0.4851, "wall_s": 5.0},
+    },
+    ("avazu-sample", "given"): {
+        "deepctr-lr": {"auc": 0.7245, "logloss": 0.4401, "wall_s": 5.7},
+        "deepctr-fm": {"auc": 0.7402, "logloss": 0.4335, "wall_s": 5.7},
+        "deepctr-deepfm": {"auc": 0.7488, "logloss": 0.4232, "wall_s": 5.3},
+        "deepctr-dcn": {"auc": 0.7397, "logloss": 0.4263, "wall_s": 5.9},
+        "deepctr-dcnv2": {"auc": 0.7471, "logloss": 0.4233, "wall_s": 6.4},
+        "deepctr-autoint": {"auc": 0.7463, "logloss": 0.4263, "wall_s": 7.0},
+        "deepctr-xdeepfm": {"auc": 0.7449, "logloss": 0.4251, "wall_s": 20.4},
+        "deepctr-widedeep": {"auc": 0.7487, "logloss": 0.4210, "wall_s": 6.3},
+        "rechub-deepfm": {"auc": 0.7080, "logloss": 0.4456, "wall_s": 5.4},
+        "rechub-dcn": {"auc": 0.7015, "logloss": 0.4822, "wall_s": 5.3},
+        "rechub-dcnv2": {"auc": 0.7079, "logloss": 0.4881, "wall_s": 6.0},
+        "rechub-autoint": {"auc": 0.7121, "logloss": 0.4893, "wall_s": 9.8},
+        "rechub-widedeep": {"auc": 0.7178, "logloss": 0.4429, "wall_s": 6.6},
+    },
     # Published (KGCN paper, Wang et al., WWW 2019, as quoted in issue 5): CTR protocol, one sampled
     # negative per positive on a 6:2:2 split; not re-measured here.
     ("lastfm-kg", "split622"): {
