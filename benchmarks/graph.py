@@ -65,7 +65,7 @@ MODELS: dict[tuple[str, str], dict[str, tuple[str, dict[str, Any]]]] = {
     },
 }
 BEHAVIOUR = ("pop", "itemcf", "lightgcn")
-KG_CHANNELS = ("kg_expand-transe", "metapath")
+KG_CHANNELS = ("lightgcn-kg", "kg_expand-transe", "metapath")
 COLD = {
     "pop": ("popular", {}),
     "itemcf": ("itemcf", {}),
@@ -168,12 +168,15 @@ def quality_rows(suite: str, protocol: str, only: list[str] | None) -> list[dict
     return rows
 
 
-def fused(channels: dict[str, RecallChannel[Any]], depth: int) -> Callable[[Query], Candidates]:
-    """Reciprocal-rank fusion of the channels' top ``depth`` (equal weights)."""
+def fused(
+    channels: dict[str, RecallChannel[Any]], depth: int, weights: dict[str, float] | None = None
+) -> Callable[[Query], Candidates]:
+    """Reciprocal-rank fusion of the channels' top ``depth`` (weight 1 unless given)."""
+    weights = weights or {}
 
     def recommend(query: Query) -> Candidates:
         results = [
-            ChannelResult(name, ch.retrieve(query, depth), quota=depth)
+            ChannelResult(name, ch.retrieve(query, depth), quota=depth, weight=weights.get(name, 1))
             for name, ch in channels.items()
         ]
         return merge(results, "rrf").truncate(query.k)
@@ -181,27 +184,43 @@ def fused(channels: dict[str, RecallChannel[Any]], depth: int) -> Callable[[Quer
     return recommend
 
 
-def sparse_user_rows() -> list[dict[str, Any]]:
-    """Recall@20 for users with < 5 training interactions: behaviour-only vs + KG channels."""
-    parts = split(lastfm(), "split622", seed=SEED)
+def sparse_users(parts: Split, part: str) -> np.ndarray[Any, Any]:
+    """Users of ``part`` with fewer than 5 training interactions."""
     n_train = np.bincount(parts.train.arrays.user_idx, minlength=parts.train.n_users)
-    users = parts.test_users()
-    users = users[n_train[users] < 5]
+    users = parts.test_users() if part == "test" else parts.valid_users()
+    return users[n_train[users] < 5]
+
+
+def sparse_user_rows() -> list[dict[str, Any]]:
+    """Recall@20 for users with < 5 training interactions: behaviour-only vs + KG channels.
+
+    The KG channels' fusion weight is chosen on the validation part (same users' rule)."""
+    parts = split(lastfm(), "split622", seed=SEED)
     spec = MODELS[("lastfm-kg", "split622")]
     fitted = {}
     for label in (*BEHAVIOUR, *KG_CHANNELS):
         fitted[label] = fit_channel(*spec[label], parts.train)[0]
+    behaviour = {k: fitted[k] for k in BEHAVIOUR}
+    valid_users = sparse_users(parts, "valid")
+    best_w, best = 1.0, -1.0
+    for w in (0.1, 0.25, 0.5, 1.0):
+        rec = fused(fitted, 100, dict.fromkeys(KG_CHANNELS, w))
+        value = evaluate(rec, parts, ks=(20,), part="valid", users=valid_users).metrics
+        print(f"valid: KG weight {w}: recall@20 {value['recall@20']:.4f}")
+        if value["recall@20"] > best:
+            best_w, best = w, value["recall@20"]
     variants: dict[str, Callable[[Query], Candidates]] = {
         label: (lambda q, c=ch: c.retrieve(q, q.k)) for label, ch in fitted.items()
     }
-    behaviour = {k: fitted[k] for k in BEHAVIOUR}
     variants["fused:behaviour"] = fused(behaviour, 100)
-    variants["fused:behaviour+kg"] = fused(fitted, 100)
+    variants["fused:behaviour+kg"] = fused(fitted, 100, dict.fromkeys(KG_CHANNELS, best_w))
+    users = sparse_users(parts, "test")
     rows = []
     for label, recommend in variants.items():
         start = time.perf_counter()
         result = evaluate(recommend, parts, ks=(10, 20), users=users)
         metrics = {k: result.metrics[k] for k in ("recall@20", "ndcg@10")}
+        extra = {"kg_weight": best_w} if label == "fused:behaviour+kg" else {}
         rows.append(
             row(
                 "lastfm-kg",
@@ -212,6 +231,7 @@ def sparse_user_rows() -> list[dict[str, Any]]:
                 time.perf_counter() - start,
                 n_users=result.n_users,
                 note="test users with < 5 training interactions",
+                **extra,
             )
         )
         print(label, {k: round(v, 4) for k, v in metrics.items()}, result.n_users)

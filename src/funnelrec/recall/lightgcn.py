@@ -7,7 +7,8 @@ validation split; the final model propagates over all of ``fit``'s data.
 
 Inductive cold start: every attribute (tag or category) gets the mean final vector of the
 warm items carrying it; an item with no interactions (never seen, or upserted later) is
-embedded as the mean of its attributes' vectors — no retraining.
+embedded as the mean of its attributes' vectors, rescaled to the mean norm of those warm
+items — no retraining.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class LightGCNRecall(EmbeddingRecall[LightGCNParams]):
         counts = np.asarray(weights.sum(axis=1)).ravel()
         centroids = (weights @ final) / np.maximum(counts, 1.0)[:, None]
         self.attr_vectors_ = np.where(counts[:, None] > 0, centroids, 0.0).astype(np.float32)
+        norms = np.linalg.norm(final, axis=1)
+        self.attr_norms_ = ((weights @ norms) / np.maximum(counts, 1.0)).astype(np.float32)
         self.attr_names_ = list(names)
         degree = np.diff(sp.csr_matrix(self.graph_).indptr)[self.sizes_["n_users"] :]
         isolated = np.flatnonzero(degree[: dataset.n_items] == 0)
@@ -145,6 +148,11 @@ class LightGCNRecall(EmbeddingRecall[LightGCNParams]):
         )  # fmt: skip
         counts = np.asarray(mapped.sum(axis=1)).ravel()
         vecs = (mapped @ self.attr_vectors_) / np.maximum(counts, 1.0)[:, None]
+        # a mean of centroids is shorter than an item: give it the typical norm of the
+        # attributes' warm items, so it competes in inner-product search
+        norm = (mapped @ self.attr_norms_) / np.maximum(counts, 1.0)
+        length = np.maximum(np.linalg.norm(vecs, axis=1), 1e-12)
+        vecs = vecs * (norm / length)[:, None]
         return np.ascontiguousarray(vecs, dtype=np.float32), counts > 0
 
     def _indexable(self, data: Dataset) -> IntArray:
