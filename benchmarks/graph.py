@@ -47,7 +47,7 @@ MODELS: dict[tuple[str, str], dict[str, tuple[str, dict[str, Any]]]] = {
     },
     ("ml-100k", "rs811"): {
         "mf-bpr": ("mf", {**_RS811, **_MF, "lr": 0.001, "patience": 10}),
-        "lightgcn": ("lightgcn", {**_RS811, "patience": 5, "threads": 1}),
+        "lightgcn": ("lightgcn", {**_RS811, "lr": 0.005, "patience": 10, "threads": 1}),
     },
     ("lastfm-kg", "split622"): {
         "pop": ("popular", {}),

@@ -76,7 +76,8 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
     for r in items:
         vals = [_fmt(r["metrics"].get(k)) for k in keys]
         if ratio:
-            vals.append(f"{r['metrics'].get(target, 0.0) / best_peer:.3f}")
+            value = r["metrics"].get(target)
+            vals.append("" if value is None else f"{value / best_peer:.3f}")
         lines.append(
             f"| {r['model']} | "
             + " | ".join(vals)
