@@ -48,6 +48,10 @@ MODELS: dict[tuple[str, str], dict[str, tuple[str, dict[str, Any]]]] = {
     ("ml-100k", "rs811"): {
         "mf-bpr": ("mf", {**_RS811, **_MF, "lr": 0.001, "patience": 10}),
         "lightgcn": ("lightgcn", {**_RS811, "lr": 0.005, "patience": 10, "threads": 1}),
+        "lightgcn:softmax": (
+            "lightgcn",
+            {**_RS811, "lr": 0.005, "loss": "softmax", "n_extra": 1024, "threads": 1},
+        ),
     },
     ("lastfm-kg", "split622"): {
         "pop": ("popular", {}),
