@@ -32,6 +32,9 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "encoded",
+    "encoded_on_rerun",
+    "recall@50",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}

@@ -49,7 +49,7 @@ def test_kgcn_loader_reads_all_files(tmp_path: Path) -> None:
     assert ds.items["title"].to_list()[:2] == ["Alpha", "Beta"]
     assert ds.feedback == ("plays",)
     only = load_kgcn(tmp_path / "lastfm", kg_items_only=True)
-    assert len(only) == 4 and "99" not in only.item_ids
+    assert len(only) == 4 and 99 not in only.item_ids
 
 
 def test_kgcn_loader_names_the_bad_line(tmp_path: Path) -> None:
@@ -63,9 +63,9 @@ def test_knowledge_graph_codes(tmp_path: Path) -> None:
     ds = load_kgcn(write_kgcn(tmp_path / "lastfm"))
     graph = KnowledgeGraph.from_dataset(ds)
     assert graph.n_entities == 7 and graph.n_relations == 2
-    alpha = ds.item_ids.index("10")
+    alpha = ds.item_ids.index(10)
     assert graph.entity_item[graph.item_entity[alpha]] == alpha
-    assert graph.item_entity[ds.item_ids.index("99")] == -1
+    assert graph.item_entity[ds.item_ids.index(99)] == -1
     with pytest.raises(ConfigError, match="no knowledge graph"):
         KnowledgeGraph.from_dataset(ds.replace(kg=None))
 
@@ -151,7 +151,7 @@ def test_kg_expansion_with_interactions_serves_known_users(world: Dataset) -> No
 def test_metapath_scores_count_shared_entities_and_explain_them(tmp_path: Path) -> None:
     ds = load_kgcn(write_kgcn(tmp_path / "lastfm"))
     channel = MetaPathRecall(hub_penalty=0.0).fit(ds)
-    alpha, beta, gamma = (ds.item_ids.index(i) for i in ("10", "11", "12"))
+    alpha, beta, gamma = (ds.item_ids.index(i) for i in (10, 11, 12))
     out = channel.retrieve(Query.from_lists([-1], [[alpha]], k=5, exclude=[[alpha]]), 5)
     items, scores = out.row(0)
     assert items.tolist() == [beta, gamma] or items.tolist() == [gamma, beta]

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.loaders.goodbooks import load_goodbooks
 from funnelrec.data.loaders.kg import attach_recbole_kg, is_kgcn_folder, load_kgcn
+from funnelrec.data.loaders.lastfm_artists import attach_items, load_lastfm_artists
 from funnelrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from funnelrec.data.loaders.recbole import infer_name, load_recbole_atomic
 from funnelrec.data.loaders.sequences import load_sequences
@@ -25,9 +27,12 @@ from funnelrec.errors import DataError
 
 __all__ = [
     "ColumnMapping",
+    "attach_items",
     "attach_recbole_kg",
     "load_dataset",
+    "load_goodbooks",
     "load_kgcn",
+    "load_lastfm_artists",
     "load_movielens_1m",
     "load_movielens_100k",
     "load_recbole_atomic",
@@ -49,7 +54,8 @@ def load_dataset(
         (``options`` and the parsed pairs are its keyword arguments);
         a folder with ``u.data`` (ml-100k; RecBole's ``recbole/ml-100k.kg``/``.link`` are
         attached as its KG when present), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
-        the KGCN files (``kg.txt``, ``item_index2entity_id.txt``, ``user_artists.dat``)
+        ``books.csv`` (goodbooks-10k metadata, no interactions), the KGCN files (``kg.txt``,
+        ``item_index2entity_id.txt``, ``user_artists.dat``)
         or a sequence ``*.txt`` (with ``<stem>_item2attributes.json`` if present);
         a file: ``*.inter``, sequence ``*.txt``, ``u.data``, ``ratings.dat``, or a
         CSV/TSV/Parquet table, which needs ``mapping`` (``options`` go to ``load_table``).
@@ -114,6 +120,8 @@ def _load_folder(folder: Path) -> Dataset:
         return load_movielens_1m(folder)
     if any(folder.glob("*.inter")):
         return load_recbole_atomic(folder, infer_name(folder))
+    if (folder / "books.csv").is_file():  # goodbooks-10k metadata: catalogue only
+        return load_goodbooks(folder)
     if is_kgcn_folder(folder):
         return load_kgcn(folder)
     texts = sorted(folder.glob("*.txt"))

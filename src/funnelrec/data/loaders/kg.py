@@ -22,11 +22,11 @@ from funnelrec.data.loaders._text import (
     read_lines,
     split_fields,
 )
+from funnelrec.data.loaders.lastfm_artists import ARTISTS_FILE, load_lastfm_artists
 from funnelrec.data.loaders.recbole import read_atomic
 from funnelrec.errors import DataError
 
 KGCN_FILES = ("user_artists.dat", "item_index2entity_id.txt", "kg.txt")
-_ARTISTS = Path("hetrec2011-lastfm-2k") / "artists.dat"
 
 
 def is_kgcn_folder(folder: Path) -> bool:
@@ -52,15 +52,19 @@ def load_kgcn(folder: str | Path, *, kg_items_only: bool = False) -> Dataset:
     """
     root = Path(folder)
     inter = _read_table(root / "user_artists.dat", ["user_id", "item_id", "plays"], header=True)
-    inter = cast_fields(inter, root / "user_artists.dat", {"plays": pl.Float64})
+    inter = cast_fields(
+        inter, root / "user_artists.dat",
+        {"user_id": pl.Int64, "item_id": pl.Int64, "plays": pl.Float64},
+    )  # fmt: skip
     links = _read_table(root / "item_index2entity_id.txt", ["item_id", "entity"])
+    links = cast_fields(links, root / "item_index2entity_id.txt", {"item_id": pl.Int64})
     check_unique(links, root / "item_index2entity_id.txt", "item_id")
     kg = _read_table(root / "kg.txt", ["head", "relation", "tail"]).drop(LINE)
     if kg_items_only:
         inter = inter.join(links.select("item_id"), on="item_id", how="semi")
     if inter.height == 0:
         raise DataError(f"{root / 'user_artists.dat'}: no interactions left")
-    items = _artists(root / _ARTISTS)
+    items = load_lastfm_artists(root) if (root / ARTISTS_FILE).is_file() else None
     if items is not None and kg_items_only:
         items = items.join(inter.select("item_id").unique(), on="item_id", how="semi")
     dataset = Dataset.from_frame(
@@ -108,12 +112,3 @@ def _read_table(path: Path, names: list[str], *, header: bool = False) -> pl.Dat
         lines = lines.slice(1)
     frame = split_fields(lines, path, "\t", names)
     return frame.with_columns(pl.col(n).str.strip_chars() for n in names)
-
-
-def _artists(path: Path) -> pl.DataFrame | None:
-    """``artists.dat`` as ``item_id``, ``title``, ``url``, ``picture_url`` (``None`` if absent)."""
-    if not path.is_file():
-        return None
-    frame = _read_table(path, ["item_id", "title", "url", "picture_url"], header=True)
-    check_unique(frame, path, "item_id")
-    return frame.drop(LINE)
