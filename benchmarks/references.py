@@ -175,3 +175,16 @@ PEERS: dict[tuple[str, str], dict[str, dict[str, float]]] = {
         "kgcn-concat (paper)": {"auc": 0.796},
     },
 }
+
+# Multi-task ranking issue: census-income (60/20/20, seed 2024), torch-rechub, 3 seeds;
+# wall_s is the peer's total over its seeds (epochs per run in the issue's table).
+PEERS[("census-income", "split622")] = {
+    "rechub-single-mlp": {"auc_income": 0.9457, "auc_income_std": 0.0011,
+                          "auc_marital": 0.9946, "auc_marital_std": 0.0000, "wall_s": 151.3},
+    "rechub-sharedbottom": {"auc_income": 0.9453, "auc_income_std": 0.0006,
+                            "auc_marital": 0.9945, "auc_marital_std": 0.0001, "wall_s": 72.9},
+    "rechub-mmoe": {"auc_income": 0.9449, "auc_income_std": 0.0006,
+                    "auc_marital": 0.9945, "auc_marital_std": 0.0001, "wall_s": 108.1},
+    "rechub-ple": {"auc_income": 0.9459, "auc_income_std": 0.0005,
+                   "auc_marital": 0.9945, "auc_marital_std": 0.0001, "wall_s": 104.5},
+}  # fmt: skip

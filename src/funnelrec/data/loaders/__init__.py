@@ -15,6 +15,7 @@ from funnelrec.data.loaders.goodbooks import load_goodbooks
 from funnelrec.data.loaders.kg import attach_recbole_kg, is_kgcn_folder, load_kgcn
 from funnelrec.data.loaders.lastfm_artists import attach_items, load_lastfm_artists
 from funnelrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
+from funnelrec.data.loaders.multitask import ali_ccp_dataset, is_multitask_path
 from funnelrec.data.loaders.recbole import infer_name, load_recbole_atomic
 from funnelrec.data.loaders.sequences import load_sequences
 from funnelrec.data.loaders.tabular import (
@@ -54,6 +55,7 @@ def load_dataset(
         (``options`` and the parsed pairs are its keyword arguments);
         a folder with ``u.data`` (ml-100k; RecBole's ``recbole/ml-100k.kg``/``.link`` are
         attached as its KG when present), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
+        Ali-CCP ``*ali_ccp*.csv`` files (impressions with click/purchase),
         ``books.csv`` (goodbooks-10k metadata, no interactions), the KGCN files (``kg.txt``,
         ``item_index2entity_id.txt``, ``user_artists.dat``)
         or a sequence ``*.txt`` (with ``<stem>_item2attributes.json`` if present);
@@ -120,6 +122,13 @@ def _load_folder(folder: Path) -> Dataset:
         return load_movielens_1m(folder)
     if any(folder.glob("*.inter")):
         return load_recbole_atomic(folder, infer_name(folder))
+    if any(folder.glob("*ali_ccp*.csv")):
+        return ali_ccp_dataset(folder)
+    if is_multitask_path(folder):
+        raise DataError(
+            f"{folder}: a multi-label table without users/items; read it with "
+            "funnelrec.data.loaders.multitask.load_multitask"
+        )
     if (folder / "books.csv").is_file():  # goodbooks-10k metadata: catalogue only
         return load_goodbooks(folder)
     if is_kgcn_folder(folder):
