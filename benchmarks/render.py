@@ -32,6 +32,11 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "head1_share@200",
+    "coverage@200",
+    "hist_cat_cover@200",
+    "test_cat_hit@200",
+    "minority_recall@200",
     "auc_income",
     "auc_income_std",
     "auc_marital",
@@ -71,6 +76,8 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
     keys = [k for k in MAIN_METRICS if k in present]
     extra = sorted(present - set(keys))
     target = RATIO_METRIC.get(stage, "ndcg@10")
+    if peers and not any(target in p for p in peers.values()) and "auc" in present:
+        target = "auc"  # e.g. published KG peers quote AUC only
     best_peer = max((p.get(target, 0.0) for p in peers.values()), default=0.0)
     ratio = best_peer > 0 and target in present
     label = f"× best peer {target}"
@@ -83,7 +90,8 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
     for r in items:
         vals = [_fmt(r["metrics"].get(k)) for k in keys]
         if ratio:
-            vals.append(f"{r['metrics'].get(target, 0.0) / best_peer:.3f}")
+            value = r["metrics"].get(target)
+            vals.append("" if value is None else f"{value / best_peer:.3f}")
         lines.append(
             f"| {r['model']} | "
             + " | ".join(vals)

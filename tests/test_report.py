@@ -173,6 +173,7 @@ def test_record_runs_collects_every_fit_in_its_block_only() -> None:
     def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(batch["x"]).pow(2).mean()
 
+    torch.manual_seed(0)  # the models' init below uses the global RNG: fix it (order-independent)
     fit(torch.nn.Linear(2, 1), batches, loss, epochs=1, lr=0.1)  # outside: not recorded
     with record_runs() as outer:
         fit(torch.nn.Linear(2, 1), batches, loss, epochs=2, lr=0.1)

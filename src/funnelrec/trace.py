@@ -56,13 +56,14 @@ class FunnelTrace:
                     for c, r in enumerate(merged.channel_ranks[i])
                     if r >= 0
                 }
-            provenance.append(
-                {
-                    "item": item_ids.external([merged.item_idx[i]])[0],
-                    "score": float(merged.scores[i]),
-                    "found_by": found,
-                }
-            )
+            entry: dict[str, Any] = {
+                "item": item_ids.external([merged.item_idx[i]])[0],
+                "score": float(merged.scores[i]),
+                "found_by": found,
+            }
+            if merged.reasons is not None and merged.reasons[i]:
+                entry["reason"] = str(merged.reasons[i])
+            provenance.append(entry)
         steps = []
         previous = self.rank
         for name, out in self.rerank_steps:
@@ -81,7 +82,15 @@ class FunnelTrace:
 def _items(c: Candidates, row: int, item_ids: IdMap, top: int) -> list[dict[str, Any]]:
     items, scores = c.row(row)
     ext = item_ids.external(items[:top])
-    return [{"item": e, "score": float(s)} for e, s in zip(ext, scores[:top], strict=True)]
+    out: list[dict[str, Any]] = [
+        {"item": e, "score": float(s)} for e, s in zip(ext, scores[:top], strict=True)
+    ]
+    if c.reasons is not None:  # e.g. which interest or meta-path found it
+        lo = int(c.offsets[row])
+        for j, entry in enumerate(out):
+            if c.reasons[lo + j]:
+                entry["reason"] = str(c.reasons[lo + j])
+    return out
 
 
 def _slate(slate: Slate, row: int, item_ids: IdMap) -> list[dict[str, Any]]:

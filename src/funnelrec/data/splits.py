@@ -1,4 +1,4 @@
-"""Evaluation protocols (DESIGN.md): ``loo``, ``rs811``, ``temporal``.
+"""Evaluation protocols (DESIGN.md): ``loo``, ``rs811``, ``temporal``, ``split622``.
 
 Every split has train / valid / test parts over the same catalogue and id maps. Models fit
 on ``train``; ``valid`` serves early stopping; at test time the users' history is train +
@@ -19,8 +19,8 @@ from funnelrec.errors import ConfigError
 from funnelrec.ragged import IntArray
 from funnelrec.types import Query
 
-Protocol = Literal["loo", "rs811", "temporal"]
-PROTOCOLS: tuple[str, ...] = ("loo", "rs811", "temporal")
+Protocol = Literal["loo", "rs811", "temporal", "split622"]
+PROTOCOLS: tuple[str, ...] = ("loo", "rs811", "temporal", "split622")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ def split(dataset: Dataset, protocol: str, seed: int = 2020) -> Split:
         part = _random_ratio(dataset, seed)
     elif protocol == "temporal":
         part = _temporal(dataset)
+    elif protocol == "split622":
+        part = _random_622(dataset, seed)
     else:
         raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     train_rows, valid_rows, test_rows = part
@@ -134,3 +136,11 @@ def _temporal(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
     is_test = ts >= test_cut
     is_valid = (ts >= valid_cut) & ~is_test
     return rows[~is_test & ~is_valid], rows[is_valid], rows[is_test]
+
+
+def _random_622(ds: Dataset, seed: int) -> tuple[IntArray, IntArray, IntArray]:
+    """KGCN's protocol: a seeded global shuffle of all interactions, 60/20/20."""
+    n = len(ds)
+    order = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    n_train, n_valid = round(0.6 * n), round(0.2 * n)
+    return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]

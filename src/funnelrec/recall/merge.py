@@ -5,7 +5,8 @@ items not already contributed by an earlier channel (channels are asked for extr
 duplicates do not eat the quota). Every merged item records its 0-based rank in every
 channel that found it (``channel_ranks[N, C]``, ``-1`` if absent) and its contributing
 channel (``source``). The merged score sums each channel's normalised score times the
-channel's weight, so items found by several channels rise.
+channel's weight, so items found by several channels rise. Reasons given by channels
+(``Candidates.reasons``, e.g. meta-path explanations) follow their items, first channel first.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def merge(
         source=taken.source,
         channel_ranks=ranks,
         stage_scores={"recall": score},
+        reasons=_reasons(taken.offsets, taken.item_idx, results),
     )
     return merged.sorted()
 
@@ -148,23 +150,48 @@ def _provenance(
     """Rank of every merged item in every channel, and the fused score."""
     ranks = np.full((len(items), len(results)), -1, dtype=np.int32)
     fused = np.zeros(len(items), dtype=np.float32)
+    for c, (res, found, src) in enumerate(_matches(offsets, items, results)):
+        cands = res.candidates
+        ranks[found, c] = ragged.position_in_row(cands.offsets)[src[found]]
+        fused[found] += res.weight * normalise(cands, how)[src[found]]
+    return ranks, fused
+
+
+def _matches(
+    offsets: IntArray, items: IntArray, results: list[ChannelResult]
+) -> list[tuple[ChannelResult, npt.NDArray[np.bool_], IntArray]]:
+    """Per non-empty channel: which merged items it found and where (position in its
+    candidates)."""
     if len(items) == 0:
-        return ranks, fused
+        return []
     width = (
         int(max([int(items.max())] + [int(r.candidates.item_idx.max(initial=0)) for r in results]))
         + 1
     )
     keys = ragged.row_ids(offsets) * width + items
-    for c, res in enumerate(results):
+    out = []
+    for res in results:
         cands = res.candidates
         if len(cands) == 0:
             continue
         ckeys = cands.row_ids() * width + cands.item_idx
         order = np.argsort(ckeys, kind="stable")
-        pos = np.searchsorted(ckeys[order], keys)
-        pos = np.minimum(pos, len(ckeys) - 1)
-        found = ckeys[order][pos] == keys
-        src = order[pos]
-        ranks[found, c] = ragged.position_in_row(cands.offsets)[src[found]]
-        fused[found] += res.weight * normalise(cands, how)[src[found]]
-    return ranks, fused
+        pos = np.minimum(np.searchsorted(ckeys[order], keys), len(ckeys) - 1)
+        out.append((res, ckeys[order][pos] == keys, order[pos]))
+    return out
+
+
+def _reasons(
+    offsets: IntArray, items: IntArray, results: list[ChannelResult]
+) -> npt.NDArray[np.object_] | None:
+    """Each merged item's reason from the first channel that gave one (``None`` if no
+    channel gives reasons)."""
+    if all(r.candidates.reasons is None for r in results):
+        return None
+    out = np.full(len(items), "", dtype=object)
+    for res, found, src in _matches(offsets, items, results):
+        if res.candidates.reasons is None:
+            continue
+        fill = found & (out == "")
+        out[fill] = res.candidates.reasons[src[fill]]
+    return out

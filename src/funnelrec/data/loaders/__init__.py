@@ -12,6 +12,7 @@ from typing import Any
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.loaders.goodbooks import load_goodbooks
+from funnelrec.data.loaders.kg import attach_recbole_kg, is_kgcn_folder, load_kgcn
 from funnelrec.data.loaders.lastfm_artists import attach_items, load_lastfm_artists
 from funnelrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from funnelrec.data.loaders.multitask import ali_ccp_dataset, is_multitask_path
@@ -28,8 +29,10 @@ from funnelrec.errors import DataError
 __all__ = [
     "ColumnMapping",
     "attach_items",
+    "attach_recbole_kg",
     "load_dataset",
     "load_goodbooks",
+    "load_kgcn",
     "load_lastfm_artists",
     "load_movielens_1m",
     "load_movielens_100k",
@@ -50,9 +53,11 @@ def load_dataset(
     Specs:
         ``synthetic`` or ``synthetic:key=value,...`` -> ``funnelrec.data.synthetic.generate``
         (``options`` and the parsed pairs are its keyword arguments);
-        a folder with ``u.data`` (ml-100k), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
+        a folder with ``u.data`` (ml-100k; RecBole's ``recbole/ml-100k.kg``/``.link`` are
+        attached as its KG when present), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
         Ali-CCP ``*ali_ccp*.csv`` files (impressions with click/purchase),
-        ``books.csv`` (goodbooks-10k metadata, no interactions)
+        ``books.csv`` (goodbooks-10k metadata, no interactions), the KGCN files (``kg.txt``,
+        ``item_index2entity_id.txt``, ``user_artists.dat``)
         or a sequence ``*.txt`` (with ``<stem>_item2attributes.json`` if present);
         a file: ``*.inter``, sequence ``*.txt``, ``u.data``, ``ratings.dat``, or a
         CSV/TSV/Parquet table, which needs ``mapping`` (``options`` go to ``load_table``).
@@ -110,7 +115,9 @@ def _literal(value: str) -> int | float | str:
 def _load_folder(folder: Path) -> Dataset:
     """Detect the format of a dataset folder."""
     if (folder / "u.data").is_file():
-        return load_movielens_100k(folder)
+        dataset = load_movielens_100k(folder)
+        kg, link = folder / "recbole" / "ml-100k.kg", folder / "recbole" / "ml-100k.link"
+        return attach_recbole_kg(dataset, kg, link) if kg.is_file() and link.is_file() else dataset
     if (folder / "ratings.dat").is_file():
         return load_movielens_1m(folder)
     if any(folder.glob("*.inter")):
@@ -124,6 +131,8 @@ def _load_folder(folder: Path) -> Dataset:
         )
     if (folder / "books.csv").is_file():  # goodbooks-10k metadata: catalogue only
         return load_goodbooks(folder)
+    if is_kgcn_folder(folder):
+        return load_kgcn(folder)
     texts = sorted(folder.glob("*.txt"))
     with_attrs = [p for p in texts if _attributes_of(p) is not None]
     candidates = with_attrs or texts
