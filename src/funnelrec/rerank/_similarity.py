@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
-import torch
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, DataError
@@ -63,6 +62,8 @@ def channel_vectors(channels: Mapping[str, Any], name: str, n_items: int, stage:
             f"rerank {stage}: recall channel {name!r} has no item embeddings "
             "(use an embedding channel such as mf or two_tower)"
         )
+    import torch  # only when a channel is the source: keeps the rule re-rankers light
+
     with torch.no_grad():
         vecs = model.item_vectors(torch.arange(n_items)).detach().cpu().numpy()
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
