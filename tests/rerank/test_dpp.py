@@ -39,7 +39,7 @@ def brute_force(vecs: np.ndarray, rel: np.ndarray, theta: float, jitter: float, 
     chosen: list[int] = []
     for _ in range(min(k, len(r))):
         gains = [
-            np.linalg.slogdet(kernel[np.ix_(chosen + [i], chosen + [i])])[1]
+            np.linalg.slogdet(kernel[np.ix_([*chosen, i], [*chosen, i])])[1]
             if i not in chosen
             else -np.inf
             for i in range(len(r))

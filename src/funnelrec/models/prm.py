@@ -71,7 +71,7 @@ class PRM(nn.Module):
         positions = torch.arange(items.shape[1], device=items.device)
         h = self.inp(x) + self.pos(positions).unsqueeze(0)
         h = self.encoder(h, src_key_padding_mask=~mask)
-        logits = self.out(h).squeeze(-1) + self.direct(batch["scores"]).squeeze(-1)
+        logits: Tensor = self.out(h).squeeze(-1) + self.direct(batch["scores"]).squeeze(-1)
         return logits.masked_fill(~mask, -1e9)
 
 

@@ -22,6 +22,7 @@ from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, spread, take_order
 from funnelrec.rerank._similarity import (
+    SetSimilarity,
     column_vectors,
     pairwise_sets,
     pairwise_vectors,
@@ -80,7 +81,7 @@ class MMR(Reranker[MMRParams]):
             self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
             return self
         self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
-        sim = "cosine" if p.similarity == "cosine" else "jaccard"
+        sim: SetSimilarity = "cosine" if p.similarity == "cosine" else "jaccard"
         self.features_ = tag_features(dataset, p.features, sim)
         return self
 
@@ -127,7 +128,7 @@ class MMR(Reranker[MMRParams]):
         """Pairwise similarities ``[b, N, N]`` of each row's items (0 for unknown items)."""
         if self.params.vector_column is not None:
             return pairwise_vectors(self.vectors_, items)
-        sim = "cosine" if self.params.similarity == "cosine" else "jaccard"  # auto: Jaccard
+        sim: SetSimilarity = "cosine" if self.params.similarity == "cosine" else "jaccard"
         return pairwise_sets(self.features_, items, sim)
 
 
