@@ -4,7 +4,8 @@ The funnel of ``--config`` (which holds a ``prm`` re-ranker) is fitted once on t
 train part, PRM on the funnel's own lists for the validation users (labels = validation
 items). For every test user the list PRM receives (recall → pre-rank → rank → the re-rankers
 before it) is computed once; each variant then re-ranks that same list to 10 items: ``none``
-(the ranker's order), ``mmr`` / ``dpp`` (tag similarity: genres, Beauty attributes) across
+(the ranker's order), ``mmr`` (Jaccard) / ``dpp`` (cosine) over tag sets (genres, Beauty
+attributes) across
 their trade-off parameter, ``prm``. Metrics: NDCG@10 (full ranking truth), ``ild`` (share of
 item pairs of different category), ``categories@10`` (distinct categories per list). The
 MMR and DPP curves go to ``benchmarks/results/rerank_tradeoff_<dataset>.png``.
@@ -82,7 +83,8 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows.append(row(args.dataset, "loo", "prm", "rerank", got, wall, fit_s=round(fit_s, 1)))
     for name, grid, key in (("mmr", MMR_GRID, "lam"), ("dpp", DPP_GRID, "theta")):
         for value in grid:
-            stage = RERANK.create(name, {key: value}).fit(parts.train)
+            params = {key: value, **({"similarity": "jaccard"} if name == "mmr" else {})}
+            stage = RERANK.create(name, params).fit(parts.train)
             got, wall = measure(lambda q, c, s=stage: s.rerank(q, c, 10))
             curves[name].append({key: value, **got})
             if value == MAIN[name]:

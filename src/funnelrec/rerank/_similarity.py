@@ -79,8 +79,11 @@ def pairwise_vectors(vectors: F32, items: IntArray) -> F32:
     return dots
 
 
-def pairwise_sets(features: sp.csr_matrix, items: IntArray, similarity: SetSimilarity) -> F32:
-    """Jaccard or cosine similarities ``[b, N, N]`` of tag rows for padded ``items[b, N]``.
+def pairwise_sets(
+    features: sp.csr_matrix, items: IntArray, similarity: SetSimilarity | None
+) -> F32:
+    """Similarities ``[b, N, N]`` of tag rows for padded ``items[b, N]``: ``jaccard`` (on
+    binary rows), else the dot product (cosine on unit rows, overlap count on binary rows).
 
     One block-diagonal sparse product: row ``b*N + i`` of the shifted matrix only shares
     columns with rows of the same query ``b``.

@@ -128,7 +128,8 @@ class MMR(Reranker[MMRParams]):
         """Pairwise similarities ``[b, N, N]`` of each row's items (0 for unknown items)."""
         if self.params.vector_column is not None:
             return pairwise_vectors(self.vectors_, items)
-        sim: SetSimilarity = "cosine" if self.params.similarity == "cosine" else "jaccard"
+        # as before the refactor: "auto" on sets is the raw overlap (= Jaccard for one category)
+        sim: SetSimilarity | None = "jaccard" if self.params.similarity == "jaccard" else None
         return pairwise_sets(self.features_, items, sim)
 
 

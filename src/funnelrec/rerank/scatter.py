@@ -113,7 +113,8 @@ def _rule_prefix(code_col: IntArray, valid: BoolArray, w: int, m: int, none: int
     for d in range(1, min(w, n)):
         count[:, d:] += code_col[:, d:] == code_col[:, :-d]
     bad = ~valid | ((count > m) & (code_col != none))
-    return np.where(bad.any(axis=1), bad.argmax(axis=1), n).astype(np.int64)
+    prefix: IntArray = np.where(bad.any(axis=1), bad.argmax(axis=1), n).astype(np.int64)
+    return prefix
 
 
 def _local_codes(codes: IntArray) -> IntArray:
