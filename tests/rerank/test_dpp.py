@@ -114,3 +114,20 @@ def _timed(fn: Any) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def test_edge_cases_unknown_items_and_empty_batches(world: Dataset) -> None:
+    unknown = world.n_items + 5
+    offsets, items = ragged.from_lists([[], [unknown, 3, unknown + 1], [4]])
+    cands = Candidates.from_flat(offsets, items, np.array([0.5, 0.4, 0.3, 0.2]), "t")
+    query = Query.from_lists([0, 1, 2], [[], [], []], k=5)
+    for name, params in (("dpp", {}), ("near_dedup", {"features": "tags"}), ("prm", {})):
+        reranker = RERANK.create(name, params | ({"epochs": 1, "dim": 4} if name == "prm" else {}))
+        reranker.fit(world)
+        slate = reranker.rerank(query, cands, 5)
+        assert slate.to_lists()[0] == [] and sorted(slate.to_lists()[1]) == [
+            3,
+            unknown,
+            unknown + 1,
+        ]
+        assert len(reranker.rerank(Query.from_lists([], [], k=5), Candidates.empty(0, "t"), 5)) == 0

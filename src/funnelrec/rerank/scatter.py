@@ -76,7 +76,7 @@ class Scatter(Reranker[ScatterParams]):
         code_col = np.where(local >= 0, local, n)
         # the greedy keeps the incoming order up to the first position where it breaks the
         # rule: place that common prefix at once and run the loop from there
-        start = min(int(_rule_prefix(code_col, view.valid, w, m, n).min()), steps)
+        start = int(_rule_prefix(code_col, view.valid, w, m, n).min(initial=steps))
         avail = view.valid.copy()
         avail[:, :start] = False
         alive = np.ones(b, dtype=np.bool_)  # rows still filling (truncate stops a row)
