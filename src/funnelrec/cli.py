@@ -88,7 +88,7 @@ def demo(
     parts = split_dataset(dataset, "loo")
     funnel = Funnel(load_config(config or demo_config_path()))
     with console.status("fitting the funnel"):
-        funnel.fit(parts.train)
+        funnel.fit(parts.train, valid=parts.valid)
     report = evaluate_funnel(funnel, parts)
     user = parts.test_users()[:1]
     trace = funnel.run(parts.test_query(user, funnel.config.k))
@@ -140,7 +140,7 @@ def evaluate(
     """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
     config = Funnel.load(artifacts).config
     parts = split_dataset(_load_data(data), protocol)
-    funnel = Funnel(config).fit(parts.train)
+    funnel = Funnel(config).fit(parts.train, valid=parts.valid)
     report = evaluate_funnel(funnel, parts)
     if as_json:
         print(json.dumps(_report_json(report), indent=2))
