@@ -28,7 +28,7 @@ def reference(cats: list[str | None], row: list[int], w: int, m: int, k: int, mo
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.sampled_from(["A", "B", "C", None]), min_size=1, max_size=25),
     st.lists(st.integers(0, 24), min_size=1, max_size=3),
