@@ -27,18 +27,22 @@ MAIN_METRICS = (
     "qps",
     "speedup",
     "auc",
+    "auc_std",
     "logloss",
     "p50_ms",
     "p99_ms",
     "items_per_s",
 )
+# stages compared with peer figures, and the metric of their `× best peer` column
+RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
 INTRO = """# Benchmarks
 
 Rendered by `python benchmarks/render.py` from `benchmarks/results/*.json`; every row names
 the command that produced it. Data: `../shared/data` (never committed). Protocols are those
 of DESIGN.md. Machine: 2 cores, 24 GB, no GPU. `peak MB` is the process's peak resident
 memory. Rows marked *peer* are the reference figures quoted in the issues (not re-measured);
-`× best peer` is our NDCG@10 over the best peer NDCG@10 in the same table.
+`× best peer <metric>` is our value over the best peer's in the same table (NDCG@10 for
+recall, AUC for rank; rank `wall s` is per seed).
 """
 
 
@@ -53,13 +57,15 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]]) -> list[str]:
-    peers = PEERS.get((dataset, protocol), {}) if stage in ("recall", "funnel") else {}
+    peers = PEERS.get((dataset, protocol), {}) if stage in RATIO_METRIC else {}
     present = {k for r in items for k in r["metrics"]}
     keys = [k for k in MAIN_METRICS if k in present]
     extra = sorted(present - set(keys))
-    best_peer = max((p.get("ndcg@10", 0.0) for p in peers.values()), default=0.0)
-    ratio = best_peer > 0 and "ndcg@10" in present
-    head = ["model", *keys, *(["× best peer"] if ratio else []), "wall s", "peak MB", "command"]
+    target = RATIO_METRIC.get(stage, "ndcg@10")
+    best_peer = max((p.get(target, 0.0) for p in peers.values()), default=0.0)
+    ratio = best_peer > 0 and target in present
+    label = f"× best peer {target}"
+    head = ["model", *keys, *([label] if ratio else []), "wall s", "peak MB", "command"]
     lines = [
         f"\n## {stage} · {dataset} · `{protocol}`\n",
         "| " + " | ".join(head) + " |",
@@ -68,7 +74,7 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
     for r in items:
         vals = [_fmt(r["metrics"].get(k)) for k in keys]
         if ratio:
-            vals.append(f"{r['metrics'].get('ndcg@10', 0.0) / best_peer:.2f}")
+            vals.append(f"{r['metrics'].get(target, 0.0) / best_peer:.3f}")
         lines.append(
             f"| {r['model']} | "
             + " | ".join(vals)

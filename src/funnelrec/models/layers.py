@@ -24,16 +24,21 @@ class EmbeddingModel(nn.Module):
         raise NotImplementedError
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
-    """``Linear → ReLU (→ Dropout)`` per hidden size, then a final ``Linear`` to ``out_dim``."""
+def hidden_layers(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> list[nn.Module]:
+    """``Linear → ReLU (→ Dropout)`` per hidden size (output width ``hidden[-1]``)."""
     layers: list[nn.Module] = []
     for size in hidden:
         layers += [nn.Linear(in_dim, size), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_dim = size
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+    return layers
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """``hidden_layers``, then a final ``Linear`` to ``out_dim``."""
+    width = hidden[-1] if hidden else in_dim
+    return nn.Sequential(*hidden_layers(in_dim, hidden, dropout), nn.Linear(width, out_dim))
 
 
 def pool_history(weight: Tensor, items: Tensor, offsets: Tensor, recent: int = 0) -> Tensor:

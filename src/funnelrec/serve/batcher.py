@@ -156,12 +156,14 @@ def run_rows(served: ServedFunnel, rows: list[Row], k: int, explain: list[bool])
     trace, timings = run_timed(served, batch_query(rows, k))
     slate = trace.slate
     assert slate is not None
+    channels = _channels(trace)
+    offsets = slate.offsets.tolist()
     return [
         RowResult(
             known_user=rows[b].user_idx >= 0,
             items=slate.row(b)[0],
             scores=slate.row(b)[1],
-            channels=_channels(trace, b),
+            channels=channels[offsets[b] : offsets[b + 1]],
             timings=timings,
             batch_size=len(rows),
             trace=trace.explain(b, served.dataset.item_ids) if explain[b] else None,
@@ -170,13 +172,15 @@ def run_rows(served: ServedFunnel, rows: list[Row], k: int, explain: list[bool])
     ]
 
 
-def _channels(trace: FunnelTrace, row: int) -> list[list[str]]:
-    """Names of the recall channels that found each slate item of ``row``."""
+def _channels(trace: FunnelTrace) -> list[list[str]]:
+    """Names of the recall channels that found each slate item (flat, all rows): one name
+    list per distinct set of channels, shared by the items that have it."""
     slate = trace.slate
     assert slate is not None
-    lo, hi = int(slate.offsets[row]), int(slate.offsets[row + 1])
     if slate.channel_ranks is None:
-        names = slate.source_names()[lo:hi]
-        return [[n] if n else [] for n in names]
-    found = slate.channel_ranks[lo:hi] >= 0
-    return [[slate.channels[c] for c in np.flatnonzero(f)] for f in found]
+        return [[n] if n else [] for n in slate.source_names()]
+    found = slate.channel_ranks >= 0
+    masks = (found.astype(np.int64) << np.arange(found.shape[1], dtype=np.int64)).sum(axis=1)
+    distinct, inverse = np.unique(masks, return_inverse=True)
+    names = [[c for i, c in enumerate(slate.channels) if (int(m) >> i) & 1] for m in distinct]
+    return [names[i] for i in inverse.tolist()]

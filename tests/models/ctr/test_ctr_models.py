@@ -99,3 +99,21 @@ def test_target_attention_and_short_term_interest_use_the_sequence() -> None:
     assert without < 0.7
     assert fitted_auc("din", train, test) > without + 0.15
     assert fitted_auc("deepfm", train, test, interest="mean") > without + 0.1
+
+
+def test_cin_matches_the_explicit_vector_wise_crossing_formula() -> None:
+    """CIN layer k: X^k_h = relu(Σ_ij W_hij X^{k-1}_i ⊙ X^0_j + b_h), sum-pooled over d; the
+    first layer's i <= j pairs are the symmetric full-weight formula."""
+    from funnelrec.models.ctr.xdeepfm import CIN
+
+    torch.manual_seed(0)
+    n, m, d = 4, 5, 3
+    cin = CIN(m, (4, 3))
+    x0 = torch.randn(n, m, d)
+    w1 = torch.zeros(4, m, m)
+    w1[:, cin.pair_left, cin.pair_right] = cin.convs[0].weight
+    x1 = torch.relu(torch.einsum("hij,nid,njd->nhd", w1, x0, x0) + cin.convs[0].bias[:, None])
+    w2 = cin.convs[1].weight.view(3, 4, m)
+    x2 = torch.relu(torch.einsum("hij,nid,njd->nhd", w2, x1, x0) + cin.convs[1].bias[:, None])
+    expected = torch.cat([x1.sum(-1), x2.sum(-1)], dim=1)
+    assert torch.allclose(cin(x0), expected, atol=1e-5)

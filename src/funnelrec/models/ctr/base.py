@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from funnelrec.batch import Batch, Schema
 from funnelrec.models.ctr.interest import ShortTermInterest
+from funnelrec.models.layers import hidden_layers
 
 Interest = Literal["none", "mean", "gru", "transformer"]
 
@@ -163,10 +164,4 @@ def fm_interaction(fields: Tensor) -> Tensor:
 
 def deep_tower(in_dim: int, hidden: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
     """``Linear → ReLU (→ Dropout)`` per hidden size; output width ``hidden[-1]``."""
-    layers: list[nn.Module] = []
-    for size in hidden:
-        layers += [nn.Linear(in_dim, size), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        in_dim = size
-    return nn.Sequential(*layers)
+    return nn.Sequential(*hidden_layers(in_dim, hidden, dropout))
