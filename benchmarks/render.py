@@ -32,6 +32,8 @@ MAIN_METRICS = (
     "p50_ms",
     "p99_ms",
     "items_per_s",
+    "ild",
+    "categories@10",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
@@ -92,6 +94,9 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
                 for r in items
             )
         )
+    plot = RESULTS / f"{stage}_tradeoff_{dataset}.png"
+    if plot.exists():  # accuracy-vs-diversity curves written by the same benchmark
+        lines.append(f"\n![{stage} trade-off, {dataset}]({plot.relative_to(ROOT)})")
     return lines
 
 
