@@ -3,15 +3,15 @@
     python benchmarks/serve.py --dataset ml-100k --config configs/ml-100k.toml --duration 20
     python benchmarks/serve.py --dataset synthetic-1m-items --duration 20   # ANN recall
 
-Protocol ``online``: the funnel is fitted on the whole dataset (nothing is held out: this
-measures speed, not quality), saved, and served by ``funnelrec serve`` in its own process
-(SQLite store). A closed-loop load generator (``wrk`` when installed, else asyncio httpx
-clients) keeps ``--clients`` requests in flight for ``--duration`` seconds, each
-``GET /recommend?user_id=<random known user>&k=10``. Reported: client-side p50/p99 latency,
-requests/s, the server's CPU time per request (``server_cpu_ms_per_request``: comparable on a
-busy machine, unlike latency), and per-stage p99 from the server's Prometheus histograms
-(``p99_ms_<stage>``, interpolated within buckets; stages run once per micro-batch, ``http`` is
-the server-side request time).
+Protocol ``online``: the funnel is fitted on the whole dataset (nothing is held out: this measures
+speed, not quality), saved, and served by ``funnelrec serve`` in its own process (SQLite store;
+``--workers N``: N server processes sharing it). A closed-loop load generator (``wrk`` when
+installed, else asyncio httpx clients) keeps ``--clients`` requests in flight for ``--duration``
+seconds, each ``GET /recommend?user_id=<random known user>&k=10``. Reported: client-side p50/p99
+latency, requests/s, the server's CPU time per request (``server_cpu_ms_per_request``: comparable
+on a busy machine, unlike latency), and per-stage p99 from the server's Prometheus histograms
+(``p99_ms_<stage>``, interpolated within buckets; stages run once per micro-batch, ``http`` is the
+server-side request time).
 """
 
 from __future__ import annotations
@@ -194,9 +194,13 @@ def fit_artifact(dataset: str, config: str, out: Path) -> tuple[list[str], float
     return [str(u) for u in data.user_ids.ids], time.perf_counter() - start
 
 
-def start_server(artifact: Path, store: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    artifact: Path, store: str, port: int, workers: int = 1
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "funnelrec.cli", "serve", "--artifacts", str(artifact)]
     cmd += ["--store", store, "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     env = {**os.environ, "FUNNELREC_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 300
@@ -212,17 +216,34 @@ def start_server(artifact: Path, store: str, port: int) -> subprocess.Popen[byte
     sys.exit("server did not become healthy")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's worker processes)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
 def server_peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Largest peak resident memory among the server's processes."""
+    peaks = [0.0]
+    for p in process_tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of the server's processes."""
+    total = 0.0
+    for p in process_tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def measure(
@@ -252,6 +273,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--loadgen", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--artifacts", type=Path, help="reuse (or create) the fitted funnel here")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -260,7 +282,8 @@ def main() -> None:
         work = Path(tmp)
         artifact = args.artifacts or work / "artifact"
         users, fit_s = fit_artifact(args.dataset, args.config, artifact)
-        proc = start_server(artifact, f"sqlite:///{work / 'store.db'}", args.port)
+        store = f"sqlite:///{work / 'store.db'}"
+        proc = start_server(artifact, store, args.port, args.workers)
         try:
             result = measure(f"http://127.0.0.1:{args.port}", users, args, work, proc.pid)
             peak = server_peak_mb(proc.pid)
@@ -271,6 +294,8 @@ def main() -> None:
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
+    if args.workers > 1:
+        model += f"-{args.workers}-workers"
     r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start)
     r.update(
         peak_mb=round(peak, 1),
@@ -281,6 +306,7 @@ def main() -> None:
         errors=result["errors"],
         loadgen=result["loadgen"],
         cpus=os.cpu_count(),
+        workers=args.workers,
     )
     print(json.dumps(r, indent=2))
     if not args.no_write:

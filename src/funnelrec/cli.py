@@ -1,4 +1,4 @@
-"""Command line: ``funnelrec demo | fit | evaluate | recommend | serve``.
+"""Command line: ``funnelrec demo | fit | evaluate | recommend | serve | report``.
 
 Thin typer commands over the library. Errors print one clear line and exit non-zero;
 ``--json`` prints machine-readable output.
@@ -28,6 +28,7 @@ app = typer.Typer(
     help="funnelrec: recall → pre-rank → rank → re-rank, trained and evaluated.",
 )
 console = Console()
+progress_console = Console(stderr=True)  # progress never mixes with --json on stdout
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
@@ -118,14 +119,27 @@ def fit(
     config: Annotated[Path, typer.Option("--config", "-c", help="funnel config (.toml/.yaml)")],
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="artifact directory")],
+    as_json: JsonOpt = False,
 ) -> None:
-    """Fit a funnel on a dataset and save the artifact directory."""
+    """Fit a funnel on a dataset and save the artifact directory (with its training log)."""
+    import time
+
+    from funnelrec.train.loop import record_runs
+
     funnel = Funnel(load_config(config))
-    dataset = _load_data(data)
-    with console.status(f"fitting on {dataset.name}"):
+    with progress_console.status(f"loading {data}"):
+        dataset = _load_data(data)
+    start = time.perf_counter()
+    with progress_console.status(f"fitting on {dataset.name}"), record_runs() as runs:
         funnel.fit(dataset)
+    fit_s = time.perf_counter() - start
     funnel.save(out)
-    console.print(f"saved funnel to {out}")
+    log = [{"model": r.model, "epochs": [vars(e) for e in r.result.history]} for r in runs]
+    (out / "training_log.json").write_text(json.dumps(log, indent=1), encoding="utf-8")
+    if as_json:
+        print(json.dumps({"artifacts": str(out), "dataset": dataset.name, "fit_s": fit_s}))
+        return
+    console.print(f"saved funnel to {out} (fit {fit_s:.1f} s)")
 
 
 @app.command()
@@ -139,9 +153,12 @@ def evaluate(
 ) -> None:
     """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
     config = Funnel.load(artifacts).config
-    parts = split_dataset(_load_data(data), protocol)
-    funnel = Funnel(config).fit(parts.train, valid=parts.valid)
-    report = evaluate_funnel(funnel, parts)
+    with progress_console.status(f"loading {data}"):
+        parts = split_dataset(_load_data(data), protocol)
+    with progress_console.status("fitting on the train part"):
+        funnel = Funnel(config).fit(parts.train, valid=parts.valid)
+    with progress_console.status("evaluating every stage"):
+        report = evaluate_funnel(funnel, parts)
     if as_json:
         print(json.dumps(_report_json(report), indent=2))
         return
@@ -214,6 +231,40 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
     )
+
+
+@app.command()
+def report(
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
+    ],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")],
+    compare: Annotated[
+        list[Path] | None,
+        typer.Option(help="more artifacts to compare side by side (repeat the option)"),
+    ] = None,
+    protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
+    k: Annotated[int, typer.Option(help="list length of the per-stage metrics")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves."""
+    from funnelrec.report.build import build_report, report_json
+
+    if k < 1:
+        raise typer.BadParameter(f"--k must be >= 1, got {k}")
+    runs = [artifacts, *(compare or [])]
+    with progress_console.status(f"loading {data}") as status:
+        dataset = _load_data(data)
+        result = build_report(
+            runs, dataset, out, protocol, k, progress=lambda msg: status.update(msg)
+        )
+    if as_json:
+        print(json.dumps({"out": str(out), **report_json(result)}, indent=2))
+        return
+    main_run = result.runs[0]
+    console.print(report_table(main_run.funnel, f"Funnel ({main_run.name}, {protocol})"))
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {result.wall_s:.1f} s)")
 
 
 def main() -> None:

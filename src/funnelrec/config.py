@@ -24,7 +24,7 @@ Example (TOML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -108,6 +108,9 @@ class RerankConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+_Slot = TypeVar("_Slot", ChannelConfig, ScorerConfig)
+
+
 class FunnelConfig(StrictModel):
     """The whole funnel: recall → pre-rank → rank → re-rank chain → ``k`` items."""
 
@@ -117,9 +120,32 @@ class FunnelConfig(StrictModel):
     rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
     k: int = Field(default=10, ge=1)
     seed: int = 0
+    tasks: list[dict[str, Any]] | None = None
 
     def resolved(self) -> FunnelConfig:
-        """Same config with every stage's params completed by its defaults (validated)."""
+        """Same config with every stage's params completed by its defaults (validated).
+
+        Top-level ``tasks`` (multi-task objectives, configured once) go to every recall
+        channel, the pre-ranker and the ranker that take ``tasks`` and do not set their own."""
+        if self.tasks is not None:
+            return (
+                self.model_copy(
+                    update={
+                        "recall": self.recall.model_copy(
+                            update={
+                                "channels": [
+                                    _with_tasks(RECALL, c, self.tasks) for c in self.recall.channels
+                                ]
+                            }
+                        ),
+                        "prerank": _with_tasks(PRERANK, self.prerank, self.tasks),
+                        "rank": _with_tasks(RANK, self.rank, self.tasks),
+                        "tasks": None,
+                    }
+                )
+                .resolved()
+                .model_copy(update={"tasks": self.tasks})
+            )
         channels = [
             c.model_copy(update={"params": _resolve(RECALL, c.name, c.params)})
             for c in self.recall.channels
@@ -142,6 +168,14 @@ class FunnelConfig(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _with_tasks(registry: Registry[Any], slot: _Slot, tasks: list[dict[str, Any]]) -> _Slot:
+    """``slot`` with ``tasks`` in its params when its stage has a ``tasks`` parameter."""
+    fields = getattr(registry.get(slot.name).params_model, "model_fields", {})
+    if "tasks" not in fields or "tasks" in slot.params:
+        return slot
+    return slot.model_copy(update={"params": {**slot.params, "tasks": tasks}})
 
 
 def _resolve(registry: Registry[Any], name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from funnelrec import ragged
 from funnelrec.batch import Batch, FieldSpec, Schema
+from funnelrec.content.store import vector_column
 from funnelrec.data.dataset import Dataset
 from funnelrec.encoders import (
     FIRST,
@@ -63,6 +64,9 @@ class FeatureConfig(Params):
         trend_days: for each window ``w``, log of the item's interactions in the ``w`` days
             before the reference time (``context_time``), counted in the fitted data — leak-free
             for training queries cut in the past; plus the log of the history length.
+        vector_columns: item-table columns of precomputed vectors (fixed-length float lists,
+            e.g. content vectors from ``funnelrec.content``); each dimension is a dense item
+            field (items without a vector: zeros).
         recall: recall provenance: per channel a log2 rank-bucket field and the rank gain
             ``1 / log2(2 + rank)`` (0 when absent), and the merged recall score.
         min_count: values seen fewer times are out of vocabulary.
@@ -81,6 +85,7 @@ class FeatureConfig(Params):
     seq_len: int = Field(default=20, ge=0)
     popularity: bool = True
     trend_days: list[float] = Field(default_factory=list)
+    vector_columns: list[str] = Field(default_factory=list)
     recall: bool = True
     min_count: int = Field(default=1, ge=1)
     hash_above: int = Field(default=1_000_000, ge=1)
@@ -116,6 +121,14 @@ class FeatureBuilder:
             pop = np.append(dataset.item_popularity, 0.0)
             dense = Scaler.fit(pop[:-1], log=True).encode(pop)[:, None]
             self.fields["dense"].append(FieldSpec("popularity", 1, "item"))
+        for name in c.vector_columns:
+            vectors, _ = vector_column(dataset.items, name)
+            dense = np.concatenate(
+                [dense, np.vstack([vectors, np.zeros((1, vectors.shape[1]), np.float32)])], axis=1
+            )
+            self.fields["dense"] += [
+                FieldSpec(f"{name}:{j}", 1, "item") for j in range(vectors.shape[1])
+            ]
         self.tables["item_dense"] = dense
         self.fields["context"] = [FieldSpec(n, FIRST + {"hour": 24, "weekday": 7}[n], "context")
                                   for n in c.context]  # fmt: skip

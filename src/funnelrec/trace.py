@@ -81,7 +81,12 @@ class FunnelTrace:
 def _items(c: Candidates, row: int, item_ids: IdMap, top: int) -> list[dict[str, Any]]:
     items, scores = c.row(row)
     ext = item_ids.external(items[:top])
-    return [{"item": e, "score": float(s)} for e, s in zip(ext, scores[:top], strict=True)]
+    out = [{"item": e, "score": float(s)} for e, s in zip(ext, scores[:top], strict=True)]
+    if c.reasons is not None:  # e.g. which interest of a multi-interest channel found it
+        lo = int(c.offsets[row])
+        for entry, reason in zip(out, c.reasons[lo : lo + len(out)], strict=True):
+            entry["reason"] = str(reason)
+    return out
 
 
 def _slate(slate: Slate, row: int, item_ids: IdMap) -> list[dict[str, Any]]:

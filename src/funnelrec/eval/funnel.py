@@ -7,6 +7,10 @@ after rank and in the final slate (micro-averaged over test items).
 Stage consistency (``consistency@K`` in the report's metrics): the ranker also scores the
 whole merged recall set; the share of its top ``K`` items that pre-rank kept measures how
 many items the ranker would love were lost by the cheaper stage (1.0 = no loss).
+``dropped@K:prerank`` is the mean number of those top-``K`` items per user that pre-rank
+dropped; with ``catalogue_consistency`` the ranker also scores every item of the catalogue
+(minus the user's exclusions) and ``dropped@K:recall`` counts how many of its top ``K`` the
+merged recall set never contained (small catalogues only: users × items scores).
 """
 
 from __future__ import annotations
@@ -48,19 +52,46 @@ class FunnelReport:
 
 
 class _Consistency:
-    """Items of the ranker's top ``k`` over the merged set that pre-rank kept."""
+    """Items of the ranker's top ``k`` over the merged set that pre-rank kept (and, with
+    ``catalogue``, items of its top ``k`` over the catalogue that recall missed)."""
 
-    def __init__(self, k: int) -> None:
-        self.k, self.kept, self.total = k, 0, 0
+    def __init__(self, k: int, catalogue: bool = False) -> None:
+        self.k, self.kept, self.total, self.users = k, 0, 0, 0
+        self.catalogue, self.missed = catalogue, 0
 
     def add(self, funnel: Funnel, query: Query, merged: Candidates, pre: Candidates) -> None:
         top = funnel.ranker.score(query, merged).truncate(self.k)
         hit = ragged.membership(top.offsets, top.item_idx, pre.offsets, pre.item_idx)
         self.kept += int(hit.sum())
         self.total += len(top)
+        self.users += query.batch_size
+        if self.catalogue:
+            best = funnel.ranker.score(query, _catalogue(funnel, query, merged)).truncate(self.k)
+            found = ragged.membership(best.offsets, best.item_idx, merged.offsets, merged.item_idx)
+            self.missed += int((~found).sum())
 
     def value(self) -> dict[str, float]:
-        return {f"consistency@{self.k}": self.kept / self.total} if self.total else {}
+        if not self.total:
+            return {}
+        out = {
+            f"consistency@{self.k}": self.kept / self.total,
+            f"dropped@{self.k}:prerank": (self.total - self.kept) / self.users,
+        }
+        if self.catalogue:
+            out[f"dropped@{self.k}:recall"] = self.missed / self.users
+        return out
+
+
+def _catalogue(funnel: Funnel, query: Query, merged: Candidates) -> Candidates:
+    """Every catalogue item per query (minus exclusions), with the recall provenance the
+    item has in ``merged`` (absent: none)."""
+    from funnelrec.rank._examples import _provenance
+
+    n_items = funnel.dataset.n_items
+    offsets = np.arange(query.batch_size + 1, dtype=np.int64) * n_items
+    items = np.tile(np.arange(n_items, dtype=np.int64), query.batch_size)
+    every = Candidates.from_flat(offsets, items, np.zeros(len(items)), None).excluding(query)
+    return _provenance(every, merged, n_items)
 
 
 class _Counter:
@@ -86,15 +117,17 @@ def evaluate_funnel(
     ks: tuple[int, ...] = DEFAULT_KS,
     batch_size: int = 1024,
     consistency_k: int | None = 50,
+    catalogue_consistency: bool = False,
 ) -> FunnelReport:
     """Run the funnel for every test user of ``split`` and measure every stage
-    (``consistency_k``: also the stage consistency at that depth, ``None``: skip it)."""
+    (``consistency_k``: also the stage consistency at that depth, ``None``: skip it;
+    ``catalogue_consistency``: also what recall missed of the ranker's catalogue top ``K``)."""
     start = time.perf_counter()
     users = split.test_users()
     known = np.diff(split.history.user_item.indptr)[users] > 0
     warm, cold = users[known], users[~known]
     counter = _Counter()
-    consistency = _Consistency(consistency_k) if consistency_k else None
+    consistency = _Consistency(consistency_k, catalogue_consistency) if consistency_k else None
     k_max = max(ks)
     topk_rows = []
     n_truth = 0

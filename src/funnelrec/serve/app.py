@@ -1,8 +1,10 @@
 """``create_app(settings)``: the FastAPI app over a saved funnel (no module-level state).
 
 Routes: ``GET /recommend``, ``POST /events``, ``PUT /items``, ``GET /similar``,
-``GET /health``, ``GET /metrics``, ``POST /admin/reload``. Run it with ``funnelrec serve``
-(uvicorn, one process: concurrent requests are batched and run on one funnel thread).
+``GET /health``, ``GET /metrics``, ``POST /admin/reload``; the funnel inspector at ``GET /ui``
+with its read-only ``GET /users``, ``GET /history``, ``POST /items/lookup``. Run it with
+``funnelrec serve`` (uvicorn, one process: concurrent requests are batched and run on one
+funnel thread).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from funnelrec.serve.auth import token_guard
 from funnelrec.serve.errors import install_error_handlers
 from funnelrec.serve.limits import BodyLimitMiddleware
 from funnelrec.serve.metrics import MetricsMiddleware
-from funnelrec.serve.routes import admin, events, items, ops, recommend, similar
+from funnelrec.serve.routes import admin, events, inspector, items, ops, recommend, similar, ui
 from funnelrec.serve.settings import Settings
 from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import Store
@@ -52,6 +54,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(items.router(state, public))
     app.include_router(ops.router(state))
     app.include_router(admin.router(state, admin_guard))
+    app.include_router(inspector.router(state, public))
+    app.include_router(ui.router())
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,6 +50,29 @@ class FitResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+
+@dataclass
+class TrainingRun:
+    """One call of ``fit``: the trained module's class name and its per-epoch log."""
+
+    model: str
+    result: FitResult
+
+
+_RUNS: ContextVar[list[TrainingRun] | None] = ContextVar("funnelrec_training_runs", default=None)
+
+
+@contextmanager
+def record_runs() -> Iterator[list[TrainingRun]]:
+    """Collect every ``fit`` call made inside the block (this thread/context only), in order:
+    the training curves of a whole funnel fit, for logs and reports."""
+    runs: list[TrainingRun] = []
+    token = _RUNS.set(runs)
+    try:
+        yield runs
+    finally:
+        _RUNS.reset(token)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -133,6 +157,9 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    runs = _RUNS.get()
+    if runs is not None:
+        runs.append(TrainingRun(type(model).__name__, result))
     return result
 
 

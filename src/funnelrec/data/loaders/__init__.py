@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.loaders.goodbooks import load_goodbooks
+from funnelrec.data.loaders.lastfm_artists import attach_items, load_lastfm_artists
 from funnelrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
+from funnelrec.data.loaders.multitask import ali_ccp_dataset, is_multitask_path
 from funnelrec.data.loaders.recbole import infer_name, load_recbole_atomic
 from funnelrec.data.loaders.sequences import load_sequences
 from funnelrec.data.loaders.tabular import (
@@ -24,7 +27,10 @@ from funnelrec.errors import DataError
 
 __all__ = [
     "ColumnMapping",
+    "attach_items",
     "load_dataset",
+    "load_goodbooks",
+    "load_lastfm_artists",
     "load_movielens_1m",
     "load_movielens_100k",
     "load_recbole_atomic",
@@ -44,7 +50,9 @@ def load_dataset(
     Specs:
         ``synthetic`` or ``synthetic:key=value,...`` -> ``funnelrec.data.synthetic.generate``
         (``options`` and the parsed pairs are its keyword arguments);
-        a folder with ``u.data`` (ml-100k), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole)
+        a folder with ``u.data`` (ml-100k), ``ratings.dat`` (ml-1m), one ``*.inter`` (RecBole),
+        Ali-CCP ``*ali_ccp*.csv`` files (impressions with click/purchase),
+        ``books.csv`` (goodbooks-10k metadata, no interactions)
         or a sequence ``*.txt`` (with ``<stem>_item2attributes.json`` if present);
         a file: ``*.inter``, sequence ``*.txt``, ``u.data``, ``ratings.dat``, or a
         CSV/TSV/Parquet table, which needs ``mapping`` (``options`` go to ``load_table``).
@@ -107,6 +115,15 @@ def _load_folder(folder: Path) -> Dataset:
         return load_movielens_1m(folder)
     if any(folder.glob("*.inter")):
         return load_recbole_atomic(folder, infer_name(folder))
+    if any(folder.glob("*ali_ccp*.csv")):
+        return ali_ccp_dataset(folder)
+    if is_multitask_path(folder):
+        raise DataError(
+            f"{folder}: a multi-label table without users/items; read it with "
+            "funnelrec.data.loaders.multitask.load_multitask"
+        )
+    if (folder / "books.csv").is_file():  # goodbooks-10k metadata: catalogue only
+        return load_goodbooks(folder)
     texts = sorted(folder.glob("*.txt"))
     with_attrs = [p for p in texts if _attributes_of(p) is not None]
     candidates = with_attrs or texts

@@ -1,0 +1,125 @@
+"""The report's plots as PNG bytes (matplotlib's object API: no pyplot state, no display)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from funnelrec.report.build import RunReport
+from funnelrec.report.summary import DataSummary
+from funnelrec.train.loop import TrainingRun
+
+COLORS = ("#3b6fb6", "#d9822b", "#3f9e5a", "#c0392b", "#8e5ea2", "#7f7f7f")
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def popularity_chart(data: DataSummary) -> bytes:
+    """Interactions per item against popularity rank (log-log), and per-user counts."""
+    fig = Figure(figsize=(9, 3.2))
+    ax, ax2 = fig.subplots(1, 2)
+    pop = data.popularity[data.popularity > 0]
+    ax.loglog(np.arange(1, len(pop) + 1), pop, color=COLORS[0])
+    ax.set(xlabel="item popularity rank", ylabel="interactions", title="popularity curve")
+    ax.grid(True, which="major", alpha=0.3)
+    ax2.hist(data.per_user, bins=40, color=COLORS[1])
+    ax2.set(xlabel="interactions per user", ylabel="users", title="user activity")
+    ax2.set_yscale("log")
+    return png(fig)
+
+
+def stage_order(runs: Sequence[RunReport]) -> list[str]:
+    """Union of the runs' funnel stages: recall channels first, then the stages in order."""
+    order: list[str] = []
+    for run in runs:
+        order += [s.stage for s in run.funnel.stages if s.stage not in order]
+    return sorted(order, key=lambda s: (not s.startswith("recall:"), order.index(s)))
+
+
+def funnel_chart(runs: Sequence[RunReport]) -> bytes:
+    """Share of test items kept after each recall channel and each stage (one bar per run)."""
+    stages = stage_order(runs)
+    fig = Figure(figsize=(9, 0.45 * len(stages) * max(len(runs), 1) ** 0.5 + 1.5))
+    ax = fig.subplots()
+    height = 0.8 / len(runs)
+    y = np.arange(len(stages), dtype=np.float64)
+    for i, run in enumerate(runs):
+        kept = {s.stage: s.test_recall for s in run.funnel.stages}
+        values = np.asarray([kept.get(s, np.nan) for s in stages])
+        pos = y + (i - (len(runs) - 1) / 2) * height
+        bars = ax.barh(pos, values, height=height, color=COLORS[i % len(COLORS)], label=run.name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    ax.set_yticks(y, stages)
+    ax.invert_yaxis()
+    ax.set(xlabel="share of test items kept", title="funnel: test items surviving each stage")
+    ax.set_xlim(0, min(1.0, float(np.nanmax([_max_kept(r) for r in runs])) * 1.2 + 0.02))
+    if len(runs) > 1:
+        ax.legend(loc="lower right", fontsize=8)
+    return png(fig)
+
+
+def _max_kept(run: RunReport) -> float:
+    return max((s.test_recall for s in run.funnel.stages), default=0.0)
+
+
+def tradeoff_chart(runs: Sequence[RunReport]) -> bytes:
+    """Accuracy (recall@k) against diversity@k and coverage@k, one point per stage."""
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, other in zip(axes, ("diversity", "coverage"), strict=True):
+        for i, run in enumerate(runs):
+            _scatter(ax, run, other, COLORS[i % len(COLORS)], marker="os^Dv"[i % 5])
+        k = runs[0].k
+        ax.set(xlabel=f"{other}@{k}", ylabel=f"recall@{k}", title=f"accuracy vs {other}")
+        ax.grid(True, alpha=0.3)
+    if len(runs) > 1:
+        axes[0].legend(fontsize=8)
+    return png(fig)
+
+
+def _scatter(ax: Axes, run: RunReport, other: str, color: str, marker: str) -> None:
+    k = run.k
+    pts = [
+        (s.stage, s.metrics[f"{other}@{k}"], s.metrics[f"recall@{k}"])
+        for s in run.stages
+        if f"{other}@{k}" in s.metrics and f"recall@{k}" in s.metrics
+    ]
+    if not pts:
+        return
+    ax.scatter([p[1] for p in pts], [p[2] for p in pts], color=color, marker=marker, label=run.name)
+    for name, x, y in pts:
+        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+
+
+def training_chart(runs: Sequence[TrainingRun]) -> bytes:
+    """Loss (left axis) and validation metric (right axis) per epoch, one panel per model."""
+    n = len(runs)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 2.8 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, run in zip(axes, runs, strict=False):
+        hist = run.result.history
+        epochs = [e.epoch for e in hist]
+        ax.plot(epochs, [e.loss for e in hist], color=COLORS[0], marker=".", label="loss")
+        ax.set(xlabel="epoch", ylabel="training loss", title=run.model)
+        metric = [e.metric for e in hist]
+        if any(m is not None for m in metric):
+            twin = ax.twinx()
+            twin.plot(epochs, [np.nan if m is None else m for m in metric], color=COLORS[1],
+                      marker=".", label="validation")  # fmt: skip
+            twin.set_ylabel("validation metric", color=COLORS[1])
+            twin.axvline(run.result.best_epoch, color=COLORS[2], linestyle="--", linewidth=1)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return png(fig)

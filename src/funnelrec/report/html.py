@@ -1,0 +1,196 @@
+"""One self-contained HTML page: inline CSS, plots as base64 PNG ``data:`` URIs, no scripts
+and no external references, so the file opens anywhere without network access."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Sequence
+from html import escape
+
+from funnelrec import __version__
+from funnelrec.report import charts
+from funnelrec.report.build import Report, RunReport
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em}th{background:#f3f3f3;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.best{font-weight:bold;background:#eef6ee}
+img{max-width:100%;display:block;margin:.5em 0}.muted{color:#777}
+pre{background:#f7f7f7;padding:.8em}
+"""
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one HTML document."""
+    sections = [
+        _data_section(report),
+        _funnel_section(report.runs),
+        _stages_section(report.runs),
+        _tradeoff_section(report.runs),
+        _objectives_section(report.runs),
+        _training_section(report.runs),
+    ]
+    if len(report.runs) > 1:
+        sections.append(_compare_section(report.runs))
+    sections.append(_configs_section(report.runs))
+    names = ", ".join(r.name for r in report.runs)
+    head = (
+        f"<h1>funnelrec report: {escape(report.data.name)}</h1>"
+        f"<p class='muted'>protocol <b>{escape(report.protocol)}</b> · runs: {escape(names)} · "
+        f"generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} by funnelrec "
+        f"{escape(__version__)} in {report.wall_s:.1f} s</p>"
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>funnelrec report: {escape(report.data.name)}</title>"
+        f"<style>{CSS}</style></head><body>{head}{''.join(sections)}</body></html>\n"
+    )
+
+
+def _img(data: bytes, ident: str, alt: str) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    return f"<img id='{ident}' alt='{escape(alt)}' src='data:image/png;base64,{b64}'>"
+
+
+def _table(ident: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table id='{ident}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"<td class='num'>{value:.4f}</td>"
+    if isinstance(value, int):
+        return f"<td class='num'>{value:,}</td>"
+    return f"<td>{escape(str(value))}</td>"
+
+
+def _section(ident: str, title: str, body: str) -> str:
+    return f"<section id='{ident}'><h2>{escape(title)}</h2>{body}</section>"
+
+
+def _data_section(report: Report) -> str:
+    data = report.data
+    body = _table("data-table", ["", "value"], data.rows())
+    body += _img(charts.popularity_chart(data), "popularity-chart", "popularity curve")
+    return _section("data", "Dataset", body)
+
+
+def _funnel_section(runs: Sequence[RunReport]) -> str:
+    stages = charts.stage_order(runs)
+    header = ["stage"]
+    for run in runs:
+        header += [f"{run.name}: candidates/user", f"{run.name}: test items kept"]
+    rows: list[list[object]] = []
+    for stage in stages:
+        row: list[object] = [stage]
+        for run in runs:
+            found = next((s for s in run.funnel.stages if s.stage == stage), None)
+            row += ["-", "-"] if found is None else [found.mean_candidates, found.test_recall]
+        rows.append(row)
+    users = ", ".join(f"{r.name}: {r.funnel.n_users:,} test users" for r in runs)
+    body = (
+        "<p>Share of the test users' test items still present after each recall channel "
+        f"(at its quota), the merge, pre-rank, rank and the final slate ({escape(users)}).</p>"
+        + _img(charts.funnel_chart(runs), "funnel-chart", "funnel chart")
+        + _table("funnel-table", header, rows)
+    )
+    return _section("funnel", "Funnel", body)
+
+
+def _stages_section(runs: Sequence[RunReport]) -> str:
+    parts = []
+    for i, run in enumerate(runs):
+        keys = list(dict.fromkeys(m for s in run.stages for m in s.metrics))
+        rows = [[s.stage, *[s.metrics.get(m, "-") for m in keys]] for s in run.stages]
+        parts.append(f"<h3>{escape(run.name)}: first {run.k} items of each stage</h3>")
+        parts.append(_table(f"stage-table-{i}", ["stage", *keys], rows))
+        final = run.final()
+        parts.append(f"<h3>{escape(run.name)}: final slate</h3>")
+        parts.append(_table(f"metrics-table-{i}", ["metric", "value"], list(final.items())))
+    return _section("stages", "Metrics per stage", "".join(parts))
+
+
+def _tradeoff_section(runs: Sequence[RunReport]) -> str:
+    body = (
+        "<p>Each point is one stage's first k items: accuracy against intra-list diversity "
+        "(share of item pairs of different categories) and catalogue coverage.</p>"
+        + _img(charts.tradeoff_chart(runs), "tradeoff-chart", "accuracy vs diversity/coverage")
+    )
+    return _section("tradeoff", "Accuracy vs diversity and coverage", body)
+
+
+def _objectives_section(runs: Sequence[RunReport]) -> str:
+    parts = [
+        "<p>GAUC over users of each stage's score on everything pre-rank kept (scored by the "
+        "ranker too): how well the stage orders the items the user went on to interact with, "
+        "per objective.</p>"
+    ]
+    for i, run in enumerate(runs):
+        stages = list(dict.fromkeys(s for row in run.objectives.values() for s in row))
+        if not stages:
+            parts.append(f"<p class='muted'>{escape(run.name)}: no objective to score.</p>")
+            continue
+        rows = [[obj, *[v.get(s, "-") for s in stages]] for obj, v in run.objectives.items()]
+        parts.append(f"<h3>{escape(run.name)}</h3>")
+        parts.append(_table(f"objective-table-{i}", ["objective", *stages], rows))
+    return _section("objectives", "AUC per objective", "".join(parts))
+
+
+def _training_section(runs: Sequence[RunReport]) -> str:
+    parts = []
+    for i, run in enumerate(runs):
+        parts.append(f"<h3>{escape(run.name)} (fit {run.fit_s:.1f} s)</h3>")
+        if not run.training:
+            parts.append("<p class='muted'>No stage of this funnel uses the training loop.</p>")
+            continue
+        rows = [
+            [
+                t.model,
+                t.result.epochs_run,
+                t.result.best_epoch,
+                "-" if t.result.best_metric is None else t.result.best_metric,
+                t.result.history[-1].loss,
+            ]
+            for t in run.training
+        ]
+        header = ["model", "epochs", "best epoch", "best validation metric", "final loss"]
+        parts.append(_table(f"training-table-{i}", header, rows))
+        parts.append(_img(charts.training_chart(run.training), f"training-chart-{i}", "curves"))
+    return _section("training", "Training curves", "".join(parts))
+
+
+def _compare_section(runs: Sequence[RunReport]) -> str:
+    finals = [r.final() for r in runs]
+    keys = list(dict.fromkeys(m for f in finals for m in f))
+    body = ["<tr><th>metric</th>", *[f"<th>{escape(r.name)}</th>" for r in runs], "</tr>"]
+    for key in keys:
+        values = [f.get(key) for f in finals]
+        present = [v for v in values if v is not None]
+        best = max(present) if present else None
+        cells = "".join(
+            "<td>-</td>"
+            if v is None
+            else f"<td class='num{' best' if v == best and len(present) > 1 else ''}'>{v:.4f}</td>"
+            for v in values
+        )
+        body.append(f"<tr><td>{escape(key)}</td>{cells}</tr>")
+    fit = "".join(f"<td class='num'>{r.fit_s:.1f}</td>" for r in runs)
+    body.append(f"<tr><td>fit seconds</td>{fit}</tr>")
+    table = f"<table id='compare-table'>{''.join(body)}</table>"
+    return _section("compare", "Runs side by side (final slate)", table)
+
+
+def _configs_section(runs: Sequence[RunReport]) -> str:
+    parts = [
+        f"<details><summary>{escape(r.name)}</summary>"
+        f"<pre>{escape(json.dumps(r.config.model_dump(mode='json'), indent=2))}</pre></details>"
+        for r in runs
+    ]
+    return _section("configs", "Configurations", "".join(parts))
