@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = split(load(args.dataset), args.protocol)
     start = time.perf_counter()
-    funnel = Funnel(load_config(args.config)).fit(parts.train)
+    funnel = Funnel(load_config(args.config)).fit(parts.train, valid=parts.valid)
     fit_s = time.perf_counter() - start
     report = evaluate_funnel(funnel, parts, ks=(10, 20))
     metrics = dict(report.metrics)

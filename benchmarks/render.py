@@ -44,6 +44,8 @@ MAIN_METRICS = (
     "encoded",
     "encoded_on_rerun",
     "recall@50",
+    "ild",
+    "categories@10",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}
@@ -109,6 +111,9 @@ def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]
                 for r in items
             )
         )
+    plot = RESULTS / f"{stage}_tradeoff_{dataset}.png"
+    if plot.exists():  # accuracy-vs-diversity curves written by the same benchmark
+        lines.append(f"\n![{stage} trade-off, {dataset}]({plot.relative_to(ROOT)})")
     return lines
 
 

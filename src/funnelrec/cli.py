@@ -90,7 +90,7 @@ def demo(
     parts = split_dataset(dataset, "loo")
     funnel = Funnel(load_config(config or demo_config_path()))
     with console.status("fitting the funnel"):
-        funnel.fit(parts.train)
+        funnel.fit(parts.train, valid=parts.valid)
     report = evaluate_funnel(funnel, parts)
     user = parts.test_users()[:1]
     trace = funnel.run(parts.test_query(user, funnel.config.k))
@@ -177,7 +177,7 @@ def evaluate(
     with progress_console.status(f"loading {data}"):
         parts = split_dataset(_load_data(data), protocol)
     with progress_console.status("fitting on the train part"):
-        funnel = Funnel(config).fit(parts.train)
+        funnel = Funnel(config).fit(parts.train, valid=parts.valid)
     with progress_console.status("evaluating every stage"):
         report = evaluate_funnel(funnel, parts)
     if as_json:

@@ -28,7 +28,7 @@ from funnelrec.rank.base import Scorer
 from funnelrec.recall.base import RecallChannel
 from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.registry import PRERANK, RANK, RECALL, RERANK
-from funnelrec.rerank.base import Reranker
+from funnelrec.rerank.base import FunnelContext, Reranker
 from funnelrec.trace import FunnelTrace
 from funnelrec.types import Candidates, Query, Slate
 
@@ -56,16 +56,28 @@ class Funnel:
         return cls(load_config(path))
 
     # -- training -------------------------------------------------------------------------
-    def fit(self, dataset: Dataset) -> Self:
-        """Fit every stage on ``dataset`` (recall first; scorers see recall's candidates)."""
+    def fit(self, dataset: Dataset, valid: Dataset | None = None) -> Self:
+        """Fit every stage on ``dataset`` (recall first; scorers see recall's candidates).
+
+        ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
+        that label the lists learned re-rankers train on; never the test part.
+        """
         for channel in self.channels.values():
             channel.fit(dataset)
         self.dataset_ = dataset
         self.preranker.fit(dataset, retrieve=self.recall)
         self.ranker.fit(dataset, retrieve=self.recall)
-        for reranker in self.rerankers:
-            reranker.fit(dataset)
+        for i, reranker in enumerate(self.rerankers):
+            reranker.fit_in_funnel(dataset, self._context(i, valid))
         return self
+
+    def _context(self, upto: int, valid: Dataset | None, refit: bool = False) -> FunnelContext:
+        """Fitting context of re-ranker ``upto``: channels and the lists it will receive."""
+
+        def lists(query: Query) -> Candidates:
+            return self._rerank_chain(query, self._ranked(query)[-1], upto)[-1][1]
+
+        return FunnelContext(channels=self.channels, lists=lists, valid=valid, refit=refit)
 
     # -- inference -----------------------------------------------------------------------
     @property
@@ -100,20 +112,10 @@ class Funnel:
     def run(self, query: Query) -> FunnelTrace:
         """Run every stage for a batch of queries and keep each stage's output."""
         self.dataset  # noqa: B018 - raises NotFittedError when unfitted
-        per_channel = self.retrieve_channels(query)
-        merged = self._merge(per_channel)
-        pre = self.preranker.score(query, merged).truncate(self.config.prerank.keep)
-        ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
-        steps: list[tuple[str, Candidates]] = []
-        current: Candidates = ranked
-        # every re-ranker but the last sees the whole ranked list (rules need room to
-        # reorder and fill slots); the last one cuts to the slate size
-        room = max(query.k, self.config.rank.keep)
-        for i, reranker in enumerate(self.rerankers):
-            k = query.k if i == len(self.rerankers) - 1 else room
-            current = reranker.rerank(query, current, k)
-            steps.append((reranker.registered_name, current))
-        slate = Slate.of(current.truncate(query.k))
+        per_channel, merged, pre, ranked = self._ranked(query)
+        steps = self._rerank_chain(query, ranked, len(self.rerankers))
+        slate = Slate.of(steps[-1][1].truncate(query.k))
+        steps = steps[1:]
         return FunnelTrace(
             channels=per_channel,
             merged=merged,
@@ -122,6 +124,31 @@ class Funnel:
             rerank_steps=steps,
             slate=slate,
         )
+
+    def _ranked(
+        self, query: Query
+    ) -> tuple[dict[str, Candidates], Candidates, Candidates, Candidates]:
+        """Per-channel candidates, merged set, pre-rank and rank outputs (after their cuts)."""
+        per_channel = self.retrieve_channels(query)
+        merged = self._merge(per_channel)
+        pre = self.preranker.score(query, merged).truncate(self.config.prerank.keep)
+        ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
+        return per_channel, merged, pre, ranked
+
+    def _rerank_chain(
+        self, query: Query, ranked: Candidates, upto: int
+    ) -> list[tuple[str, Candidates]]:
+        """``ranked`` then the output of each of the first ``upto`` re-rankers.
+
+        Every re-ranker but the last sees the whole ranked list (rules need room to reorder
+        and fill slots); the last one cuts to the slate size.
+        """
+        steps: list[tuple[str, Candidates]] = [("rank", ranked)]
+        room = max(query.k, self.config.rank.keep)
+        for i, reranker in enumerate(self.rerankers[:upto]):
+            k = query.k if i == len(self.rerankers) - 1 else room
+            steps.append((reranker.registered_name, reranker.rerank(query, steps[-1][1], k)))
+        return steps
 
     def recommend(self, query: Query) -> Slate:
         trace = self.run(query)
@@ -170,8 +197,8 @@ class Funnel:
         self.dataset_ = updated
         for channel in self.channels.values():
             channel.upsert_items(self.dataset_, idx)
-        for reranker in self.rerankers:  # item keys, categories, freshness: cheap to refit
-            reranker.fit(self.dataset_)
+        for i, reranker in enumerate(self.rerankers):  # item keys, categories: cheap to refit
+            reranker.fit_in_funnel(self.dataset_, self._context(i, None, refit=True))
         return idx
 
     # -- persistence ----------------------------------------------------------------------

@@ -114,7 +114,12 @@ def _slate(slate: Slate, row: int, item_ids: IdMap) -> list[dict[str, Any]]:
 
 
 def _moves(before: Candidates, after: Candidates, row: int, item_ids: IdMap) -> dict[str, Any]:
-    """Items a re-ranker removed, inserted and moved (positions 1-based)."""
+    """Items a re-ranker removed, inserted and moved (positions 1-based).
+
+    ``removed``: items gone from above the output's length (the rule dropped them);
+    ``below_cut``: items gone from further down (dropped by the rule or cut to the list
+    size); ``received`` / ``kept``: list lengths before and after the step.
+    """
     b_items = before.row(row)[0].tolist()
     a_items = after.row(row)[0].tolist()
     b_pos = {item: p for p, item in enumerate(b_items)}
@@ -125,8 +130,12 @@ def _moves(before: Candidates, after: Candidates, row: int, item_ids: IdMap) -> 
     moved = [
         (i, b_pos[i] + 1, p + 1) for p, i in enumerate(a_items) if i in b_pos and b_pos[i] != p
     ]
+    below = [i for i in b_items if i not in a_set and b_pos[i] >= cut]
     return {
+        "received": len(b_items),
+        "kept": cut,
         "removed": item_ids.external(removed),
+        "below_cut": item_ids.external(below),
         "inserted": item_ids.external(inserted),
         "moved": [{"item": item_ids.external([i])[0], "from": f, "to": t} for i, f, t in moved],
     }

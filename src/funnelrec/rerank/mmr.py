@@ -14,15 +14,20 @@ from typing import Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import DataError
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
-from funnelrec.rerank._items import Padded, item_column, pad, spread, take_order
+from funnelrec.rerank._items import Padded, pad, spread, take_order
+from funnelrec.rerank._similarity import (
+    SetSimilarity,
+    column_vectors,
+    pairwise_sets,
+    pairwise_vectors,
+    tag_features,
+)
 from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -72,18 +77,12 @@ class MMR(Reranker[MMRParams]):
         CSR (binary for Jaccard, row-normalised for cosine)."""
         p = self.params
         if p.vector_column is not None:
-            self.vectors_ = _unit_vectors(
-                item_column(dataset, p.vector_column, self.registered_name)
-            )
+            self.vectors_ = column_vectors(dataset, p.vector_column, self.registered_name)
             self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
             return self
         self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
-        feats = dataset.item_tags[0] if p.features == "tags" else _one_hot(dataset)
-        feats = sp.csr_matrix(feats, dtype=np.float32)
-        if p.similarity == "cosine":
-            norms = np.sqrt(np.asarray(feats.multiply(feats).sum(axis=1)).ravel())
-            feats = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ feats)
-        self.features_ = feats
+        sim: SetSimilarity = "cosine" if p.similarity == "cosine" else "jaccard"
+        self.features_ = tag_features(dataset, p.features, sim)
         return self
 
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
@@ -127,30 +126,11 @@ class MMR(Reranker[MMRParams]):
 
     def _similarities(self, items: IntArray) -> F32:
         """Pairwise similarities ``[b, N, N]`` of each row's items (0 for unknown items)."""
-        b, n = items.shape
-        known = (items >= 0) & (items < self.features_.shape[0])
-        safe = np.where(known, items, 0)
         if self.params.vector_column is not None:
-            vecs = self.vectors_[safe] * known[..., None]
-            dots: F32 = np.matmul(vecs, vecs.transpose(0, 2, 1)).astype(np.float32)
-            return dots
-        feats = sp.csr_matrix(
-            sp.diags(known.ravel().astype(np.float32)) @ self.features_[safe.ravel()]
-        )
-        n_feat = feats.shape[1]
-        row_of_entry = np.repeat(np.arange(b * n) // n, np.diff(feats.indptr))
-        shifted = sp.csr_matrix(
-            (feats.data, feats.indices + row_of_entry * n_feat, feats.indptr),
-            shape=(b * n, b * n_feat),
-        )
-        gram = (shifted @ shifted.T).tocoo()
-        values = gram.data
-        if self.params.similarity == "jaccard":
-            sizes = np.asarray(feats.sum(axis=1)).ravel()
-            values = values / np.maximum(sizes[gram.row] + sizes[gram.col] - values, 1e-12)
-        sims = np.zeros(b * n * n, dtype=np.float32)
-        sims[gram.row.astype(np.int64) * n + gram.col % n] = values  # row b*n+i, col b*n+j
-        return sims.reshape(b, n, n)
+            return pairwise_vectors(self.vectors_, items)
+        # as before the refactor: "auto" on sets is the raw overlap (= Jaccard for one category)
+        sim: SetSimilarity | None = "jaccard" if self.params.similarity == "jaccard" else None
+        return pairwise_sets(self.features_, items, sim)
 
 
 def _relevance(view: Padded, scores: npt.NDArray[np.floating], mode: str) -> F64:
@@ -165,32 +145,3 @@ def _relevance(view: Padded, scores: npt.NDArray[np.floating], mode: str) -> F64
     safe_span = np.where(span > 0, span, 1.0)
     rel: F64 = np.where(span > 0, (values - lo) / safe_span, 1.0)
     return rel
-
-
-def _one_hot(dataset: Dataset) -> sp.csr_matrix:
-    """``[n_items, n_categories]`` binary CSR of item categories (no entry when missing)."""
-    codes, names = dataset.item_categories
-    rows = np.flatnonzero(codes >= 0)
-    data = np.ones(len(rows), dtype=np.float32)
-    return sp.csr_matrix((data, (rows, codes[rows])), shape=(len(codes), len(names)))
-
-
-def _unit_vectors(values: pl.Series) -> npt.NDArray[np.float32]:
-    """Fixed-length list column → unit-norm ``[n, d]`` float32 (nulls → zero vectors)."""
-    try:
-        values = values.cast(pl.List(pl.Float32))
-    except pl.exceptions.PolarsError:
-        raise DataError(
-            f"vector column {values.name!r} ({values.dtype}) is not a list of numbers"
-        ) from None
-    present = values.is_not_null().to_numpy()
-    lens = values.list.len().filter(values.is_not_null()).unique().to_list()
-    if len(lens) > 1:
-        raise DataError(f"vector column {values.name!r} has vectors of lengths {sorted(lens)}")
-    dim = int(lens[0]) if lens else 0
-    out = np.zeros((len(values), dim), dtype=np.float32)
-    flat = values.filter(values.is_not_null()).explode().fill_null(0.0).to_numpy()
-    out[present] = flat.reshape(-1, dim) if dim else out[present]
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    unit: npt.NDArray[np.float32] = (out / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit

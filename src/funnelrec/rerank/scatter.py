@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.ragged import IntArray
+from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, column_codes, gather, item_column, pad, take_order
 from funnelrec.rerank.base import Reranker
@@ -73,17 +73,26 @@ class Scatter(Reranker[ScatterParams]):
         b, n = view.flat.shape
         w, m = self.params.window, self.params.max_per_window
         rows = np.arange(b)
+        code_col = np.where(local >= 0, local, n)
+        # the greedy keeps the incoming order up to the first position where it breaks the
+        # rule: place that common prefix at once and run the loop from there
+        start = int(_rule_prefix(code_col, view.valid, w, m, n).min(initial=steps))
         avail = view.valid.copy()
+        avail[:, :start] = False
         alive = np.ones(b, dtype=np.bool_)  # rows still filling (truncate stops a row)
         counts = np.zeros((b, n + 1), dtype=np.int32)  # window count per local code; n = none
         placed = np.full((b, steps), n, dtype=np.int64)  # local code placed at each position
+        placed[:, :start] = code_col[:, :start]
         order = np.full((b, steps), -1, dtype=np.int64)
-        code_col = np.where(local >= 0, local, n)
-        for pos in range(steps):
+        order[:, :start] = view.flat[:, :start]
+        for pos in range(max(start - w, 0), start):  # the loop drops pos - w first
+            counts[rows, placed[:, pos]] += 1
+        rows2 = rows[:, None]
+        for pos in range(start, steps):
             if pos >= w:  # the item at pos - w leaves the window
                 counts[rows, placed[:, pos - w]] -= 1
             counts[:, n] = 0
-            fits = avail & (np.take_along_axis(counts, code_col, axis=1) < m)
+            fits = avail & (counts[rows2, code_col] < m)
             ok = fits.any(axis=1)
             pick = np.where(ok, fits.argmax(axis=1), avail.argmax(axis=1))
             if self.params.on_violation == "truncate":
@@ -94,6 +103,18 @@ class Scatter(Reranker[ScatterParams]):
             placed[take, pos] = code_col[rows[take], pick[take]]
             counts[rows[take], placed[take, pos]] += 1
         return order
+
+
+def _rule_prefix(code_col: IntArray, valid: BoolArray, w: int, m: int, none: int) -> IntArray:
+    """``[B]`` length of each row's leading run of valid items whose incoming order keeps
+    at most ``m`` of a category in every window of ``w`` (``none`` = unconstrained)."""
+    b, n = code_col.shape
+    count = np.ones((b, n), dtype=np.int64)  # same-category items in the window ending at j
+    for d in range(1, min(w, n)):
+        count[:, d:] += code_col[:, d:] == code_col[:, :-d]
+    bad = ~valid | ((count > m) & (code_col != none))
+    prefix: IntArray = np.where(bad.any(axis=1), bad.argmax(axis=1), n).astype(np.int64)
+    return prefix
 
 
 def _local_codes(codes: IntArray) -> IntArray:

@@ -158,3 +158,22 @@ class RetrievalLoss:
             neg_s = torch.einsum("bd,bnd->bn", user, neg) / self.temperature
             out = bpr_loss(pos_s, neg_s) if self.kind == "bpr" else pointwise_bce(pos_s, neg_s)
         return out + self.l2 * embedding_l2(user, items) if self.l2 > 0 else out
+
+
+def listwise_softmax(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+    """Softmax cross-entropy over each list (ListNet-style with a top-one target).
+
+    ``-Σ_i y_i log softmax(s)_i / Σ_i y_i`` per list, averaged over lists with at least one
+    positive.
+
+    Args:
+        logits: ``[B, L]`` scores.
+        labels: ``[B, L]`` relevance ``>= 0``.
+        mask: ``[B, L]`` true where a list has an item (padding is left out of the softmax).
+    """
+    log_p = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+    y = labels.to(logits.dtype) * mask
+    total = y.sum(dim=1)
+    has = total > 0
+    per_list = -(y * log_p.masked_fill(~mask, 0.0)).sum(dim=1) / total.clamp_min(1e-12)
+    return per_list[has].mean() if bool(has.any()) else logits.sum() * 0.0

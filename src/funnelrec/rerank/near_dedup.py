@@ -1,0 +1,116 @@
+"""Near-duplicate dedup: items whose vectors are nearly parallel count as one item.
+
+Two items are near-duplicates when the cosine similarity of their vectors reaches
+``threshold`` (the same product listed twice, a re-uploaded song). The vectors come from an
+item-table column of fixed-length numeric lists (e.g. text-content embeddings added by an
+encoder) or from a fitted embedding recall channel of the same funnel (``mf``,
+``two_tower``, ...). Walking each row in order, an item is dropped when it is a
+near-duplicate of an item already kept (so the highest-ranked copy stays); repeated ids are
+always duplicates. The walk runs over positions, each step vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field, model_validator
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.ragged import BoolArray
+from funnelrec.registry import RERANK
+from funnelrec.rerank._items import Padded, pad
+from funnelrec.rerank._similarity import (
+    channel_vectors,
+    column_vectors,
+    pairwise_sets,
+    pairwise_vectors,
+    tag_features,
+)
+from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.stage import Params
+from funnelrec.types import Candidates, Query
+
+SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
+
+
+class NearDedupParams(Params):
+    """Parameters of ``near_dedup`` (set exactly one of ``vector_column``, ``channel``,
+    ``features``).
+
+    Attributes:
+        threshold: cosine similarity at or above which two items are duplicates.
+        vector_column: item-table column of fixed-length numeric vectors (null = no vector:
+            such items only collide with their own id).
+        channel: id of a fitted embedding recall channel in the same funnel.
+        features: ``tags`` (or ``category``): cosine of the item's tag set, for catalogues
+            without vectors (identical tag sets are duplicates at any threshold).
+    """
+
+    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    vector_column: str | None = None
+    channel: str | None = None
+    features: Literal["tags", "category"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        sources = (self.vector_column, self.channel, self.features)
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError("set exactly one of vector_column, channel or features")
+        return self
+
+
+@RERANK.register("near_dedup")
+class NearDedup(Reranker[NearDedupParams]):
+    """Keeps the first item of each group of near-duplicates, in incoming order."""
+
+    params_model = NearDedupParams
+    example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
+
+    def fit(self, dataset: Dataset) -> Self:
+        return self._fit(dataset, {})
+
+    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
+        return self._fit(dataset, context.channels)
+
+    def _fit(self, dataset: Dataset, channels: Any) -> Self:
+        """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""
+        p, name = self.params, self.registered_name
+        self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
+        self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
+        if p.vector_column is not None:
+            self.vectors_ = column_vectors(dataset, p.vector_column, name)
+        elif p.channel is not None:
+            self.vectors_ = channel_vectors(channels, p.channel, dataset.n_items, name)
+        else:
+            assert p.features is not None
+            self.features_ = tag_features(dataset, p.features, "cosine")
+        return self
+
+    def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
+        view = pad(candidates)
+        keep = np.zeros(view.flat.shape, dtype=np.bool_)
+        chunk_rows = max(1, SIM_BUDGET // (view.width * max(view.width, self.vectors_.shape[1])))
+        for lo in range(0, candidates.batch_size, chunk_rows):
+            part = slice(lo, lo + chunk_rows)
+            keep[part] = self._first_of_groups(
+                Padded(view.flat[part], view.items[part], view.valid[part])
+            )
+        flat_keep = np.zeros(len(candidates), dtype=np.bool_)
+        flat_keep[view.flat[keep]] = True
+        return candidates.filter(flat_keep).truncate(k)
+
+    def _first_of_groups(self, view: Padded) -> BoolArray:
+        """``[b, N]``: candidates that are no near-duplicate of an earlier kept one."""
+        items = view.items
+        if self.params.features is None:
+            sims = pairwise_vectors(self.vectors_, items)
+        else:
+            sims = pairwise_sets(self.features_, items, "cosine")
+        dup = sims >= self.params.threshold - 1e-6  # float32 cosine of equal vectors
+        dup |= items[:, :, None] == items[:, None, :]
+        kept = np.zeros(items.shape, dtype=np.bool_)
+        for i in range(view.width):
+            kept[:, i] = view.valid[:, i] & ~(dup[:, i, :i] & kept[:, :i]).any(axis=1)
+        return kept
