@@ -102,16 +102,14 @@ def test_target_attention_and_short_term_interest_use_the_sequence() -> None:
 
 
 def test_cin_matches_the_explicit_vector_wise_crossing_formula() -> None:
-    """CIN layer k: X^k_h = relu(Σ_ij W_hij X^{k-1}_i ⊙ X^0_j + b_h), sum-pooled over d; the
-    first layer's i <= j pairs are the symmetric full-weight formula."""
+    """CIN layer k: X^k_h = relu(Σ_ij W_hij X^{k-1}_i ⊙ X^0_j + b_h), sum-pooled over d."""
     from funnelrec.models.ctr.xdeepfm import CIN
 
     torch.manual_seed(0)
     n, m, d = 4, 5, 3
     cin = CIN(m, (4, 3))
     x0 = torch.randn(n, m, d)
-    w1 = torch.zeros(4, m, m)
-    w1[:, cin.pair_left, cin.pair_right] = cin.convs[0].weight
+    w1 = cin.convs[0].weight.view(4, m, m)
     x1 = torch.relu(torch.einsum("hij,nid,njd->nhd", w1, x0, x0) + cin.convs[0].bias[:, None])
     w2 = cin.convs[1].weight.view(3, 4, m)
     x2 = torch.relu(torch.einsum("hij,nid,njd->nhd", w2, x1, x0) + cin.convs[1].bias[:, None])

@@ -3,9 +3,7 @@
 CIN layer ``k``: ``X^k_h = Σ_{i,j} W^{k,h}_{ij} (X^{k-1}_i ⊙ X^0_j)`` — vector-wise
 crosses of the previous layer with the input fields (a 1×1 convolution over the outer
 products, computed as one matmul); each layer's maps are sum-pooled over the embedding
-dimension. The first layer crosses the input with itself, so ``X_i ⊙ X_j = X_j ⊙ X_i``: it
-takes the ``m(m+1)/2`` pairs ``i <= j`` only (the same function family as the full
-``m × m`` weights with half the work).
+dimension.
 """
 
 from __future__ import annotations
@@ -21,31 +19,20 @@ from funnelrec.models.layers import mlp
 class CIN(nn.Module):
     """``[N, m, d] -> [N, Σ H_k]`` pooled feature maps of every CIN layer."""
 
-    pair_left: Tensor
-    pair_right: Tensor
-
     def __init__(self, n_fields: int, sizes: tuple[int, ...]) -> None:
         super().__init__()
-        left, right = torch.triu_indices(n_fields, n_fields)
-        self.register_buffer("pair_left", left, persistent=False)
-        self.register_buffer("pair_right", right, persistent=False)
-        inputs = [len(left), *(h * n_fields for h in sizes[:-1])]
+        prev = [n_fields, *sizes[:-1]]
         self.convs = nn.ModuleList(
-            nn.Linear(width, size) for width, size in zip(inputs, sizes, strict=True)
+            nn.Linear(h * n_fields, size) for h, size in zip(prev, sizes, strict=True)
         )
 
     def forward(self, x0: Tensor) -> Tensor:
         n, _, d = x0.shape
-        fields = x0.transpose(1, 2)  # [N, d, m]
-        pooled = []
-        # layer 1: the m(m+1)/2 distinct crosses of the input with itself
-        z = fields[:, :, self.pair_left] * fields[:, :, self.pair_right]
-        x = torch.relu(self.convs[0](z))  # [N, d, H]
-        pooled.append(x.sum(1))
-        for conv in self.convs[1:]:
-            z = (x.unsqueeze(-1) * fields.unsqueeze(-2)).reshape(n, d, -1)  # [N, d, H*m]
-            x = torch.relu(conv(z))
-            pooled.append(x.sum(1))
+        x, pooled = x0, []
+        for conv in self.convs:
+            z = torch.einsum("nhd,nmd->ndhm", x, x0).reshape(n, d, -1)
+            x = torch.relu(conv(z)).transpose(1, 2)
+            pooled.append(x.sum(-1))
         return torch.cat(pooled, dim=1)
 
 
