@@ -30,6 +30,14 @@ class EvalResult:
         return {**self.metrics, **self.extra}
 
 
+def subsample_users(users: IntArray, limit: int | None, seed: int) -> IntArray:
+    """At most ``limit`` of ``users`` (sorted, drawn with ``seed``); all when ``limit`` is None."""
+    if limit is None or len(users) <= limit:
+        return users
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(users, limit, replace=False))
+
+
 def batches(users: IntArray, batch_size: int) -> list[IntArray]:
     return [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
 

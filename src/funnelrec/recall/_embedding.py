@@ -21,7 +21,7 @@ from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.errors import ConfigError
-from funnelrec.eval.protocol import evaluate
+from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import load_index, make_index
 from funnelrec.models.layers import EmbeddingModel
@@ -199,10 +199,7 @@ class EmbeddingRecall(RecallChannel[P]):
 
     def _validator(self, inner: Split) -> ValidateFn:
         p = self.params
-        users = inner.valid_users()
-        if p.valid_users is not None and len(users) > p.valid_users:
-            rng = np.random.default_rng(p.seed)
-            users = np.sort(rng.choice(users, p.valid_users, replace=False))
+        users = subsample_users(inner.valid_users(), p.valid_users, p.seed)
         indexable = self._indexable(inner.train)
 
         def validate(model: nn.Module) -> float:

@@ -19,7 +19,7 @@ from torch import nn
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
-from funnelrec.eval.protocol import evaluate
+from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.models.layers import EmbeddingModel
 from funnelrec.models.sequence.base import SequenceEncoder
 from funnelrec.ragged import BoolArray
@@ -130,10 +130,7 @@ class SequenceRecall(EmbeddingRecall[S]):
     def _validator(self, inner: Split) -> ValidateFn:
         """NDCG@10 (or ``valid_metric``) of each user's held-out last item."""
         p = self.params
-        users = inner.test_users()
-        if p.valid_users is not None and len(users) > p.valid_users:
-            rng = np.random.default_rng(p.seed)
-            users = np.sort(rng.choice(users, p.valid_users, replace=False))
+        users = subsample_users(inner.test_users(), p.valid_users, p.seed)
         indexable = self._indexable(inner.history)
 
         def validate(model: nn.Module) -> float:

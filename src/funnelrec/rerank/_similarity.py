@@ -23,6 +23,14 @@ from funnelrec.ragged import IntArray
 from funnelrec.rerank._items import item_column
 
 F32 = npt.NDArray[np.float32]
+SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
+
+
+def rows_per_chunk(width: int, dim: int) -> int:
+    """Queries per chunk so that ``[b, width, max(width, dim)]`` stays within ``SIM_BUDGET``."""
+    return max(1, SIM_BUDGET // (width * max(width, dim)))
+
+
 SetSimilarity = Literal["jaccard", "cosine"]
 
 

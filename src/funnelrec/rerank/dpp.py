@@ -32,6 +32,7 @@ from funnelrec.rerank._similarity import (
     column_vectors,
     pairwise_sets,
     pairwise_vectors,
+    rows_per_chunk,
     tag_features,
 )
 from funnelrec.rerank.base import FunnelContext, Reranker
@@ -39,7 +40,6 @@ from funnelrec.rerank.mmr import _relevance
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
-SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
 F64 = npt.NDArray[np.float64]
 
 
@@ -105,7 +105,7 @@ class DPP(Reranker[DPPParams]):
         steps = min(k, view.width)
         order = np.full((candidates.batch_size, steps), -1, dtype=np.int64)
         rel = _relevance(view, candidates.scores, self.params.relevance)
-        chunk_rows = max(1, SIM_BUDGET // (view.width * max(view.width, self.vectors_.shape[1])))
+        chunk_rows = rows_per_chunk(view.width, self.vectors_.shape[1])
         for lo in range(0, candidates.batch_size, chunk_rows):
             part = slice(lo, lo + chunk_rows)
             chunk = Padded(view.flat[part], view.items[part], view.valid[part])

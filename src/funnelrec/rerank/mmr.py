@@ -22,6 +22,7 @@ from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, spread, take_order
 from funnelrec.rerank._similarity import (
+    SIM_BUDGET,
     SetSimilarity,
     column_vectors,
     pairwise_sets,
@@ -32,7 +33,6 @@ from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
-SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 

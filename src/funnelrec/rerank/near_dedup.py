@@ -26,13 +26,12 @@ from funnelrec.rerank._similarity import (
     column_vectors,
     pairwise_sets,
     pairwise_vectors,
+    rows_per_chunk,
     tag_features,
 )
 from funnelrec.rerank.base import FunnelContext, Reranker
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
-
-SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
 
 
 class NearDedupParams(Params):
@@ -91,7 +90,7 @@ class NearDedup(Reranker[NearDedupParams]):
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
         view = pad(candidates)
         keep = np.zeros(view.flat.shape, dtype=np.bool_)
-        chunk_rows = max(1, SIM_BUDGET // (view.width * max(view.width, self.vectors_.shape[1])))
+        chunk_rows = rows_per_chunk(view.width, self.vectors_.shape[1])
         for lo in range(0, candidates.batch_size, chunk_rows):
             part = slice(lo, lo + chunk_rows)
             keep[part] = self._first_of_groups(
