@@ -123,6 +123,7 @@ class Funnel:
             rank=ranked,
             rerank_steps=steps,
             slate=slate,
+            dataset=self.dataset,
         )
 
     def _ranked(
