@@ -69,7 +69,8 @@ def merge(
     Each channel contributes up to its quota of new items (priority order); when ``total``
     is given, rows still short of it are back-filled with the channels' remaining items,
     best weighted reciprocal rank first (so a channel with too few items leaves its budget
-    to the others instead of wasting it).
+    to the others instead of wasting it), and rows longer than it (quotas summing to more
+    than ``total``) are cut to ``total``, the last channels' items first.
     """
     if not results:
         raise ValueError("merge needs at least one channel result")
@@ -83,8 +84,8 @@ def merge(
         if cands.batch_size != batch:
             raise ValueError(f"channel {res.name!r} returned {cands.batch_size} rows, not {batch}")
         taken = _append(taken, _tagged(_not_in(cands, taken).truncate(res.quota), c))
-    if total is not None:
-        taken = _append(taken, _backfill(results, taken, total))
+    if total is not None:  # back-fill short rows, trim long ones (later channels go first)
+        taken = _append(taken, _backfill(results, taken, total)).truncate(total)
     ranks, score, matches = _provenance(taken.offsets, taken.item_idx, results, normalisation)
     merged = Candidates(
         offsets=taken.offsets,
