@@ -152,6 +152,7 @@ class FunnelConfig(StrictModel):
     k: int = Field(default=10, ge=1)
     seed: int = 0
     tasks: list[dict[str, Any]] | None = None
+    threads: int | None = Field(default=None, ge=1)  # torch + BLAS + Faiss (funnelrec.threads)
 
     def resolved(self) -> FunnelConfig:
         """Same config with every stage's params completed by its defaults (validated).
