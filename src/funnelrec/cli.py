@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split as split_dataset
-from funnelrec.errors import FunnelError
+from funnelrec.errors import DataError, DataWarning, FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.threads import apply_threads
@@ -154,6 +155,8 @@ def fit(
     try:
         with progress_console.status(f"loading {data}") if main_rank else nullcontext():
             dataset = _load_data(data)
+        if len(dataset) == 0:
+            raise DataError(f"{data}: no interactions (empty file?): nothing to fit")
         start = time.perf_counter()
         status = progress_console.status(f"fitting on {dataset.name}")
         with status if main_rank else nullcontext(), record_runs() as runs:
@@ -161,9 +164,8 @@ def fit(
         fit_s = time.perf_counter() - start
         if not main_rank:
             return
-        funnel.save(out)
         log = [{"model": r.model, "epochs": [vars(e) for e in r.result.history]} for r in runs]
-        (out / "training_log.json").write_text(json.dumps(log, indent=1), encoding="utf-8")
+        funnel.save(out, extra={"training_log.json": log})
         if as_json:
             print(json.dumps({"artifacts": str(out), "dataset": dataset.name, "fit_s": fit_s}))
             return
@@ -208,11 +210,7 @@ def recommend(
 ) -> None:
     """Recommend for users of a saved funnel (unknown users get cold-start results)."""
     funnel = Funnel.load(artifacts)
-    ids = funnel.dataset.user_ids
-    resolved: list[str | int] = [
-        u if u in ids else int(u) if u.isdigit() and int(u) in ids else u for u in user
-    ]
-    trace = funnel.run(funnel.query_for(resolved, k))
+    trace = funnel.run(funnel.query_for(list(user), k))  # k < 1: ConfigError
     assert trace.slate is not None
     out = []
     for row, uid in enumerate(user):
@@ -338,8 +336,20 @@ def report(
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {result.wall_s:.1f} s)")
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Data warnings as one ``warning: ...`` line; others as Python prints them."""
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point: usage errors are typer's; library errors become one clear line."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except (FunnelError, FileNotFoundError) as exc:
