@@ -22,6 +22,7 @@ from funnelrec.data.splits import split as split_dataset
 from funnelrec.errors import FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
+from funnelrec.threads import apply_threads
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +34,12 @@ progress_console = Console(stderr=True)  # progress never mixes with --json on s
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="threads for torch, BLAS and Faiss (env FUNNELREC_THREADS)"
+    ),
+]
 
 
 def _load_data(spec: str) -> Any:
@@ -128,6 +135,7 @@ def fit(
             help="under torchrun: DDP training (batch_size per process), rank 0 saves",
         ),
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Fit a funnel on a dataset and save the artifact directory (with its training log).
 
@@ -139,6 +147,7 @@ def fit(
     from funnelrec.train.loop import record_runs
 
     funnel = Funnel(load_config(config))
+    apply_threads(threads, funnel.config.threads)
     if distributed:
         dist.init()
     main_rank = dist.is_main()  # only rank 0 shows progress and writes the artifact
@@ -171,9 +180,11 @@ def evaluate(
     data: DataOpt,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
     config = Funnel.load(artifacts).config
+    apply_threads(threads, config.threads)
     with progress_console.status(f"loading {data}"):
         parts = split_dataset(_load_data(data), protocol)
     with progress_console.status("fitting on the train part"):
@@ -240,9 +251,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="uvicorn worker processes (share state via the store)")
     ] = 1,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
+
+    if threads is not None:  # else the artifact's config (or the env) decides, at load
+        apply_threads(threads)
 
     from funnelrec.serve import create_app, load_settings
 
