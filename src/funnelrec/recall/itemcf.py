@@ -42,8 +42,8 @@ from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
-    F64Array,
     MAX_PENDING,
+    F64Array,
     PairSum,
     recent_matrix,
     row_topn,
