@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +20,10 @@ from rich.table import Table
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split as split_dataset
-from funnelrec.errors import FunnelError
+from funnelrec.errors import DataError, DataWarning, FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
+from funnelrec.threads import apply_threads
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +35,12 @@ progress_console = Console(stderr=True)  # progress never mixes with --json on s
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="threads for torch, BLAS and Faiss (env FUNNELREC_THREADS)"
+    ),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="no progress output (for scripts); results only")
 ]
@@ -150,6 +158,7 @@ def fit(
             help="under torchrun: DDP training (batch_size per process), rank 0 saves",
         ),
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Fit a funnel on a dataset and save the artifact directory (with its training log).
 
@@ -161,6 +170,7 @@ def fit(
     from funnelrec.train.loop import record_runs
 
     funnel = Funnel(load_config(config))
+    apply_threads(threads, funnel.config.threads)
     refuse_overwrite(out, force)
     if distributed:
         dist.init()
@@ -168,15 +178,16 @@ def fit(
     try:
         with _progress(f"loading {data}", not show):
             dataset = _load_data(data)
+        if len(dataset) == 0:
+            raise DataError(f"{data}: no interactions (empty file?): nothing to fit")
         start = time.perf_counter()
         with _progress(f"fitting on {dataset.name}", not show), record_runs() as runs:
             funnel.fit(dataset)
         fit_s = time.perf_counter() - start
         if not dist.is_main():
             return
-        funnel.save(out)
         log = [{"model": r.model, "epochs": [vars(e) for e in r.result.history]} for r in runs]
-        (out / "training_log.json").write_text(json.dumps(log, indent=1), encoding="utf-8")
+        funnel.save(out, extra={"training_log.json": log})
         if as_json:
             print(json.dumps({"artifacts": str(out), "dataset": dataset.name, "fit_s": fit_s}))
             return
@@ -193,10 +204,12 @@ def evaluate(
     data: DataOpt,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
     config = Funnel.load(artifacts).config
+    apply_threads(threads, config.threads)
     with _progress(f"loading {data}", quiet):
         parts = split_dataset(_load_data(data), protocol)
     with _progress("fitting on the train part", quiet):
@@ -222,11 +235,7 @@ def recommend(
 ) -> None:
     """Recommend for users of a saved funnel (unknown users get cold-start results)."""
     funnel = Funnel.load(artifacts)
-    ids = funnel.dataset.user_ids
-    resolved: list[str | int] = [
-        u if u in ids else int(u) if u.isdigit() and int(u) in ids else u for u in user
-    ]
-    trace = funnel.run(funnel.query_for(resolved, k))
+    trace = funnel.run(funnel.query_for(list(user), k))  # k < 1: ConfigError
     assert trace.slate is not None
     out = []
     for row, uid in enumerate(user):
@@ -266,9 +275,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="uvicorn worker processes (share state via the store)")
     ] = 1,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
+
+    if threads is not None:  # else the artifact's config (or the env) decides, at load
+        apply_threads(threads)
 
     from funnelrec.serve import create_app, load_settings
 
@@ -348,8 +361,20 @@ def report(
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {result.wall_s:.1f} s)")
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Data warnings as one ``warning: ...`` line; others as Python prints them."""
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point: usage errors are typer's; library errors become one clear line."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except (FunnelError, FileNotFoundError) as exc:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from funnelrec import provenance
 from funnelrec.data.ids import IdMap
 from funnelrec.ragged import IntArray
 from funnelrec.types import Candidates, Slate
@@ -92,23 +91,16 @@ class FunnelTrace:
         channels = {name: _items(c, row, item_ids, top) for name, c in self.channels.items()}
         merged = self.merged
         lo, hi = int(merged.offsets[row]), int(merged.offsets[row + 1])
-        provenance = []
+        found = []
         for i in range(lo, min(hi, lo + top)):
-            found: dict[str, int] = {}
-            if merged.channel_ranks is not None:
-                found = {
-                    merged.channels[c]: int(r)
-                    for c, r in enumerate(merged.channel_ranks[i])
-                    if r >= 0
-                }
             entry: dict[str, Any] = {
                 "item": item_ids.external([merged.item_idx[i]])[0],
                 "score": float(merged.scores[i]),
-                "found_by": found,
+                "found_by": provenance.found_by(merged, i),
             }
             if merged.reasons is not None and merged.reasons[i]:
                 entry["reason"] = str(merged.reasons[i])
-            provenance.append(entry)
+            found.append(entry)
         steps = []
         previous = self.rank
         for name, out in self.rerank_steps:
@@ -116,7 +108,7 @@ class FunnelTrace:
             previous = out
         return {
             "channels": channels,
-            "merged": provenance,
+            "merged": found,
             "prerank": _items(self.prerank, row, item_ids, top),
             "rank": _items(self.rank, row, item_ids, top),
             "rerank": steps,
@@ -161,9 +153,7 @@ def _slate(slate: Slate, row: int, item_ids: IdMap) -> list[dict[str, Any]]:
             "stage_scores": {k: float(v[i]) for k, v in slate.stage_scores.items()},
         }
         if slate.channel_ranks is not None:
-            entry["channels"] = [
-                slate.channels[c] for c in np.flatnonzero(slate.channel_ranks[i] >= 0)
-            ]
+            entry["channels"] = list(provenance.found_by(slate, i))
         if slate.reasons is not None and slate.reasons[i]:
             entry["reason"] = str(slate.reasons[i])
         out.append(entry)
