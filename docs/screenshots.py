@@ -1,6 +1,6 @@
 """Regenerate the docs' screenshots (committed under docs/img/).
 
-    python docs/screenshots.py [--users 2000 --interactions 100000]
+    python docs/screenshots.py [--users 2000 --interactions 100000] [--cache demo.pkl]
 
 1. ``docs/img/demo.svg``: ``funnelrec demo``'s terminal output (rich's SVG export of the
    very console the command prints to).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -64,9 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--interactions", type=int, default=100_000)
+    parser.add_argument("--cache", type=Path, help="pickle of the demo result: reused if present")
     args = parser.parse_args()
     IMG.mkdir(exist_ok=True)
-    result = demo.run_demo(args.users, args.interactions)
+    if args.cache is not None and args.cache.is_file():
+        result = pickle.loads(args.cache.read_bytes())
+    else:
+        result = demo.run_demo(args.users, args.interactions)
+        if args.cache is not None:
+            args.cache.write_bytes(pickle.dumps(result))
     demo_svg(result, IMG / "demo.svg")
     trace_png(result, IMG / "trace-notebook.png")
     for name in ("demo.svg", "trace-notebook.png"):
