@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.config import JsonDict
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# int64 ids; the top is the largest int64 that a double holds exactly, so that the schema's
+# bound means the same to clients that read JSON numbers as doubles
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1024
 MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
