@@ -124,6 +124,7 @@ class Funnel:
             rank=ranked,
             rerank_steps=steps,
             slate=slate,
+            dataset=self.dataset,
         )
 
     def _ranked(
