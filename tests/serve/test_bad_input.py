@@ -146,3 +146,22 @@ def test_similar_for_a_new_item_falls_back_to_its_tags(serve: Serve) -> None:
     assert "i0000" in [i["item_id"] for i in body["items"]]  # same tags and category
     old = answer(live, "GET", "/similar", params={"item_id": "i0001", "k": 5})[1]
     assert old["source"] == "itemcf" and old["items"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({"k": 0}, 422, "query.k: Input should be greater than or equal to 1"),
+        ({"k": 500}, 422, "query.k: Input should be less than or equal to 200"),
+    ],
+)
+def test_recommend_rejects_k_out_of_range(
+    serve: Serve, params: dict[str, Any], status: int, message: str
+) -> None:
+    got = answer(serve(), "GET", "/recommend", params={"user_id": "u0001", **params})
+    assert (got[0], got[1]["message"]) == (status, message)
+
+
+def test_similar_of_an_unknown_item_is_404(serve: Serve) -> None:
+    got = answer(serve(), "GET", "/similar", params={"item_id": "zzz"})
+    assert (got[0], got[1]["message"]) == (404, "unknown item_id 'zzz'")
