@@ -1,7 +1,10 @@
-"""Training throughput vs catalogue size, dense vs sparse embedding gradients (``scale.py``).
+"""In-memory speed tasks of ``scale.py``: training throughput vs catalogue size (``train``)
+and full-ranking evaluation of many users (``eval``).
 
     FUNNELREC_THREADS=2 python benchmarks/scale.py --tasks train --items 10000,200000,1000000
+    FUNNELREC_THREADS=2 python benchmarks/scale.py --tasks eval --eval-users 100000
 
+``train``:
 One in-memory synthetic log per catalogue size: 20k users with 5-99 events each (about 1M
 events), items drawn from a power law (Zipf exponent 0.8), so the batches look alike whatever
 the catalogue; only the tables grow. Each model trains ``--train-batches`` batches through
@@ -22,14 +25,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from harness import cpu_seconds, row
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.splits import split
+from funnelrec.eval.protocol import evaluate
 from funnelrec.models.mf import MatrixFactorization
 from funnelrec.models.sequence.sasrec import SASRec
 from funnelrec.models.towers import TowerSizes, TwoTower
+from funnelrec.recall.mf import MFRecall
 from funnelrec.train.data import PairBatches
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
@@ -153,7 +161,44 @@ def dataset_name(n_items: int) -> str:
     )
 
 
+def untrained_mf(data: Dataset) -> MFRecall:
+    """An ``mf`` channel with its initial (random) vectors indexed, as ``fit`` leaves it but
+    without the training epochs."""
+    channel = MFRecall(dim=DIM)
+    channel._prepare(data, [])
+    channel.model_ = channel._new_model()
+    channel.fit_log_ = {}
+    channel.index_ = channel._item_index(channel.model_, channel._indexable(data), "exact")
+    return channel
+
+
+def run_eval(args: argparse.Namespace, n_users: int) -> list[dict[str, Any]]:
+    """Full-ranking ``loo`` evaluation of an ``mf`` channel (exact index) over ``n_users``
+    users with 5-39 events each on a ``--eval-items`` catalogue (power law). The vectors are
+    untrained (random): the cost of ranking every item for every user does not depend on them,
+    so the quality metrics of this row mean nothing; ``users_per_s`` is the figure."""
+    rng = np.random.default_rng(0)
+    lens = rng.integers(5, 40, n_users)
+    pop = 1.0 / np.arange(1, args.eval_items + 1) ** 0.8
+    items = rng.choice(args.eval_items, int(lens.sum()), p=pop / pop.sum())
+    frame = pl.DataFrame({
+        "user_id": np.repeat(np.arange(n_users), lens), "item_id": items,
+        "timestamp": np.arange(len(items), dtype=np.float64),
+    })  # fmt: skip
+    parts = split(Dataset.from_frame(frame), "loo")
+    channel = untrained_mf(parts.train)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    result = evaluate(lambda q: channel.retrieve(q, q.k), parts, ks=(10, 50, 200))
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {"users_per_s": n_users / wall, "users": n_users, "n_items": args.eval_items,
+               "ndcg@10": result.metrics["ndcg@10"]}  # fmt: skip
+    name = f"synthetic-{n_users // 1000}k-users"
+    return [row(name, "loo", "mf-untrained-eval", "recall", metrics, wall, cpu_s=cpu)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eval-users", default="100000", help="users evaluated (eval)")
+    parser.add_argument("--eval-items", type=int, default=20_000)
     parser.add_argument("--items", default="10000,200000,1000000", help="catalogue sizes (train)")
     parser.add_argument("--train-models", default="two_tower,mf,sasrec")
     parser.add_argument("--train-batches", type=int, default=8)
