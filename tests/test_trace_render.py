@@ -57,6 +57,9 @@ def test_view_slate_rows_match_the_slate(trace: FunnelTrace) -> None:
     view = trace.view(1, user="u-test")
     items, _ = trace.slate.row(1)
     assert view.title == "Slate for u-test (6 items)"
+    assert trace.user_idx is not None
+    user = trace.dataset.user_ids.external([trace.user_idx[1]])[0]
+    assert trace.view(1).title == f"Slate for {user} (6 items)"  # named from the query
     assert len(view.slate_rows) == len(items) == 6
     col = {name: i for i, name in enumerate(view.slate_columns)}
     assert [r[col["item"]] for r in view.slate_rows] == trace.dataset.item_ids.external(items)

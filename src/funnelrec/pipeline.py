@@ -125,6 +125,7 @@ class Funnel:
             rerank_steps=steps,
             slate=slate,
             dataset=self.dataset,
+            user_idx=query.user_idx,
         )
 
     def _ranked(

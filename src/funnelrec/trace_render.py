@@ -133,11 +133,19 @@ def _table(title: str) -> Table:
 
 
 def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain HTML table; text columns (and the first) left-aligned, numbers right."""
+    align = ["left" if i == 0 or c in _TEXT_COLUMNS else "right" for i, c in enumerate(columns)]
     head = "".join(
-        f'<th style="{_CELL_STYLE};text-align:left">{html.escape(c)}</th>' for c in columns
+        f'<th style="{_CELL_STYLE};text-align:{a}">{html.escape(c)}</th>'
+        for c, a in zip(columns, align, strict=True)
     )
     body = "".join(
-        "<tr>" + "".join(f'<td style="{_CELL_STYLE}">{html.escape(v)}</td>' for v in row) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td style="{_CELL_STYLE};text-align:{a}">{html.escape(v)}</td>'
+            for v, a in zip(row, align, strict=True)
+        )
+        + "</tr>"
         for row in rows
     )
     return f'<table style="{_HTML_STYLE}"><tr>{head}</tr>{body}</table>'
