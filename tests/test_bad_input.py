@@ -123,6 +123,13 @@ def test_recommend_rejects_k_below_1(
     assert (code, err) == (2, f"error: k must be >= 1, got {k}")
 
 
+def test_report_rejects_k_below_1_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], artifact: Path
+) -> None:
+    args = ("report", "-a", str(artifact), "-d", "synthetic", "-o", "r.html", "--k", "0")
+    assert cli(monkeypatch, capsys, *args) == (2, "error: k must be >= 1, got 0")
+
+
 def test_query_for_rejects_k_below_1_and_converts_ids(world: Dataset) -> None:
     funnel = Funnel(parse_config(CONFIG)).fit(world)
     with pytest.raises(ConfigError, match="k must be >= 1, got 0"):

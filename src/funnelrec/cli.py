@@ -20,7 +20,7 @@ from rich.table import Table
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split as split_dataset
-from funnelrec.errors import DataError, DataWarning, FunnelError
+from funnelrec.errors import ConfigError, DataError, DataWarning, FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.threads import apply_threads
@@ -348,7 +348,7 @@ def report(
     from funnelrec.report.build import build_report, report_json
 
     if k < 1:
-        raise typer.BadParameter(f"--k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")  # one line, as everywhere
     runs = [artifacts, *(compare or [])]
     with _progress(f"loading {data}", quiet) as status:
         dataset = _load_data(data)
