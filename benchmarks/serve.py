@@ -181,8 +181,8 @@ def stage_ms_per_request(before: str, after: str, requests: int) -> dict[str, fl
 
 def stage_cpu_ms(artifact: Path, users: list[str], n: int = 300) -> dict[str, float]:
     """CPU milliseconds of each funnel stage for one request (a batch of one, the serving
-    path's ``Funnel.run`` timed with ``time.process_time``: all threads), averaged over ``n`` known users,
-    in this process: a per-stage CPU breakdown that load on the machine does not distort."""
+    path's ``Funnel.run`` timed with ``time.process_time``: all threads), averaged over ``n``
+    known users, in this process: a per-stage CPU breakdown that machine load does not skew."""
     funnel = Funnel.load(artifact)
     timings: dict[str, float] = {}
     instrument(funnel, timings, clock=time.process_time)
