@@ -98,9 +98,12 @@ def _setup(kind: str, n_items: int, args: argparse.Namespace) -> Setup:
     return model, pairs, loss, lambda b: len(b["item"])
 
 
-def measure(kind: str, n_items: int, sparse: bool, args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    kind: str, n_items: int, sparse: bool, in_batch: int | None, args: argparse.Namespace
+) -> dict[str, float]:
     """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up)."""
     model, batches, loss, count = _setup(kind, n_items, args)
+    loss.in_batch = in_batch
     done = [0]
     clock: list[float] = []
 
@@ -123,21 +126,31 @@ def measure(kind: str, n_items: int, sparse: bool, args: argparse.Namespace) -> 
 
 
 def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
-    """Rows for every model kind at one catalogue size: dense and sparse side by side."""
+    """Rows for every model kind at one catalogue size, its variants side by side: ``dense``
+    (the old path), ``sparse`` (sparse gradients) and ``sparse-shared`` (also ``in_batch``:
+    the first ``--in-batch`` positives and the extra negatives are every row's negatives)."""
     rows = []
+    variants = (
+        ("dense", False, None),
+        ("sparse", True, None),
+        ("sparse-shared", True, args.in_batch),
+    )
     for kind in args.train_models.split(","):
-        dense = measure(kind, n_items, False, args)
-        sparse = measure(kind, n_items, True, args)
-        for name, m in (("dense", dense), ("sparse", sparse)):
+        runs = {
+            name: measure(kind, n_items, sparse, shared, args) for name, sparse, shared in variants
+        }
+        base = runs["dense"]["pairs_per_s"]
+        for name, m in runs.items():
             metrics = {
                 "pairs_per_s": m["pairs_per_s"],
                 "pairs_per_cpu_s": m["pairs_per_cpu_s"],
                 "n_items": n_items,
                 "batch_size": args.seq_batch if kind == "sasrec" else args.batch_size,
                 "n_extra": args.n_extra,
+                "in_batch": args.in_batch if name == "sparse-shared" else 0,
                 "dim": DIM,
                 "batches": args.train_batches,
-                "speedup": sparse["pairs_per_s"] / dense["pairs_per_s"],
+                "speedup": m["pairs_per_s"] / base,
             }
             rows.append(
                 row(
@@ -205,3 +218,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-extra", type=int, default=1024)
     parser.add_argument("--max-len", type=int, default=50)
     parser.add_argument("--seq-batch", type=int, default=128)
+    parser.add_argument("--in-batch", type=int, default=512, help="sparse-shared variant")
