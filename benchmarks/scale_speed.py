@@ -209,6 +209,43 @@ def run_eval(args: argparse.Namespace, n_users: int) -> list[dict[str, Any]]:
     return [row(name, "loo", "mf-untrained-eval", "recall", metrics, wall, cpu_s=cpu)]
 
 
+def run_itemcf_memory(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
+    """Item-CF fitted in memory on the ``train`` task's synthetic log (about 1M events over
+    ``n_items`` items), side by side with the peer ``implicit`` item-KNN (``CosineRecommender``,
+    ``K = n_neighbours``) on the same user × item matrix, both under the same thread setting.
+    funnelrec's graph is the sequential window only (``global_weight = 0``, as the streamed
+    rows); implicit's is the all-pairs co-occurrence ``XᵀX``: different graphs, same input."""
+    from implicit.nearest_neighbours import CosineRecommender  # benchmark-only peer (bench)
+
+    from funnelrec.recall.itemcf import ItemCFRecall
+
+    offsets, items, _ = synthetic_log(n_items)
+    users = ragged.row_ids(offsets)
+    frame = pl.DataFrame({"user_id": users, "item_id": items,
+                          "timestamp": np.arange(len(items), dtype=np.float64)})  # fmt: skip
+    data = Dataset.from_frame(frame)
+    rows = []
+    start, cpu = time.perf_counter(), cpu_seconds()
+    model = ItemCFRecall(global_weight=0.0).fit(data)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {
+        "events_per_s": len(items) / wall,
+        "events": len(items),
+        "nnz": model.similarity_.nnz,
+    }
+    rows.append(row(dataset_name(n_items), "stream", "itemcf-memory", "recall", metrics, wall,
+                    cpu_s=cpu))  # fmt: skip
+    matrix = data.user_item.tocsr()
+    start, cpu = time.perf_counter(), cpu_seconds()
+    peer = CosineRecommender(K=model.params.n_neighbours)
+    peer.fit(matrix, show_progress=False)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {"events_per_s": len(items) / wall, "events": len(items), "nnz": peer.similarity.nnz}
+    rows.append(row(dataset_name(n_items), "stream", "peer-implicit-itemknn-memory", "recall",
+                    metrics, wall, cpu_s=cpu))  # fmt: skip
+    return rows
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-users", default="100000", help="users evaluated (eval)")
     parser.add_argument("--eval-items", type=int, default=20_000)
