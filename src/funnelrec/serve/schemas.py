@@ -7,9 +7,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.config import JsonDict
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# JSON integers that every client reads exactly (RFC 7493: |n| <= 2**53 - 1, doubles hold them);
+# a larger integer id is sent as a string (``"9007199254740993"`` is that item in a catalogue
+# of integer ids)
+SAFE_INT = 2**53 - 1
 MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
-Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
 # strict: JSON numbers only (``false`` is not 1970); integers are accepted as floats
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, strict=True)]
