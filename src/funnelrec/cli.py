@@ -72,6 +72,7 @@ def _report_json(report: FunnelReport) -> dict[str, Any]:
         "wall_s": report.wall_s,
         "cold_metrics": report.cold_metrics,
         "n_cold_users": report.n_cold_users,
+        "segments": {name: vars(seg) for name, seg in report.segments.items()},
     }
 
 
@@ -185,6 +186,9 @@ def evaluate(
         return
     console.print(report_table(report, f"Funnel evaluation, {protocol} ({report.n_users} users)"))
     console.print(metrics_table(report.metrics, "Final slate"))
+    if len(report.segments) > 1:  # warm and cold users apart
+        for name, seg in report.segments.items():
+            console.print(metrics_table(seg.metrics, f"Final slate, {name} ({seg.n_users} users)"))
 
 
 @app.command()
