@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 from pydantic.config import JsonDict
 
 # JSON integers that every client reads exactly (RFC 7493: |n| <= 2**53 - 1, doubles hold them);
@@ -20,7 +30,11 @@ def _integral(value: Any) -> Any:
 
 
 Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT), BeforeValidator(_integral)]
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
+Id = Annotated[
+    Annotated[Annotated[StrictStr, Field(min_length=1, max_length=256)], Tag("str")]
+    | Annotated[Int64, Tag("int")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "int"),  # errors name one branch
+]
 # strict: JSON numbers only (``false`` is not 1970); integers are accepted as floats
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, strict=True)]
 ATTRIBUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
