@@ -5,7 +5,8 @@ scored by timestamp, members ``"<arrival ns>|<item>"``, capped at ``history_cap`
 ``seen:<user>`` (a set); ``item:<id>`` (a hash of JSON-encoded attributes: ``HSET`` merges);
 ``items`` (a sorted set: first-upsert order); ``meta:<key>`` (a hash ``version``/``value``:
 what one process publishes to the others, e.g. a reloaded artifact; item upserts bump
-``meta:items``). Each call's writes go in one ``MULTI``/``EXEC``
+``meta:items``); ``impressions`` and ``feedback`` (lists of JSON rows: the loop's
+impression log and request-linked events). Each call's writes go in one ``MULTI``/``EXEC``
 transaction. Durability of acknowledged events is the server's: run it with
 ``appendonly yes`` and ``appendfsync always`` (checked at start, warned about otherwise).
 """
@@ -21,7 +22,16 @@ from typing import Any, cast
 
 import redis
 
-from funnelrec.serve.store.base import Event, ItemRecord, Store, StoreError, UserState, clean_record
+from funnelrec.serve.store.base import (
+    Event,
+    Feedback,
+    Impression,
+    ItemRecord,
+    Store,
+    StoreError,
+    UserState,
+    clean_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +157,34 @@ class RedisStore(Store):
             )
         return int(version or 0), value
 
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        """One ``RPUSH`` of JSON rows to ``impressions`` (a list)."""
+        with self._guard():
+            if rows:
+                self._client.rpush(self._key("impressions"), *[_dump(vars(r)) for r in rows])
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("impressions"), 0, -1))
+        return [Impression(**json.loads(r)) for r in raw]
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        """One ``RPUSH`` of JSON rows to ``feedback`` (a list)."""
+        with self._guard():
+            if rows:
+                encoded = [_dump({"request_id": f.request_id, **vars(f.event)}) for f in rows]
+                self._client.rpush(self._key("feedback"), *encoded)
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("feedback"), 0, -1))
+        out = []
+        for r in map(json.loads, raw):
+            out.append(Feedback(r.pop("request_id"), Event(**r)))
+        return out
+
     def ping(self) -> None:
         with self._guard():
             self._client.ping()
@@ -157,3 +195,7 @@ class RedisStore(Store):
 
 def _decode(item_id: str, fields: dict[str, str]) -> dict[str, Any]:
     return {"item_id": item_id, **{k: json.loads(v) for k, v in fields.items()}}
+
+
+def _dump(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False)
