@@ -183,9 +183,9 @@ def union_topk(base: Candidates, online: sp.csr_matrix, query: Query, k: int) ->
     """Top ``k`` per row of the channel's candidates and the online ones; online scores are
     scaled by the row's best channel score (an item found by both keeps the larger)."""
     b_rows = base.row_ids()
-    best = np.ones(query.batch_size)
-    if len(base):
-        np.maximum.at(best, b_rows, np.abs(base.scores.astype(np.float64)))
+    best = np.zeros(query.batch_size)
+    np.maximum.at(best, b_rows, np.abs(base.scores.astype(np.float64)))
+    best[best == 0] = 1.0  # rows without channel candidates: online scores as they are
     coo = online.tocoo()
     rows = np.concatenate([b_rows, coo.row.astype(np.int64)])
     items = np.concatenate([base.item_idx, coo.col.astype(np.int64)])
