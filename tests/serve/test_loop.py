@@ -150,3 +150,26 @@ def test_interleaving_credits_teams_and_report_shows_intervals(
     for a in arms.values():
         low, mean, high = a["ctr"][1], a["ctr"][0], a["ctr"][2]
         assert 0 <= low <= mean <= high <= 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_stores_keep_impressions_and_request_links(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from funnelrec.serve.store.base import Event, Feedback, Impression, open_store
+
+    if kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    else:
+        url = request.getfixturevalue("redis_url")
+        store = open_store(url, prefix=request.getfixturevalue("redis_prefix"))
+    rows = [
+        Impression("r1", "u1", f"i{p}", p, 1.0 / (p + 1), 3, "candidate", 5.0) for p in range(3)
+    ]
+    try:
+        assert store.append_impressions(rows) == 3 and store.append_impressions([]) == 0
+        link = Feedback("r1", Event("u1", "i1", "click", 6.0))
+        store.append_feedback([link])
+        assert store.impressions() == rows and store.feedback() == [link]
+    finally:
+        store.close()
