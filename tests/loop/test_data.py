@@ -77,6 +77,6 @@ def test_fit_cli_stacks_store_data_and_names_bad_stores(world: Dataset, tmp_path
     funnel = Funnel.load(out)
     assert "zed" in funnel.dataset.user_ids and "n1" in funnel.dataset.item_ids
     missing = f"sqlite:///{tmp_path / 'nope.db'}"
-    bad = CliRunner().invoke(app, ["fit", "-c", str(config), "--data", missing, "-o", str(out)])
+    bad = CliRunner().invoke(app, ["fit", "-c", str(config), "-d", missing, "-o", str(out / "x")])
     assert bad.exit_code != 0
     assert "nope.db" in str(bad.exception) + bad.output

@@ -3,6 +3,9 @@ blend, on known answers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -61,3 +64,21 @@ def test_online_pairs_join_the_channels_candidates() -> None:
     assert merged.row(0)[0].tolist() == [1, 5, 3]
     assert merged.row(0)[1] == pytest.approx([0.8, 0.6, 0.4])
     assert merged.row(1)[0].tolist() == [2]  # nothing online for item 1
+
+
+def test_scheduled_refit_runs_the_refit_worker_on_the_servers_store(tmp_path: Path) -> None:
+    from funnelrec.serve.refit_schedule import refit_command
+    from funnelrec.serve.settings import load_settings
+
+    art = tmp_path / "models" / "gen-1"
+    settings = load_settings(
+        artifacts=art, store="sqlite:///s.db", refit_every_s=3600, refit_margin=0.05
+    )
+    state = SimpleNamespace(settings=settings, current=SimpleNamespace(artifacts=art))
+    cmd = refit_command(state)  # type: ignore[arg-type]
+    assert cmd[1:4] == ["-m", "funnelrec", "refit"]
+    flags = dict(zip(cmd[4::2], cmd[5::2], strict=False))
+    assert flags["--store"] == flags["--data"] == "sqlite:///s.db"
+    assert flags["--config"] == str(art / "config.yaml")
+    assert flags["--serving"] == str(art) and flags["--margin"] == "0.05"
+    assert flags["--out"] == str(tmp_path / "models" / "refits")

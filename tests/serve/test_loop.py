@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from funnelrec.cli import app
 from funnelrec.data.dataset import Dataset
 from funnelrec.serve.rollout import arm_of
-from tests.serve.conftest import Live
+from tests.serve.conftest import ADMIN, Live
 
 Serve = Callable[..., Live]
 
@@ -75,7 +75,8 @@ def test_a_new_trend_reaches_popular_and_itemcf_without_refit(
     )
     new = {"item_id": "viral-1", "category": "news", "tags": ["x"], "title": "Viral"}
     with live.client() as c:
-        assert c.put("/items", json={"items": [new]}).status_code == 200
+        auth = {"Authorization": f"Bearer {ADMIN}"}  # item upserts need the admin token
+        assert c.put("/items", json={"items": [new]}, headers=auth).status_code == 200
         before = recommend(c, str(related), explain="true")["trace"]["channels"]
         for channel in ("popular", "itemcf"):  # (the fresh channel knows new items at once)
             assert "viral-1" not in [i["item"] for i in before[channel]]

@@ -64,6 +64,7 @@ class SimConfig(BaseModel):
     holdout_share: float = Field(default=0.1, gt=0, lt=1)
     margin: float = Field(default=0.02, ge=0, le=1)
     final_fit: bool = True
+    nice: int = Field(default=0, ge=0, le=19)  # the refit child's niceness (no live traffic here)
     models: dict[str, ModelSpec]
 
     @property
@@ -236,6 +237,7 @@ def _refit(
         margin=cfg.margin,
         k=cfg.k,
         final_fit=cfg.final_fit,
+        nice=cfg.nice,
     )
     decision = refit_once(plan)
     run.decisions.append(vars(decision))

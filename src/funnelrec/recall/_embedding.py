@@ -33,9 +33,25 @@ from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
 from funnelrec.train.losses import RetrievalLoss
 from funnelrec.train.negatives import NegativeSampler
+from funnelrec.train.sparse import sparse_supported
 from funnelrec.types import Candidates, Query
 
 _NOT_JSON = ("model_", "index_")
+SPARSE_AUTO_ITEMS = 50_000  # sparse_grad=None: sparse gradients from this catalogue size on
+
+
+def use_sparse(p: EmbeddingParams, n_items: int, dense_output: bool = False) -> bool:
+    """Resolve ``sparse_grad`` for a catalogue of ``n_items`` (``dense_output``: the loss
+    scores every item, e.g. a full softmax, so sparse gradients would not help)."""
+    if p.sparse_grad is not None:
+        if p.sparse_grad and not sparse_supported(p.optimizer, p.weight_decay):
+            raise ConfigError(
+                f"sparse_grad needs weight_decay 0 and adam/adamw/adagrad/sgd, got "
+                f"{p.optimizer!r} with weight_decay {p.weight_decay}"
+            )
+        return p.sparse_grad
+    ok = sparse_supported(p.optimizer, p.weight_decay) and not dense_output
+    return ok and n_items >= SPARSE_AUTO_ITEMS
 
 
 class EmbeddingParams(Params):
@@ -48,7 +64,10 @@ class EmbeddingParams(Params):
     word2vec threshold for downsampling head items in the training data. ``early_stop``: early
     stopping on ``valid_metric`` of the internal ``valid_protocol`` split (``valid_users``
     sampled users); ``refit``: retrain on all data for the best number of epochs.
-    ``threads``: torch threads while training (``None``: torch's setting).
+    ``threads``: torch threads while training (``None``: torch's setting). ``sparse_grad``:
+    sparse gradients for the embedding tables (lazy Adam: a step's cost does not grow with the
+    catalogue); ``None`` = on for catalogues of at least ``SPARSE_AUTO_ITEMS`` items when the
+    optimiser allows it (no weight decay), so small catalogues train exactly as before.
     """
 
     dim: int = Field(default=64, ge=1)
@@ -79,6 +98,7 @@ class EmbeddingParams(Params):
     device: str = "cpu"
     progress: bool | None = None
     threads: int | None = Field(default=None, ge=1)
+    sparse_grad: bool | None = None
 
 
 P = TypeVar("P", bound=EmbeddingParams)
@@ -177,7 +197,7 @@ class EmbeddingRecall(RecallChannel[P]):
             model, batches, loss,
             epochs=epochs, lr=p.lr, weight_decay=p.weight_decay, optimizer=p.optimizer,
             seed=p.seed, device=p.device, validate=validate, patience=p.patience,
-            progress=p.progress, num_threads=p.threads,
+            progress=p.progress, num_threads=p.threads, sparse=use_sparse(p, data.n_items),
         )  # fmt: skip
 
     def _batches(self, data: Dataset) -> PairBatches:

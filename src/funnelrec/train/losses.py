@@ -73,9 +73,11 @@ def sampled_softmax_loss(
         temperature: logit divisor (smaller = sharper).
         target: ``[B]`` column of each row's positive.
     """
-    logits = user @ items.T / temperature
-    if log_q is not None:
-        logits = logits - log_q.unsqueeze(0)
+    user = user * (1.0 / temperature)  # [B, d], not [B, C]: no extra pass over the logits
+    if log_q is not None:  # folded into the product: [user, 1] @ [items, -log_q].T
+        user = torch.cat([user, user.new_ones(len(user), 1)], dim=1)
+        items = torch.cat([items, -log_q.unsqueeze(1).to(items.dtype)], dim=1)
+    logits = user @ items.T
     if target is None:
         target = torch.arange(user.shape[0], device=user.device)
         hit = item_ids.unsqueeze(0) == item_ids[: user.shape[0]].unsqueeze(1)

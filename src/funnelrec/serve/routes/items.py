@@ -22,7 +22,17 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
     @api.put(
         "/items",
         response_model=ItemsUpserted,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(
+            401,
+            403,
+            413,
+            422,
+            503,
+            notes={
+                422: "invalid request: the message names the field (e.g. an attribute whose "
+                "values do not fit the item table's column type); nothing is stored"
+            },
+        ),
         summary="Add or update catalogue items",
     )
     async def put_items(batch: ItemBatch) -> ItemsUpserted:
