@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from funnelrec.context import FitContext
 from funnelrec.data.splits import Split
 from funnelrec.errors import NotFittedError
 from funnelrec.recall.popular import PopularRecall
@@ -38,7 +39,7 @@ def test_scores_same_items_sorted(
     tmp_path: Path,
 ) -> None:
     query, cands, retrieve = inputs
-    scorer = make(reg, name).fit(world_split.train, retrieve=retrieve)
+    scorer = make(reg, name).fit(world_split.train, FitContext(retrieve=retrieve))
     out = scorer.score(query, cands)
     assert out.batch_size == cands.batch_size
     np.testing.assert_array_equal(out.lengths(), cands.lengths())

@@ -85,7 +85,7 @@ class _Consistency:
 def _catalogue(funnel: Funnel, query: Query, merged: Candidates) -> Candidates:
     """Every catalogue item per query (minus exclusions), with the recall provenance the
     item has in ``merged`` (absent: none)."""
-    from funnelrec.rank._examples import _provenance
+    from funnelrec.train.examples import _provenance
 
     n_items = funnel.dataset.n_items
     offsets = np.arange(query.batch_size + 1, dtype=np.int64) * n_items

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import Field
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._grouped import (
@@ -72,7 +73,7 @@ class FreshRecall(RecallChannel[FreshParams]):
     personalized: ClassVar[bool] = False
     example_params: ClassVar[dict[str, Any]] = {"per_category": True, "max_age_days": 120.0}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.reference_ = float(dataset.max_timestamp)
         self._index(dataset)
         return self

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, PositiveFloat
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._grouped import (
@@ -84,7 +85,7 @@ class HighCtrRecall(RecallChannel[HighCtrParams]):
     params_model = HighCtrParams
     personalized: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         clicks, shows = self._evidence(dataset)
         eligible = shows >= self.params.min_impressions
         if self.params.prior is not None:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -72,7 +73,7 @@ class MMR(Reranker[MMRParams]):
 
     params_model = MMRParams
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``
         CSR (binary for Jaccard, row-normalised for cosine)."""
         p = self.params

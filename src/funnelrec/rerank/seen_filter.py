@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -51,7 +52,7 @@ class SeenFilter(Reranker[SeenFilterParams]):
 
     params_model = SeenFilterParams
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = dataset.n_items
         return self
 
