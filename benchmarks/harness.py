@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from funnelrec.threads import ENV_VAR, apply_threads, resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+if os.environ.get(ENV_VAR):  # FUNNELREC_THREADS=N python benchmarks/...: one setting for all
+    apply_threads()
 
 
 def data_path(name: str) -> Path:
@@ -22,9 +29,28 @@ def data_path(name: str) -> Path:
     return path
 
 
+def add_data_args(parser: argparse.ArgumentParser, default: str = "ml-100k") -> None:
+    """``--dataset NAME`` (a folder of ../shared/data) and ``--data PATH`` (any loadable file
+    or folder: it wins over ``--dataset``)."""
+    parser.add_argument("--dataset", default=default, help="shared dataset name")
+    parser.add_argument("--data", default=None, help="any dataset file/folder (overrides)")
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """Name for result rows: the shared name, or the ``--data`` path's stem."""
+    if getattr(args, "data", None):
+        return Path(args.data).stem or Path(args.data).name
+    return str(args.dataset)
+
+
 def load(name: str) -> Any:
-    """Load a shared dataset by folder name, or ``synthetic-<n>`` from the generator."""
+    """Load a shared dataset by folder name, ``synthetic-<n>`` from the generator, or any
+    dataset file/folder path (``load_dataset``)."""
     from funnelrec.data.loaders import load_dataset
+
+    path = Path(name).expanduser()
+    if name not in {p.name for p in SHARED_DATA.glob("*")} and path.exists():
+        return load_dataset(str(path))
 
     if name.startswith("synthetic-"):  # synthetic-<n interactions>, e.g. synthetic-100k
         from funnelrec.data.synthetic import generate
@@ -51,6 +77,11 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process, all threads (user + system)."""
+    return time.process_time()
+
+
 def command_line() -> str:
     """The command that produced the rows, relative to the repository root."""
     script = os.path.relpath(sys.argv[0], ROOT)
@@ -64,8 +95,14 @@ def row(
     stage: str,
     metrics: dict[str, float],
     wall_s: float,
+    cpu_s: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
+    """One result row; ``cpu_s`` (process CPU seconds over the same span as ``wall_s``, see
+    ``cpu_seconds``) adds ``cpu_s``, ``cpu_per_wall`` and the ``threads`` setting to metrics."""
+    if cpu_s is not None:
+        metrics = {**metrics, "cpu_s": cpu_s, "cpu_per_wall": cpu_s / max(wall_s, 1e-9)}
+        metrics["threads"] = resolve_threads()
     return {
         "dataset": dataset,
         "protocol": protocol,

@@ -20,7 +20,7 @@ at training cut points and at serving) or the request time (``"now"``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -28,7 +28,7 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.stage import Params
@@ -103,7 +103,7 @@ class FunnelFeatures:
         ref = self._reference_time(query)[rows]
         scores = candidates.stage_scores
         if self.config.channels:
-            ranks = _ranks(candidates, self.channels)
+            ranks = provenance.ranks_for(candidates, self.channels)
             for j, ch in enumerate(self.channels):
                 found = ranks[:, j] >= 0
                 own = np.asarray(scores.get(f"ch:{ch}", np.zeros(n)), dtype=np.float32)
@@ -194,16 +194,6 @@ class FunnelFeatures:
         out.vector_channels = tuple(meta["vector_channels"])
         out.tables = dict(tables)
         return out
-
-
-def _ranks(candidates: Candidates, names: Sequence[str]) -> IntArray:
-    """``[N, C]`` rank of each candidate in each named channel (``-1``: absent)."""
-    out = np.full((len(candidates), len(names)), -1, dtype=np.int64)
-    if candidates.channel_ranks is not None:
-        for j, name in enumerate(names):
-            if name in candidates.channels:
-                out[:, j] = candidates.channel_ranks[:, candidates.channels.index(name)]
-    return out
 
 
 def _first_seen(items: IntArray, ts: npt.NDArray[np.float64], n_items: int) -> FloatArray:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.config import FitConfig, RecallConfig
 from funnelrec.context import FitContext, fit_stage
 from funnelrec.data.dataset import Dataset
@@ -64,9 +64,9 @@ def annotate(
     """``merged`` with each channel's evidence about every candidate (see module doc)."""
     scores = dict(merged.stage_scores)
     for cid, cands in per_channel.items():
-        found, src = _locate(merged, cands)
+        m = provenance.locate(merged.offsets, merged.item_idx, cands)
         own = np.zeros(len(merged), dtype=np.float32)
-        own[found] = np.nan_to_num(cands.scores[src[found]], neginf=0.0, posinf=0.0)
+        own[m.found] = np.nan_to_num(cands.scores[m.src[m.found]], neginf=0.0, posinf=0.0)
         scores[f"ch:{cid}"] = own
         channel = channels[cid]
         if hasattr(channel, "item_vectors") and hasattr(channel, "score_items"):
@@ -84,20 +84,6 @@ def funnel_recall(channels: Channels, rc: RecallConfig) -> RetrieveFn:
         return annotate(query, merge_channels(rc, per_channel), per_channel, channels)
 
     return retrieve
-
-
-def _locate(merged: Candidates, ref: Candidates) -> tuple[np.ndarray[Any, Any], IntArray]:
-    """Where each merged ``(row, item)`` sits in ``ref`` (same rows): ``found``, ``src``.
-    (To become ``provenance.locate`` once that module lands.)"""
-    n = len(merged)
-    if n == 0 or len(ref) == 0:
-        return np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64)
-    width = int(max(merged.item_idx.max(), ref.item_idx.max())) + 1
-    ref_keys = ref.row_ids() * width + ref.item_idx
-    order = np.argsort(ref_keys, kind="stable")
-    keys = merged.row_ids() * width + merged.item_idx
-    pos = np.minimum(np.searchsorted(ref_keys[order], keys), len(order) - 1)
-    return ref_keys[order][pos] == keys, order[pos].astype(np.int64)
 
 
 def _history_similarity(

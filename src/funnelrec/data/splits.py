@@ -60,10 +60,17 @@ class Split:
         return mat.indptr.astype(np.int64), mat.indices.astype(np.int64)
 
 
-def split(dataset: Dataset, protocol: str, seed: int = 2020) -> Split:
-    """Split ``dataset`` by a protocol name from DESIGN.md."""
+#: ``loo``: users with fewer interactions than this stay in train only (RecBole, SASRec).
+LOO_MIN_LEN = 3
+
+
+def split(dataset: Dataset, protocol: str, seed: int = 2020, min_len: int = LOO_MIN_LEN) -> Split:
+    """Split ``dataset`` by a protocol name from DESIGN.md.
+
+    ``min_len`` (``loo`` only): users with fewer interactions keep them all in train
+    (default 3, as RecBole and SASRec's ``data_partition``)."""
     if protocol == "loo":
-        part = _leave_last_out(dataset)
+        part = _leave_last_out(dataset, min_len)
     elif protocol == "rs811":
         part = _random_ratio(dataset, seed)
     elif protocol == "temporal":
@@ -96,35 +103,56 @@ def _with_part(dataset: Dataset, index: int, parts: list[pl.DataFrame]) -> Datas
     return ds.replace(impressions=imp.join(own, on=keys, how="semi"))
 
 
-def _leave_last_out(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
+def _leave_last_out(ds: Dataset, min_len: int) -> tuple[IntArray, IntArray, IntArray]:
     """Per user by time (stable: ties keep file order): last → test, 2nd last → valid.
 
-    Users with 2 interactions give one to test; users with 1 keep it in train."""
+    Users with fewer than ``min_len`` interactions keep them all in train; with
+    ``min_len <= 2`` a user with 2 gives one to test and none to valid."""
+    if min_len < 1:
+        raise ConfigError(f"loo min_len must be >= 1, got {min_len}")
     order = ds.time_order
     offsets = ragged.offsets_from_lengths(np.bincount(ds.arrays.user_idx, minlength=ds.n_users))
     lens = ragged.lengths(offsets)
     pos_from_end = (lens[ragged.row_ids(offsets)] - 1) - ragged.position_in_row(offsets)
     n = lens[ragged.row_ids(offsets)]
-    is_test = (pos_from_end == 0) & (n >= 2)
-    is_valid = (pos_from_end == 1) & (n >= 3)
+    is_test = (pos_from_end == 0) & (n >= max(min_len, 2))
+    is_valid = (pos_from_end == 1) & (n >= max(min_len, 3))
     return order[~is_test & ~is_valid], order[is_valid], order[is_test]
 
 
 def _random_ratio(ds: Dataset, seed: int) -> tuple[IntArray, IntArray, IntArray]:
-    """RecBole-style per-user 80/10/10 after a seeded shuffle: valid = test = ⌊0.1·n⌋."""
+    """RecBole-style per-user 80/10/10 after a seeded shuffle, counts by ``rs811_counts``."""
     rng = np.random.default_rng(seed)
     users = ds.arrays.user_idx
     shuffled = rng.permutation(len(users))
     order = shuffled[np.argsort(users[shuffled], kind="stable")]
     offsets = ragged.offsets_from_lengths(np.bincount(users, minlength=ds.n_users))
-    lens = ragged.lengths(offsets)
-    n = lens[ragged.row_ids(offsets)]
+    n_train, n_valid, _ = (
+        c[ragged.row_ids(offsets)] for c in rs811_counts(ragged.lengths(offsets))
+    )
     pos = ragged.position_in_row(offsets)
-    n_eval = np.floor(0.1 * n).astype(np.int64)
-    n_train = n - 2 * n_eval
-    is_valid = (pos >= n_train) & (pos < n_train + n_eval)
-    is_test = pos >= n_train + n_eval
+    is_valid = (pos >= n_train) & (pos < n_train + n_valid)
+    is_test = pos >= n_train + n_valid
     return order[~is_valid & ~is_test], order[is_valid], order[is_test]
+
+
+def rs811_counts(n: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Train / valid / test sizes of users with ``n`` interactions, rounded as RecBole (>= 1.0)
+    ``Dataset._calcu_split_ids`` does for ratios 0.8/0.1/0.1: valid = test = ``int(0.1·n)``,
+    train the rest; then, test first, a part whose exact share ``0.1·n`` lies in ``(0, 1)``
+    takes one row from train while train keeps more than one (n=3: 1/1/1, n=2: 1/0/1,
+    n=1: 1/0/0, n=9: 7/1/1, n=10: 8/1/1, n=20: 16/2/2)."""
+    n = np.asarray(n, dtype=np.int64)
+    share = 0.1 * n.astype(np.float64)
+    valid = np.floor(share).astype(np.int64)
+    test = valid.copy()
+    train = n - valid - test
+    small = (share > 0) & (share < 1)
+    for part in (test, valid):  # RecBole walks the parts from the last one
+        bump = small & (train > 1)
+        part += bump
+        train -= bump
+    return train, valid, test
 
 
 def _temporal(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.data.splits import Split
 from funnelrec.eval import metrics
 from funnelrec.eval.protocol import DEFAULT_KS, batches
@@ -85,13 +85,11 @@ class _Consistency:
 def _catalogue(funnel: Funnel, query: Query, merged: Candidates) -> Candidates:
     """Every catalogue item per query (minus exclusions), with the recall provenance the
     item has in ``merged`` (absent: none)."""
-    from funnelrec.train.examples import _provenance
-
     n_items = funnel.dataset.n_items
     offsets = np.arange(query.batch_size + 1, dtype=np.int64) * n_items
     items = np.tile(np.arange(n_items, dtype=np.int64), query.batch_size)
     every = Candidates.from_flat(offsets, items, np.zeros(len(items)), None).excluding(query)
-    return _provenance(every, merged, n_items)
+    return provenance.transfer(every, merged)
 
 
 class _Counter:

@@ -34,9 +34,25 @@ from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
 from funnelrec.train.losses import RetrievalLoss
 from funnelrec.train.negatives import NegativeSampler
+from funnelrec.train.sparse import sparse_supported
 from funnelrec.types import Candidates, Query
 
 _NOT_JSON = ("model_", "index_")
+SPARSE_AUTO_ITEMS = 50_000  # sparse_grad=None: sparse gradients from this catalogue size on
+
+
+def use_sparse(p: EmbeddingParams, n_items: int, dense_output: bool = False) -> bool:
+    """Resolve ``sparse_grad`` for a catalogue of ``n_items`` (``dense_output``: the loss
+    scores every item, e.g. a full softmax, so sparse gradients would not help)."""
+    if p.sparse_grad is not None:
+        if p.sparse_grad and not sparse_supported(p.optimizer, p.weight_decay):
+            raise ConfigError(
+                f"sparse_grad needs weight_decay 0 and adam/adamw/adagrad/sgd, got "
+                f"{p.optimizer!r} with weight_decay {p.weight_decay}"
+            )
+        return p.sparse_grad
+    ok = sparse_supported(p.optimizer, p.weight_decay) and not dense_output
+    return ok and n_items >= SPARSE_AUTO_ITEMS
 
 
 class EmbeddingParams(Params):
@@ -45,11 +61,17 @@ class EmbeddingParams(Params):
     ``l2``: penalty on the batch's embeddings (RecBole-style); ``weight_decay``: optimiser's.
     ``loss``: ``bpr``/``bce`` use ``n_neg`` sampled negatives per positive (∝ pop^``neg_alpha``,
     never the user's positives); ``softmax`` uses in-batch negatives plus ``n_extra`` shared
-    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``. ``subsample``:
+    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``; ``in_batch``:
+    only the first ``in_batch`` rows' positives serve as in-batch negatives of every row
+    (``None``: all of them; a few hundred keeps a step's cost per pair independent of
+    ``batch_size``). ``subsample``:
     word2vec threshold for downsampling head items in the training data. ``early_stop``: early
     stopping on ``valid_metric`` of the internal ``valid_protocol`` split (``valid_users``
     sampled users); ``refit``: retrain on all data for the best number of epochs.
-    ``threads``: torch threads while training (``None``: torch's setting).
+    ``threads``: torch threads while training (``None``: torch's setting). ``sparse_grad``:
+    sparse gradients for the embedding tables (lazy Adam: a step's cost does not grow with the
+    catalogue); ``None`` = on for catalogues of at least ``SPARSE_AUTO_ITEMS`` items when the
+    optimiser allows it (no weight decay), so small catalogues train exactly as before.
     """
 
     dim: int = Field(default=64, ge=1)
@@ -66,6 +88,7 @@ class EmbeddingParams(Params):
     n_extra: int = Field(default=0, ge=0)
     extra_alpha: float = 0.0
     log_q: bool = True
+    in_batch: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, gt=0)
     subsample: float | None = Field(default=None, gt=0)
     early_stop: bool = True
@@ -80,6 +103,7 @@ class EmbeddingParams(Params):
     device: str = "cpu"
     progress: bool | None = None
     threads: int | None = Field(default=None, ge=1)
+    sparse_grad: bool | None = None
 
 
 P = TypeVar("P", bound=EmbeddingParams)
@@ -173,12 +197,13 @@ class EmbeddingRecall(RecallChannel[P]):
         loss = RetrievalLoss(
             p.loss, temperature=p.temperature, l2=p.l2,
             batch_prob=batch_prob.float() if p.log_q else None, extra_prob=extra_prob,
+            in_batch=p.in_batch,
         )  # fmt: skip
         return fit(
             model, batches, loss,
             epochs=epochs, lr=p.lr, weight_decay=p.weight_decay, optimizer=p.optimizer,
             seed=p.seed, device=p.device, validate=validate, patience=p.patience,
-            progress=p.progress, num_threads=p.threads,
+            progress=p.progress, num_threads=p.threads, sparse=use_sparse(p, data.n_items),
         )  # fmt: skip
 
     def _batches(self, data: Dataset) -> PairBatches:

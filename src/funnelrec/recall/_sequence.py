@@ -24,7 +24,7 @@ from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.models.layers import EmbeddingModel
 from funnelrec.models.sequence.base import SequenceEncoder
 from funnelrec.ragged import BoolArray
-from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log
+from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log, use_sparse
 from funnelrec.train.data import HistoryMode
 from funnelrec.train.loop import FitResult, ValidateFn, fit, resolve_device
 from funnelrec.train.negatives import NegativeSampler
@@ -118,7 +118,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         loss = NextItemLoss(
             p.loss, data.n_items, temperature=p.temperature,
             batch_prob=prob if p.log_q else None,
-            extra_prob=None if extra_prob is None else extra_prob.float(),
+            extra_prob=None if extra_prob is None else extra_prob.float(), in_batch=p.in_batch,
         )  # fmt: skip
         validate = None if inner is None else self._validator(inner)
         return fit(
@@ -126,6 +126,7 @@ class SequenceRecall(EmbeddingRecall[S]):
             epochs=epochs, lr=p.lr, weight_decay=p.weight_decay, optimizer=p.optimizer,
             seed=p.seed, device=p.device, validate=validate,
             patience=p.patience, grad_clip=p.grad_clip, progress=p.progress, num_threads=p.threads,
+            sparse=use_sparse(p, data.n_items, dense_output=p.loss == "full"),
         )  # fmt: skip
 
     def _validator(self, inner: Split) -> ValidateFn:

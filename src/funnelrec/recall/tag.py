@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
@@ -71,6 +71,15 @@ class TagRecall(RecallChannel[TagParams]):
     """
 
     params_model = TagParams
+
+    @classmethod
+    def requires(cls, params: TagParams) -> tuple[needs.Need, ...]:
+        """Item ``tags`` or ``category``; real timestamps for ``half_life_days``."""
+        out = [needs.item_columns(("tags", "category"), "the user's tag profile", "(none)")]
+        if params.half_life_days is not None:
+            out.append(needs.real_time("time decay in days"))
+        return tuple(out)
+
     personalized: ClassVar[bool] = True
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
@@ -34,6 +35,7 @@ from funnelrec.rerank._similarity import (
     pairwise_sets,
     pairwise_vectors,
     rows_per_chunk,
+    similarity_needs,
     tag_features,
 )
 from funnelrec.rerank.base import Reranker
@@ -80,6 +82,11 @@ class DPP(Reranker[DPPParams]):
     """Greedy DPP MAP selection per row; items keep their incoming scores."""
 
     params_model = DPPParams
+
+    @classmethod
+    def requires(cls, params: DPPParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         return self._fit(dataset, {} if ctx is None else ctx.channels)

@@ -4,12 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic.config import JsonDict
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | StrictInt
-Timestamp = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# JSON integers that every client reads exactly (RFC 7493: |n| <= 2**53 - 1, doubles hold them);
+# a larger integer id is sent as a string (``"9007199254740993"`` is that item in a catalogue
+# of integer ids)
+SAFE_INT = 2**53 - 1
+MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
+Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT)]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
+# strict: JSON numbers only (``false`` is not 1970); integers are accepted as floats
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, strict=True)]
 ATTRIBUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-AttributeValue = StrictStr | StrictInt | float | bool | None
+RESERVED_ATTRIBUTES = ("item_id", "item_idx", "category", "tags", "title", "created_at")
+AttributeValue = (
+    Annotated[StrictStr, Field(max_length=4096)]
+    | Int64
+    | Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    | StrictBool
+    | None
+)
+# what the API checks of attribute names, stated in the schema (pydantic omits key rules)
+ATTRIBUTES_SCHEMA: JsonDict = {
+    "additionalProperties": False,
+    "propertyNames": {"pattern": ATTRIBUTE_NAME, "not": {"enum": list(RESERVED_ATTRIBUTES)}},
+}
 
 
 class Strict(BaseModel):
@@ -33,8 +53,13 @@ class RecommendedItem(BaseModel):
 class RecommendResponse(BaseModel):
     user_id: str
     known_user: bool = Field(description="false: cold start (the model never saw this user)")
-    k: int
+    k: int = Field(description="slate size asked for (or the config's)")
     items: list[RecommendedItem]
+    capped_by: str | None = Field(
+        default=None,
+        description="when fewer than k items came back: the stage whose cut limited the slate "
+        "(e.g. 'rank.keep=50') or 'catalogue' when no more items are left",
+    )
     generation: int = Field(description="model generation (increments on every reload)")
     trace: dict[str, Any] | None = Field(
         default=None, description="with explain=true: channels, merge, stage scores, re-rank moves"
@@ -72,7 +97,11 @@ class ItemIn(Strict):
     title: Annotated[str, Field(max_length=4096)] | None = None
     created_at: Timestamp | None = None
     attributes: dict[Annotated[str, Field(pattern=ATTRIBUTE_NAME)], AttributeValue] = Field(
-        default_factory=dict, max_length=64
+        default_factory=dict,
+        max_length=64,
+        description="more item columns: names match ATTRIBUTE_NAME and are not a reserved "
+        "field; a value must fit the item table's column type (else 422 naming it)",
+        json_schema_extra=ATTRIBUTES_SCHEMA,
     )
 
 
@@ -93,14 +122,17 @@ class SimilarItem(BaseModel):
 
 class SimilarResponse(BaseModel):
     item_id: StrictStr | StrictInt
-    source: str = Field(description="the item-to-item channel used, or 'cooccurrence'")
+    source: str = Field(
+        description="what answered: the item-to-item channel's id, 'cooccurrence' (the "
+        "funnel's interactions) or 'content' (tags and category, e.g. for a new item)"
+    )
     items: list[SimilarItem]
 
 
 class Health(BaseModel):
     status: str
     generation: int
-    artifacts: str
+    artifacts: str = Field(description="name of the artifact directory (never its path)")
     loaded_at: float
     n_users: int
     n_items: int

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funnelrec.errors import ConfigError
 from funnelrec.io import read_mapping_file
+from funnelrec.serve.store.base import HISTORY_CAP
 
 ENV_PREFIX = "FUNNELREC_"
 Token = SecretStr | None
@@ -29,9 +30,12 @@ class Settings(BaseSettings):
         store: ``sqlite:///rel.db`` / ``sqlite:////abs.db`` / ``redis://host:port/db``.
         admin_token: bearer token of ``/admin/*`` (admin routes answer 403 when unset).
         api_token: when set, the public routes need it too (``/health``, ``/metrics`` never).
+        catalogue_token: bearer token of ``PUT /items`` (catalogue writes); when unset the
+            admin token is needed (and with neither, catalogue writes are refused: 403).
         max_body_bytes, max_events, max_items: request limits (HTTP 413 past them).
         max_k: largest slate size a request may ask for.
-        history_limit: a user's latest store events added to the query's history.
+        history_limit: a user's latest store events added to the query's history (at most
+            ``HISTORY_CAP``, the history every store keeps per user).
         max_future_s: event timestamps later than now + this are rejected.
         clock: request time of a query: ``wall`` (server clock) or ``data`` (the latest
             timestamp of the funnel's data; for replaying old logs).
@@ -50,11 +54,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     admin_token: Token = Field(default=None, min_length=16)
     api_token: Token = Field(default=None, min_length=16)
+    catalogue_token: Token = Field(default=None, min_length=16)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_events: int = Field(default=1000, ge=1)
     max_items: int = Field(default=1000, ge=1)
     max_k: int = Field(default=200, ge=1)
-    history_limit: int = Field(default=200, ge=0)
+    history_limit: int = Field(default=200, ge=0, le=HISTORY_CAP)
     max_future_s: float = Field(default=300.0, ge=0)
     clock: Literal["wall", "data"] = "wall"
     batch_max: int = Field(default=64, ge=1)
@@ -88,6 +93,8 @@ def _describe(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key {loc!r}")
+        elif "token" in loc and err["type"] == "too_short":  # a SecretStr's length: characters
+            parts.append(f"{loc!r}: must be at least {err['ctx']['min_length']} characters")
         elif "token" in loc:
             parts.append(f"{loc!r}: {err['msg']}")
         else:

@@ -91,7 +91,7 @@ class ServeState:
             self.sync.adopt(snapshot)
             self.metrics.generation.set(generation)
             if publish:
-                target = str(Path(path).resolve())
+                target = str(Path(path).absolute())  # the link, not one version of it
                 version = await run_in_threadpool(self.store.publish, "artifacts", target)
                 self.sync.model_version = version
             return served, time.perf_counter() - start

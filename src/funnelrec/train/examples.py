@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.types import Candidates, Query
@@ -152,7 +152,7 @@ def impression_examples(
         ragged.offsets_from_row_ids(group, len(keep)), items, np.zeros(len(rows)), None
     )
     if retrieve is not None:
-        cands = _provenance(cands, retrieve_all(retrieve, query), dataset.n_items)
+        cands = provenance.transfer(cands, retrieve_all(retrieve, query))
     labels = imp["clicked"].to_numpy().astype(np.float32)[rows]
     return Examples(query, cands, labels)
 
@@ -249,27 +249,6 @@ def count_before(dataset: Dataset, users: IntArray, ts: npt.NDArray[np.float64])
     keys = seq_users * span + (seq_ts - lo)
     found = np.searchsorted(keys, users * span + (ts - lo), side="left")
     return (found - seq_off[users]).astype(np.int64)
-
-
-def _provenance(cands: Candidates, retrieved: Candidates, n_items: int) -> Candidates:
-    """``cands`` with the channel ranks and recall score their items have in ``retrieved``."""
-    width = max(n_items, int(cands.item_idx.max(initial=0)) + 1, 1)
-    r_keys = retrieved.row_ids() * width + retrieved.item_idx
-    order = np.argsort(r_keys, kind="stable")
-    keys = cands.row_ids() * width + cands.item_idx
-    pos = np.minimum(np.searchsorted(r_keys[order], keys), max(len(order) - 1, 0))
-    found = (r_keys[order][pos] == keys) if len(order) else np.zeros(len(keys), dtype=np.bool_)
-    src = order[pos] if len(order) else pos
-    n_ch = len(retrieved.channels)
-    ranks = np.full((len(cands), n_ch), -1, dtype=np.int32)
-    score = np.zeros(len(cands), dtype=np.float32)
-    if retrieved.channel_ranks is not None:
-        ranks[found] = retrieved.channel_ranks[src[found]]
-    if "recall" in retrieved.stage_scores:
-        score[found] = retrieved.stage_scores["recall"][src[found]]
-    return dataclasses.replace(
-        cands, channels=retrieved.channels, channel_ranks=ranks, stage_scores={"recall": score}
-    )
 
 
 def _cap_negatives(

@@ -28,7 +28,17 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
     @api.post(
         "/events",
         response_model=EventsAccepted,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(
+            401,
+            403,
+            413,
+            422,
+            503,
+            notes={
+                422: "invalid request (the message names the field), or unknown item ids: "
+                "error 'unknown items', detail.unknown_item_ids lists them; nothing is stored"
+            },
+        ),
         summary="Ingest a batch of user events",
     )
     async def post_events(batch: EventBatch) -> EventsAccepted:

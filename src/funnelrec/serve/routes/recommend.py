@@ -8,12 +8,10 @@ from fastapi.responses import JSONResponse
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.batcher import RowResult
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.query import Request
+from funnelrec.serve.query import Request, slate_cap
 from funnelrec.serve.routes._common import errors, guards
-from funnelrec.serve.schemas import RecommendResponse
+from funnelrec.serve.schemas import MAX_TIME, RecommendResponse
 from funnelrec.serve.state import ServeState
-
-MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
@@ -58,6 +56,7 @@ def _body(
         "known_user": result.known_user,
         "k": k,
         "items": items,
+        "capped_by": slate_cap(served, k, len(items)),
         "generation": served.generation,
         "trace": None,
         "timings_ms": None,

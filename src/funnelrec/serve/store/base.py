@@ -4,6 +4,9 @@ set, item upserts — behind one interface (SQLite embedded default, Redis when 
 Ids are stored as strings (``str(external_id)``). Every write is one transaction: a batch is
 stored whole or not at all, and a method returns only once the write is durable. Failures
 raise ``StoreError`` (HTTP 503).
+
+The event log is complete in every store; for serving, a user's history is the latest
+``HISTORY_CAP`` events (``user_state`` never returns more, whatever ``history_limit`` asks).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from funnelrec.errors import FunnelError
 
+HISTORY_CAP = 1000  # latest events per user that serving reads (same in every store)
 JsonValue = Any
 ItemRecord = dict[str, JsonValue]
 
@@ -52,7 +56,8 @@ class Store(ABC):
 
     @abstractmethod
     def user_state(self, user_id: str, history_limit: int) -> UserState:
-        """The user's last ``history_limit`` events (sorted by time) and full seen set."""
+        """The user's last ``min(history_limit, HISTORY_CAP)`` events (sorted by time) and
+        full seen set."""
 
     def user_states(self, user_ids: Sequence[str], history_limit: int) -> list[UserState]:
         """``user_state`` of several users (networked stores answer in one round trip)."""

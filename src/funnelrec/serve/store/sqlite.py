@@ -1,5 +1,7 @@
-"""SQLite store (the embedded default): WAL journal with ``synchronous=FULL``, so a batch is
-on disk when ``append_events`` returns and survives a ``kill -9`` (or a power cut).
+"""SQLite store (the embedded default): WAL journal with ``synchronous=FULL`` on every
+connection, so a commit fsyncs the WAL: a batch is on disk when ``append_events`` returns and
+survives a ``kill -9`` and a power cut (``tests/serve/test_durability.py`` checks both: the
+kill, and the pragmas of the live connections).
 
 One writer connection behind a lock (every write is one ``BEGIN IMMEDIATE`` transaction) and
 one reader connection per thread (WAL readers never wait for the writer).
@@ -13,7 +15,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from funnelrec.serve.store.base import Event, ItemRecord, Store, StoreError, UserState, clean_record
+from funnelrec.serve.store.base import (
+    HISTORY_CAP,
+    Event,
+    ItemRecord,
+    Store,
+    StoreError,
+    UserState,
+    clean_record,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -137,9 +147,8 @@ class SQLiteStore(Store):
             for lo in range(0, len(unique), _CHUNK):
                 chunk = unique[lo : lo + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for u, i, t in conn.execute(
-                    _HISTORIES.format(users=marks), (*chunk, history_limit)
-                ):
+                limit = min(history_limit, HISTORY_CAP)
+                for u, i, t in conn.execute(_HISTORIES.format(users=marks), (*chunk, limit)):
                     history[u].append((str(i), float(t)))
                 sql = f"SELECT user_id, item_id FROM seen WHERE user_id IN ({marks})"
                 for u, i in conn.execute(sql, chunk):
