@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from funnelrec import __version__
+from funnelrec import __version__, preflight
 from funnelrec.artifact import check_artifact, reading, write_manifest
 from funnelrec.config import FunnelConfig, load_config, save_config
 from funnelrec.data.dataset import Dataset
@@ -63,6 +63,7 @@ class Funnel:
         ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
         that label the lists learned re-rankers train on; never the test part.
         """
+        preflight.ensure(self.config, dataset)  # every data problem at once, before any fit
         for channel in self.channels.values():
             channel.fit(dataset)
         self.dataset_ = dataset
@@ -91,6 +92,8 @@ class Funnel:
         """Every channel's raw candidates (quota × overfetch items each)."""
         rc = self.config.recall
         quotas = rc.quotas()
+        if not self.config.exclude_seen:
+            query = query.without_exclusions()
         out = {}
         for cid, channel in self.channels.items():
             k = max(int(np.ceil(quotas[cid] * rc.overfetch)), 1)
@@ -125,6 +128,7 @@ class Funnel:
             rerank_steps=steps,
             slate=slate,
             dataset=self.dataset,
+            user_idx=query.user_idx,
         )
 
     def _ranked(

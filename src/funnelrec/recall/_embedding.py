@@ -60,7 +60,10 @@ class EmbeddingParams(Params):
     ``l2``: penalty on the batch's embeddings (RecBole-style); ``weight_decay``: optimiser's.
     ``loss``: ``bpr``/``bce`` use ``n_neg`` sampled negatives per positive (∝ pop^``neg_alpha``,
     never the user's positives); ``softmax`` uses in-batch negatives plus ``n_extra`` shared
-    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``. ``subsample``:
+    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``; ``in_batch``:
+    only the first ``in_batch`` rows' positives serve as in-batch negatives of every row
+    (``None``: all of them; a few hundred keeps a step's cost per pair independent of
+    ``batch_size``). ``subsample``:
     word2vec threshold for downsampling head items in the training data. ``early_stop``: early
     stopping on ``valid_metric`` of the internal ``valid_protocol`` split (``valid_users``
     sampled users); ``refit``: retrain on all data for the best number of epochs.
@@ -84,6 +87,7 @@ class EmbeddingParams(Params):
     n_extra: int = Field(default=0, ge=0)
     extra_alpha: float = 0.0
     log_q: bool = True
+    in_batch: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, gt=0)
     subsample: float | None = Field(default=None, gt=0)
     early_stop: bool = True
@@ -192,6 +196,7 @@ class EmbeddingRecall(RecallChannel[P]):
         loss = RetrievalLoss(
             p.loss, temperature=p.temperature, l2=p.l2,
             batch_prob=batch_prob.float() if p.log_q else None, extra_prob=extra_prob,
+            in_batch=p.in_batch,
         )  # fmt: skip
         return fit(
             model, batches, loss,

@@ -88,6 +88,12 @@ class RecommendResponse(BaseModel):
     timings_ms: dict[str, float] | None = Field(
         default=None, description="with explain=true: time per stage of the request's batch"
     )
+    request_id: str | None = Field(
+        default=None, description="id of this response (pass it with the events it causes)"
+    )
+    arm: str | None = Field(
+        default=None, description="rollout arm: control, candidate or interleave"
+    )
 
 
 class EventIn(Strict):
@@ -97,6 +103,9 @@ class EventIn(Strict):
     item_id: Id
     type: str = Field(default="click", pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
     timestamp: Timestamp | None = None
+    request_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the /recommend response this event answers"
+    )
 
 
 class EventBatch(Strict):
