@@ -151,6 +151,9 @@ class FunnelConfig(StrictModel):
     rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
     k: int = Field(default=10, ge=1)
     seed: int = 0
+    #: ``False``: the users' own history is not excluded from recall (repeat consumption:
+    #: pair it with a ``repeat`` channel and no ``seen_filter``).
+    exclude_seen: bool = True
     tasks: list[dict[str, Any]] | None = None
     threads: int | None = Field(default=None, ge=1)  # torch + BLAS + Faiss (funnelrec.threads)
 

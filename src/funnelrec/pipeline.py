@@ -17,13 +17,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from funnelrec import __version__
+from funnelrec import __version__, preflight
+from funnelrec.artifact import check_artifact, reading, write_manifest
 from funnelrec.config import FunnelConfig, load_config, save_config
 from funnelrec.data.dataset import Dataset
-from funnelrec.data.ids import ExternalId, IdMap
+from funnelrec.data.ids import ExternalId, IdMap, coerce_ids
 from funnelrec.data.persist import load_dataset_dir, save_dataset
-from funnelrec.errors import DataError, NotFittedError
-from funnelrec.io import atomic_dir, read_json, write_json
+from funnelrec.errors import ConfigError, DataError, NotFittedError
+from funnelrec.io import atomic_dir, write_json
 from funnelrec.rank.base import Scorer
 from funnelrec.recall.base import RecallChannel
 from funnelrec.recall.merge import ChannelResult, merge
@@ -62,6 +63,7 @@ class Funnel:
         ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
         that label the lists learned re-rankers train on; never the test part.
         """
+        preflight.ensure(self.config, dataset)  # every data problem at once, before any fit
         for channel in self.channels.values():
             channel.fit(dataset)
         self.dataset_ = dataset
@@ -90,6 +92,8 @@ class Funnel:
         """Every channel's raw candidates (quota × overfetch items each)."""
         rc = self.config.recall
         quotas = rc.quotas()
+        if not self.config.exclude_seen:
+            query = query.without_exclusions()
         out = {}
         for cid, channel in self.channels.items():
             k = max(int(np.ceil(quotas[cid] * rc.overfetch)), 1)
@@ -123,6 +127,8 @@ class Funnel:
             rank=ranked,
             rerank_steps=steps,
             slate=slate,
+            dataset=self.dataset,
+            user_idx=query.user_idx,
         )
 
     def _ranked(
@@ -157,9 +163,18 @@ class Funnel:
 
     def query_for(self, user_ids: Sequence[ExternalId], k: int | None = None) -> Query:
         """A query for external user ids, with histories from the fitted data
-        (unknown users get an empty history: cold start)."""
+        (unknown users get an empty history: cold start).
+
+        Ids follow the catalogue's type, as the CLI and the server do: in a catalogue of
+        integer ids ``"196"`` is user 196. ``k=None`` is the config's slate size.
+
+        Raises:
+            ConfigError: ``k`` < 1.
+        """
+        if k is not None and k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
         ds = self.dataset
-        return ds.query(ds.user_ids.lookup(user_ids), k or self.config.k)
+        return ds.query(ds.user_ids.lookup(coerce_ids(ds.user_ids, user_ids)), k or self.config.k)
 
     # -- catalogue updates ----------------------------------------------------------------
     def upsert_items(self, frame: pl.DataFrame) -> npt.NDArray[np.int64]:
@@ -202,20 +217,13 @@ class Funnel:
         return idx
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """Write the whole funnel to ``directory`` atomically."""
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write the whole funnel to ``directory`` atomically and durably (``io.atomic_dir``:
+        ``directory`` becomes a link to a complete version; ``meta.json`` lists every file
+        with its checksum). ``extra``: more JSON files to include (name -> content)."""
         ds = self.dataset
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, versioned=True) as tmp:
             save_config(self.config, tmp / "config.yaml")
-            write_json(
-                tmp / "meta.json",
-                {
-                    "funnelrec_version": __version__,
-                    "dataset": ds.name,
-                    "n_users": ds.n_users,
-                    "n_items": ds.n_items,
-                },
-            )
             save_dataset(ds, tmp / "data")
             for cid, channel in self.channels.items():
                 channel.save(tmp / "recall" / cid)
@@ -223,20 +231,40 @@ class Funnel:
             self.ranker.save(tmp / "rank")
             for i, reranker in enumerate(self.rerankers):
                 reranker.save(tmp / "rerank" / f"{i:02d}_{reranker.registered_name}")
+            for name, payload in (extra or {}).items():
+                write_json(tmp / name, payload)
+            info = {"funnelrec_version": __version__, "dataset": ds.name}
+            write_manifest(tmp, {**info, "n_users": ds.n_users, "n_items": ds.n_items})
 
     @classmethod
     def load(cls, directory: str | Path) -> Funnel:
-        directory = Path(directory)
-        if not (directory / "meta.json").is_file():
-            raise NotFittedError(f"{directory} is not a funnel artifact (no meta.json)")
-        read_json(directory / "meta.json")
-        funnel = cls(load_config(directory / "config.yaml"))
-        funnel.dataset_ = load_dataset_dir(directory / "data")
-        funnel.channels = {cid: RECALL.load(directory / "recall" / cid) for cid in funnel.channels}
-        funnel.preranker = PRERANK.load(directory / "prerank")
-        funnel.ranker = RANK.load(directory / "rank")
+        """Load a saved funnel; the link is resolved once, so a concurrent save never mixes
+        two versions.
+
+        Raises:
+            NotFittedError: ``directory`` is not an artifact.
+            ArtifactError: a file is missing, corrupt or of an unsupported format (named).
+        """
+        directory = Path(directory).resolve()
+        check_artifact(directory)
+        with reading(directory / "config.yaml"):
+            funnel = cls(load_config(directory / "config.yaml"))
+        with reading(directory / "data"):
+            funnel.dataset_ = load_dataset_dir(directory / "data")
+        channels = {}
+        for cid in funnel.channels:
+            with reading(directory / "recall" / cid):
+                channels[cid] = RECALL.load(directory / "recall" / cid)
+        funnel.channels = channels
+        with reading(directory / "prerank"):
+            funnel.preranker = PRERANK.load(directory / "prerank")
+        with reading(directory / "rank"):
+            funnel.ranker = RANK.load(directory / "rank")
         steps = sorted((directory / "rerank").iterdir()) if (directory / "rerank").exists() else []
-        funnel.rerankers = [RERANK.load(p) for p in steps]
+        funnel.rerankers = []
+        for step in steps:
+            with reading(step):
+                funnel.rerankers.append(RERANK.load(step))
         return funnel
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from funnelrec.errors import ConfigError, NotFittedError
 from funnelrec.io import atomic_dir, read_json, write_json
+from funnelrec.needs import Need
 
 
 class Params(BaseModel):
@@ -35,6 +36,8 @@ class Stage(Generic[P]):
     kind: ClassVar[str] = "stage"
     registered_name: ClassVar[str] = ""
     params_model: ClassVar[type[Params]] = Params
+    #: What the stage needs from the data (checked before fitting, see ``funnelrec.needs``).
+    needs: ClassVar[tuple[Need, ...]] = ()
 
     def __init__(self, params: P | None = None, **kwargs: Any) -> None:
         if params is not None and kwargs:
@@ -51,6 +54,11 @@ class Stage(Generic[P]):
                 f"{cls.kind} {cls.registered_name or cls.__name__}: "
                 f"{describe_validation_error(exc)}"
             ) from None
+
+    @classmethod
+    def requires(cls, params: Any) -> tuple[Need, ...]:
+        """Needs of this stage with these (validated) params; default: the class's ``needs``."""
+        return cls.needs
 
     # -- fitted state ---------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import polars as pl
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.content.cache import VectorCache
 from funnelrec.content.extract import extract, item_texts
 from funnelrec.content.reduce import PCAReducer
@@ -79,6 +79,14 @@ class ContentRecall(RecallChannel[ContentParams]):
     """
 
     params_model = ContentParams
+
+    @classmethod
+    def requires(cls, params: ContentParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, else one of the ``text_columns``."""
+        if params.vector_column is not None:
+            return (needs.item_columns((params.vector_column,), "item vectors", "vector_column"),)
+        return (needs.item_columns(tuple(params.text_columns), "item text", "text_columns"),)
+
     example_params: ClassVar[dict[str, Any]] = {
         "encoder": "hashing",
         "encoder_params": {"dim": 64},

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
@@ -109,6 +109,12 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
     """Items co-occurring (nearby, in order) with the user's recent items."""
 
     params_model = ItemCFParams
+
+    @classmethod
+    def requires(cls, params: ItemCFParams) -> tuple[needs.Need, ...]:
+        """Real timestamps when ``time_half_life`` is set."""
+        return (needs.real_time("time_half_life"),) if params.time_half_life else ()
+
     personalized: ClassVar[bool] = True
 
     def fit(self, dataset: Dataset) -> Self:

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from pydantic import field_validator
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import column_codes, gather, item_column
@@ -62,6 +62,13 @@ class Dedup(Reranker[DedupParams]):
     """Keeps the first item of each id and each normalised key, in incoming order."""
 
     params_model = DedupParams
+
+    @classmethod
+    def requires(cls, params: DedupParams) -> tuple[needs.Need, ...]:
+        """The item ``key`` column (e.g. ``title``)."""
+        if params.key is None:
+            return ()
+        return (needs.item_columns((params.key,), "duplicate keys", "key (or key = null)"),)
 
     def fit(self, dataset: Dataset) -> Self:
         """Compute the key code of every item ``[n_items]`` (``-1`` = no key)."""

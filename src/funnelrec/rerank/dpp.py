@@ -22,6 +22,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -33,6 +34,7 @@ from funnelrec.rerank._similarity import (
     pairwise_sets,
     pairwise_vectors,
     rows_per_chunk,
+    similarity_needs,
     tag_features,
 )
 from funnelrec.rerank.base import FunnelContext, Reranker
@@ -79,6 +81,11 @@ class DPP(Reranker[DPPParams]):
     """Greedy DPP MAP selection per row; items keep their incoming scores."""
 
     params_model = DPPParams
+
+    @classmethod
+    def requires(cls, params: DPPParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset) -> Self:
         return self._fit(dataset, {})

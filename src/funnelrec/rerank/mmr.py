@@ -17,6 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -27,6 +28,7 @@ from funnelrec.rerank._similarity import (
     column_vectors,
     pairwise_sets,
     pairwise_vectors,
+    similarity_needs,
     tag_features,
 )
 from funnelrec.rerank.base import Reranker
@@ -71,6 +73,11 @@ class MMR(Reranker[MMRParams]):
     """Greedy MMR diversification of each row; items keep their incoming scores."""
 
     params_model = MMRParams
+
+    @classmethod
+    def requires(cls, params: MMRParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray
 from funnelrec.registry import RERANK
@@ -27,6 +28,7 @@ from funnelrec.rerank._similarity import (
     pairwise_sets,
     pairwise_vectors,
     rows_per_chunk,
+    similarity_needs,
     tag_features,
 )
 from funnelrec.rerank.base import FunnelContext, Reranker
@@ -65,6 +67,12 @@ class NearDedup(Reranker[NearDedupParams]):
     """Keeps the first item of each group of near-duplicates, in incoming order."""
 
     params_model = NearDedupParams
+
+    @classmethod
+    def requires(cls, params: NearDedupParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
+
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
 
     def fit(self, dataset: Dataset) -> Self:

@@ -13,6 +13,7 @@ from typing import Literal, Self
 import numpy as np
 from pydantic import Field
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.registry import RERANK
@@ -46,6 +47,11 @@ class Scatter(Reranker[ScatterParams]):
     """Spreads categories out so no ``w``-window holds more than ``m`` of one category."""
 
     params_model = ScatterParams
+
+    @classmethod
+    def requires(cls, params: ScatterParams) -> tuple[needs.Need, ...]:
+        """The item category ``column``."""
+        return (needs.item_columns((params.column,), "categories to scatter", "column"),)
 
     def fit(self, dataset: Dataset) -> Self:
         """Category code per item ``[n_items]`` (``-1`` = none)."""

@@ -11,7 +11,7 @@ from typing import Self
 import numpy as np
 from pydantic import Field, model_validator
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -50,6 +50,11 @@ class SeenFilter(Reranker[SeenFilterParams]):
     """Removes excluded (and optionally history) items, keeps order, cuts to ``k``."""
 
     params_model = SeenFilterParams
+
+    @classmethod
+    def requires(cls, params: SeenFilterParams) -> tuple[needs.Need, ...]:
+        """Real timestamps for ``exclude_recent_days``."""
+        return (needs.real_time("exclude_recent_days"),) if params.exclude_recent_days else ()
 
     def fit(self, dataset: Dataset) -> Self:
         self.n_items_ = dataset.n_items

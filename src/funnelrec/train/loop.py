@@ -8,6 +8,7 @@ dropout, so the global RNGs are left as they were.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -168,7 +169,7 @@ def fit(
     )
     step = _Step(model, loss_fn, ctx, dev)
     rng = np.random.default_rng(seed)
-    show = (sys.stderr.isatty() if progress is None else progress) and distributed.is_main()
+    show = (_interactive() if progress is None else progress) and distributed.is_main()
     result = FitResult(best_epoch=epochs)
     best_state: dict[str, Tensor] | None = None
     with torch_threads(num_threads), seeded(seed, dev), sparse_embeddings(model, sparse):
@@ -298,3 +299,9 @@ def _validate(model: nn.Module, validate: ValidateFn | None) -> float | None:
     model.eval()
     with torch.no_grad():
         return float(validate(model))
+
+
+def _interactive() -> bool:
+    """Progress bars by default only on a terminal, never under ``FUNNELREC_QUIET=1``
+    (``funnelrec ... --quiet`` sets it)."""
+    return sys.stderr.isatty() and os.environ.get("FUNNELREC_QUIET") != "1"
