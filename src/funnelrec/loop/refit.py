@@ -212,7 +212,7 @@ def refit_once(plan: RefitPlan) -> Decision:
             fit_s += fit_in_child(plan, None, final)
         else:
             candidate_dir.rename(final)
-        artifacts = str(final.resolve())
+        artifacts = str(final.absolute())  # the link, not one version of it
     rule = f"candidate {cand_r:.4f} vs serving {serve_r:.4f} (margin {plan.margin:.0%})"
     decision = Decision(
         accepted, serve_r, cand_r, artifacts, str(candidate_dir), n_users, cut, fit_s,
