@@ -7,12 +7,18 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from funnelrec.threads import ENV_VAR, apply_threads, resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+if os.environ.get(ENV_VAR):  # FUNNELREC_THREADS=N python benchmarks/...: one setting for all
+    apply_threads()
 
 
 def data_path(name: str) -> Path:
@@ -78,6 +84,11 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process, all threads (user + system)."""
+    return time.process_time()
+
+
 def command_line() -> str:
     """The command that produced the rows, relative to the repository root."""
     script = os.path.relpath(sys.argv[0], ROOT)
@@ -91,8 +102,14 @@ def row(
     stage: str,
     metrics: dict[str, float],
     wall_s: float,
+    cpu_s: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
+    """One result row; ``cpu_s`` (process CPU seconds over the same span as ``wall_s``, see
+    ``cpu_seconds``) adds ``cpu_s``, ``cpu_per_wall`` and the ``threads`` setting to metrics."""
+    if cpu_s is not None:
+        metrics = {**metrics, "cpu_s": cpu_s, "cpu_per_wall": cpu_s / max(wall_s, 1e-9)}
+        metrics["threads"] = resolve_threads()
     return {
         "dataset": dataset_label(dataset),
         "protocol": protocol,

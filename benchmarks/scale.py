@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from harness import peak_mb, row, write_rows
+from scale_speed import add_arguments, run_eval, run_itemcf_memory, run_train
 
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.models.towers import TowerSizes, TwoTower
@@ -112,13 +113,17 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
 
 
 TASKS = {"itemcf": run_itemcf, "epoch": run_epoch}
+# in-memory synthetic data; sizes: --eval-users (eval), else --items
+IN_MEMORY = {"train": run_train, "eval": run_eval, "itemcf-memory": run_itemcf_memory}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/tmp/funnelrec-scale")
     parser.add_argument("--sizes", default="1,5,20", help="millions of events (shards)")
-    parser.add_argument("--tasks", default="itemcf,epoch")
+    parser.add_argument(
+        "--tasks", default="itemcf,epoch", help="itemcf,epoch,train,eval,itemcf-memory"
+    )
     parser.add_argument("--chunk-rows", type=int, default=2_000_000)
     parser.add_argument("--item-blocks", type=int, default=None, help="default: from max-pairs")
     parser.add_argument("--max-pairs", type=int, default=50_000_000)
@@ -131,22 +136,28 @@ def main() -> None:
     parser.add_argument("--bound-mb", type=float, default=4000.0)
     parser.add_argument("--one", nargs=2, metavar=("TASK", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true")
+    add_arguments(parser)
     args = parser.parse_args()
     if args.one:
         task, size = args.one
+        if task in IN_MEMORY:
+            for r in IN_MEMORY[task](args, int(size)):
+                print("ROW " + json.dumps(r), flush=True)
+            return
         with tempfile.TemporaryDirectory(dir=args.spill_dir) as spill:
             print("ROW " + json.dumps(TASKS[task](args, int(size), Path(spill))), flush=True)
         return
     rows = []
     for task in args.tasks.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
+        sizes = {"eval": args.eval_users}.get(task, args.items if task in IN_MEMORY else args.sizes)
+        for size in (int(s) for s in sizes.split(",")):
             cmd = [sys.executable, *sys.argv, "--one", task, str(size)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            line = next(x for x in done.stdout.splitlines() if x.startswith("ROW "))
-            r = json.loads(line[4:])
-            r["command"] = r["command"].split(" --one")[0]
-            print(json.dumps(r), flush=True)
-            rows.append(r)
+            for line in (x for x in done.stdout.splitlines() if x.startswith("ROW ")):
+                r = json.loads(line[4:])
+                r["command"] = r["command"].split(" --one")[0]
+                print(json.dumps(r), flush=True)
+                rows.append(r)
             if not args.no_write:
                 write_rows("scale", rows)
 

@@ -73,3 +73,42 @@ def test_toml_file_and_parse_error(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml")
+
+
+def channels(total: int, *specs: dict[str, object]) -> dict[str, object]:
+    chans = [{"name": "popular", "alias": f"c{i}", **s} for i, s in enumerate(specs)]
+    return {"recall": {"total": total, "channels": chans}}
+
+
+def test_shares_over_one_rejected_naming_the_channels() -> None:
+    with pytest.raises(ConfigError, match=r"shares sum to 1.05 > 1 \(c0=0.35, c1=0.7\)"):
+        parse_config(channels(300, {"share": 0.35}, {"share": 0.7}))
+
+
+def test_quotas_over_total_rejected_naming_the_channels() -> None:
+    with pytest.raises(ConfigError, match=r"ask for 12 items but total = 10 \(c0=6, c1=6\)"):
+        parse_config(channels(10, {"quota": 6}, {"quota": 6}))
+    with pytest.raises(ConfigError, match=r"ask for 11 items but total = 10 \(c0=6, c1=5\)"):
+        parse_config(channels(10, {"quota": 6}, {"share": 0.5}))
+
+
+def test_channels_without_share_split_the_rest_or_are_rejected() -> None:
+    cfg = parse_config(channels(10, {"quota": 3}, {}, {}))
+    assert cfg.recall.quotas() == {"c0": 3, "c1": 4, "c2": 3}  # first free channel takes the 1
+    assert sum(cfg.recall.quotas().values()) == 10
+    with pytest.raises(ConfigError, match=r"channels c1, c2 have no quota or share, but only 1"):
+        parse_config(channels(10, {"quota": 9}, {}, {}))
+
+
+def test_shipped_configs_fit_their_budget() -> None:
+    root = Path(__file__).resolve().parents[1]
+    demo = root / "src" / "funnelrec" / "configs" / "demo.toml"
+    files = [*sorted((root / "configs").glob("*.toml")), demo]
+    for path in files:
+        recall = load_config(path).recall
+        assert sum(recall.quotas().values()) <= recall.total, path.name
+
+
+def test_shares_rounded_to_four_decimals_still_fit() -> None:
+    cfg = parse_config(channels(10_000, {"share": 0.3334}, {"share": 0.3333}, {"share": 0.3334}))
+    assert sum(cfg.recall.quotas().values()) <= 10_000

@@ -1,5 +1,5 @@
 """Command line: ``funnelrec demo | fit | evaluate | recommend | serve | report | profile |
-init | tune``.
+init | tune | export | refit | simulate``.
 
 Thin typer commands over the library. Errors print one clear line and exit non-zero;
 ``--json`` prints machine-readable output.
@@ -8,9 +8,10 @@ Thin typer commands over the library. Errors print one clear line and exit non-z
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from contextlib import nullcontext
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +21,10 @@ from rich.table import Table
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split as split_dataset
-from funnelrec.errors import FunnelError
+from funnelrec.errors import ConfigError, DataError, DataWarning, FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
+from funnelrec.threads import apply_threads
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +36,24 @@ progress_console = Console(stderr=True)  # progress never mixes with --json on s
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+DataSpecs = Annotated[
+    list[str],
+    typer.Option(
+        "--data",
+        "-d",
+        help="dataset folder/file, 'synthetic' or a store URL (sqlite:///..., redis://...); "
+        "repeat to stack store data on a base dataset",
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="threads for torch, BLAS and Faiss (env FUNNELREC_THREADS)"
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="no progress output (for scripts); results only")
+]
 
 
 def _load_data(spec: str) -> Any:
@@ -43,7 +63,31 @@ def _load_data(spec: str) -> Any:
 
 
 def demo_config_path() -> Path:
-    return Path(str(resources.files("funnelrec") / "configs" / "demo.toml"))
+    from funnelrec.demo import demo_config_path as path
+
+    return path()
+
+
+def _progress(message: str, quiet: bool) -> Any:
+    """A spinner on stderr (never mixed with stdout), or nothing with ``--quiet`` (which
+    also silences the training loop's progress bars through ``FUNNELREC_QUIET``)."""
+    if quiet:
+        os.environ["FUNNELREC_QUIET"] = "1"
+        return nullcontext()
+    return progress_console.status(message)
+
+
+def refuse_overwrite(out: Path, force: bool) -> None:
+    """``fit --out`` never replaces an existing artifact (or any non-empty path) silently."""
+    if force or not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    what = "a funnel artifact" if (out / "meta.json").is_file() else "not empty"
+    raise FunnelError(f"--out {out} exists ({what}); pass --force to replace it")
+
+
+def _updater(status: Any) -> Any:
+    """``progress(msg)`` callback for a ``_progress`` context (no-op when quiet)."""
+    return (lambda msg: status.update(msg)) if status is not None else (lambda _msg: None)
 
 
 def report_table(report: FunnelReport, title: str) -> Table:
@@ -73,6 +117,7 @@ def _report_json(report: FunnelReport) -> dict[str, Any]:
         "wall_s": report.wall_s,
         "cold_metrics": report.cold_metrics,
         "n_cold_users": report.n_cold_users,
+        "segments": {name: vars(seg) for name, seg in report.segments.items()},
     }
 
 
@@ -82,46 +127,41 @@ def demo(
     interactions: Annotated[int, typer.Option(help="synthetic interactions")] = 100_000,
     config: Annotated[Path | None, typer.Option(help="funnel config (default: built-in)")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Synthetic world → fit the funnel → stage-by-stage evaluation → one traced slate."""
-    from funnelrec.data.synthetic import generate
+    from funnelrec.demo import NEXT_STEPS, demo_json, headline, run_demo
 
-    with console.status("generating the synthetic world"):
-        dataset = generate(n_users=users, n_interactions=interactions, seed=0)
-    parts = split_dataset(dataset, "loo")
-    funnel = Funnel(load_config(config or demo_config_path()))
-    with console.status("fitting the funnel"):
-        funnel.fit(parts.train, valid=parts.valid)
-    report = evaluate_funnel(funnel, parts)
-    user = parts.test_users()[:1]
-    trace = funnel.run(parts.test_query(user, funnel.config.k))
-    explanation = trace.explain(0, dataset.item_ids, top=5)
-    user_id = dataset.user_ids.external(user)[0]
+    with _progress("starting", quiet) as status:
+        result = run_demo(users, interactions, config, progress=_updater(status))
     if as_json:
-        print(
-            json.dumps(
-                {"report": _report_json(report), "user": user_id, "trace": explanation}, indent=2
-            )
-        )
+        print(json.dumps(demo_json(result, _report_json(result.report)), indent=2))
         return
+    ds, report = result.dataset, result.report
     console.print(
-        f"[bold]{dataset.name}[/]: {dataset.n_users} users, {dataset.n_items} items, "
-        f"{len(dataset)} interactions; protocol loo"
+        f"[bold]{ds.name}[/]: {ds.n_users} users, {ds.n_items} items, "
+        f"{len(ds)} interactions; protocol loo"
     )
     console.print(
         report_table(report, f"Funnel evaluation ({report.n_users} users, {report.wall_s:.2f} s)")
     )
-    console.print(metrics_table(report.metrics, "Final slate"))
-    console.print(f"\n[bold]Recommendations for user {user_id}[/] (trace):")
-    console.print_json(data=explanation)
+    console.print(f"Final slate: {headline(report.metrics)}\n")
+    console.print(result.trace.view(0, user=result.user_id))
+    console.print("\n[bold]Next[/]")
+    for what, command in NEXT_STEPS:
+        console.print(f"  [dim]{what:<8}[/]{command}", soft_wrap=True, highlight=False)
 
 
 @app.command()
 def fit(
     config: Annotated[Path, typer.Option("--config", "-c", help="funnel config (.toml/.yaml)")],
-    data: DataOpt,
+    data: DataSpecs,
     out: Annotated[Path, typer.Option("--out", "-o", help="artifact directory")],
     as_json: JsonOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing artifact at --out")
+    ] = False,
+    quiet: QuietOpt = False,
     distributed: Annotated[
         bool,
         typer.Option(
@@ -129,6 +169,7 @@ def fit(
             help="under torchrun: DDP training (batch_size per process), rank 0 saves",
         ),
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Fit a funnel on a dataset and save the artifact directory (with its training log).
 
@@ -140,22 +181,26 @@ def fit(
     from funnelrec.train.loop import record_runs
 
     funnel = Funnel(load_config(config))
+    apply_threads(threads, funnel.config.threads)
+    refuse_overwrite(out, force)
     if distributed:
         dist.init()
-    main_rank = dist.is_main()  # only rank 0 shows progress and writes the artifact
+    show = dist.is_main() and not quiet  # only rank 0 shows progress and writes the artifact
     try:
-        with progress_console.status(f"loading {data}") if main_rank else nullcontext():
-            dataset = _load_data(data)
+        from funnelrec.loop.data import load_specs
+
+        with _progress(f"loading {data}", not show):
+            dataset = load_specs(data)
+        if len(dataset) == 0:
+            raise DataError(f"{data}: no interactions (empty file?): nothing to fit")
         start = time.perf_counter()
-        status = progress_console.status(f"fitting on {dataset.name}")
-        with status if main_rank else nullcontext(), record_runs() as runs:
+        with _progress(f"fitting on {dataset.name}", not show), record_runs() as runs:
             funnel.fit(dataset)
         fit_s = time.perf_counter() - start
-        if not main_rank:
+        if not dist.is_main():
             return
-        funnel.save(out)
         log = [{"model": r.model, "epochs": [vars(e) for e in r.result.history]} for r in runs]
-        (out / "training_log.json").write_text(json.dumps(log, indent=1), encoding="utf-8")
+        funnel.save(out, extra={"training_log.json": log})
         if as_json:
             print(json.dumps({"artifacts": str(out), "dataset": dataset.name, "fit_s": fit_s}))
             return
@@ -175,23 +220,29 @@ def evaluate(
     ] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit a config (``--config``, or the config of ``--artifacts``) on the protocol's train
     part and evaluate every stage on its test part, in one go."""
     if (artifacts is None) == (config is None):
         raise typer.BadParameter("give exactly one of --config or --artifacts")
     funnel_config = load_config(config) if config else Funnel.load(artifacts or Path()).config
-    with progress_console.status(f"loading {data}"):
+    apply_threads(threads, funnel_config.threads)
+    with _progress(f"loading {data}", quiet):
         parts = split_dataset(_load_data(data), protocol)
-    with progress_console.status("fitting on the train part"):
+    with _progress("fitting on the train part", quiet):
         funnel = Funnel(funnel_config).fit(parts.train, valid=parts.valid)
-    with progress_console.status("evaluating every stage"):
+    with _progress("evaluating every stage", quiet):
         report = evaluate_funnel(funnel, parts)
     if as_json:
         print(json.dumps(_report_json(report), indent=2))
         return
     console.print(report_table(report, f"Funnel evaluation, {protocol} ({report.n_users} users)"))
     console.print(metrics_table(report.metrics, "Final slate"))
+    if len(report.segments) > 1:  # warm and cold users apart
+        for name, seg in report.segments.items():
+            console.print(metrics_table(seg.metrics, f"Final slate, {name} ({seg.n_users} users)"))
 
 
 @app.command()
@@ -276,16 +327,14 @@ def recommend(
     artifacts: Annotated[Path, typer.Option("--artifacts", "-a")],
     user: Annotated[list[str], typer.Option("--user", "-u", help="external user id (repeatable)")],
     k: Annotated[int | None, typer.Option(help="slate size")] = None,
-    explain: Annotated[bool, typer.Option(help="include the funnel trace")] = False,
+    explain: Annotated[
+        bool, typer.Option(help="show the funnel trace: slate and per-stage tables")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Recommend for users of a saved funnel (unknown users get cold-start results)."""
     funnel = Funnel.load(artifacts)
-    ids = funnel.dataset.user_ids
-    resolved: list[str | int] = [
-        u if u in ids else int(u) if u.isdigit() and int(u) in ids else u for u in user
-    ]
-    trace = funnel.run(funnel.query_for(resolved, k))
+    trace = funnel.run(funnel.query_for(list(user), k))  # k < 1: ConfigError
     assert trace.slate is not None
     out = []
     for row, uid in enumerate(user):
@@ -301,10 +350,11 @@ def recommend(
     if as_json:
         print(json.dumps(out, indent=2))
         return
-    for entry in out:
-        console.print(f"[bold]{entry['user']}[/]: {entry['items']}")
+    for row, entry in enumerate(out):
         if explain:
-            console.print_json(data=entry["trace"])
+            console.print(trace.view(row, user=str(entry["user"])))
+        else:
+            console.print(f"[bold]{entry['user']}[/]: {entry['items']}")
 
 
 @app.command()
@@ -324,17 +374,34 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="uvicorn worker processes (share state via the store)")
     ] = 1,
+    refit_every: Annotated[
+        str | None, typer.Option(help="refit on the store's data every (e.g. 6h), guarded")
+    ] = None,
+    candidate: Annotated[
+        Path | None, typer.Option(help="a second artifact served to --share of users")
+    ] = None,
+    share: Annotated[float | None, typer.Option(help="share of users on --candidate")] = None,
+    interleave: Annotated[
+        bool | None, typer.Option(help="team-draft interleave the candidate instead")
+    ] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
 
+    from funnelrec.loop.refit import parse_duration
+
+    if threads is not None:  # else the artifact's config (or the env) decides, at load
+        apply_threads(threads)
+
     from funnelrec.serve import create_app, load_settings
 
-    settings = load_settings(settings_file, artifacts=artifacts, store=store, host=host, port=port)
+    flags: dict[str, Any] = dict(artifacts=artifacts, store=store, host=host, port=port)
+    flags.update(candidate=candidate, share=share, interleave=interleave)
+    flags["refit_every_s"] = parse_duration(refit_every) if refit_every else None
+    settings = load_settings(settings_file, **flags)
     if workers > 1:
-        _serve_workers(
-            settings_file, workers, artifacts=artifacts, store=store, host=host, port=port
-        )
+        _serve_workers(settings_file, workers, **flags)
         return
     api = create_app(settings)
     uvicorn.run(
@@ -376,29 +443,39 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
 @app.command()
 def report(
     artifacts: Annotated[
-        Path, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
-    ],
-    data: DataOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")],
+        Path | None, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="dataset spec")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write")] = None,
     compare: Annotated[
         list[Path] | None,
         typer.Option(help="more artifacts to compare side by side (repeat the option)"),
     ] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     k: Annotated[int, typer.Option(help="list length of the per-stage metrics")] = 10,
+    store: Annotated[
+        str | None, typer.Option(help="serving store: per-arm CTR/conversion with 95% CIs")
+    ] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves."""
+    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves
+    (``--store URL``: the rollout arms' outcomes from the impression log instead)."""
     from funnelrec.report.build import build_report, report_json
 
+    if store is not None:
+        from funnelrec.loop.commands import arms_report
+
+        arms_report(store, as_json, console)
+        return
+    if artifacts is None or data is None or out is None:
+        raise typer.BadParameter("--artifacts, --data and --out are required (or --store)")
     if k < 1:
-        raise typer.BadParameter(f"--k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")  # one line, as everywhere
     runs = [artifacts, *(compare or [])]
-    with progress_console.status(f"loading {data}") as status:
+    with _progress(f"loading {data}", quiet) as status:
         dataset = _load_data(data)
-        result = build_report(
-            runs, dataset, out, protocol, k, progress=lambda msg: status.update(msg)
-        )
+        result = build_report(runs, dataset, out, protocol, k, progress=_updater(status))
     if as_json:
         print(json.dumps({"out": str(out), **report_json(result)}, indent=2))
         return
@@ -407,8 +484,67 @@ def report(
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {result.wall_s:.1f} s)")
 
 
+@app.command()
+def export(
+    store: Annotated[str, typer.Option(help="store URL (sqlite:///..., redis://...)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the Parquet files")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the store's events, impressions (with clicks) and request links to Parquet."""
+    from funnelrec.loop.data import export_store
+
+    counts = export_store(store, out)
+    print(json.dumps(counts) if as_json else f"wrote {counts} to {out}")
+
+
+@app.command()
+def refit(
+    store: Annotated[str, typer.Option(help="serving store (decisions and models published)")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="candidate funnel config")],
+    data: DataSpecs,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for candidates")],
+    serving: Annotated[
+        Path | None, typer.Option(help="serving artifact (default: the store's published one)")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="relative tolerance of the holdout check")] = 0.02,
+    holdout: Annotated[float, typer.Option(help="share of the latest events held out")] = 0.1,
+    k: Annotated[int, typer.Option(min=1, help="recall@k of the holdout check")] = 10,
+    final_fit: Annotated[bool, typer.Option(help="refit an accepted model on all data")] = True,
+    every: Annotated[str | None, typer.Option(help="repeat every (e.g. 6h); once if unset")] = None,
+) -> None:
+    """Refit on the latest data; swap the model in only if the holdout check passes."""
+    from funnelrec.loop.commands import refit_worker
+
+    refit_worker(store, config, data, out, serving, margin, holdout, k, final_fit, every)
+
+
+@app.command()
+def simulate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="simulation settings (.toml)")],
+    rounds: Annotated[int, typer.Option(min=1, help="serve -> click -> refit rounds")] = 5,
+    out: Annotated[Path, typer.Option("--out", "-o", help="work folder")] = Path("simulation"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated users click through the real HTTP API; report CTR per round per model."""
+    from funnelrec.loop.commands import simulate_command
+
+    simulate_command(config, rounds, out, as_json, console)
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Data warnings as one ``warning: ...`` line; others as Python prints them."""
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point: usage errors are typer's; library errors become one clear line."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except (FunnelError, FileNotFoundError) as exc:

@@ -24,3 +24,12 @@ class UnknownIdError(FunnelError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class ArtifactError(DataError):
+    """A saved artifact is corrupt, incomplete or of an unsupported format (names the file)."""
+
+
+class DataWarning(UserWarning):
+    """Input data was accepted with a change the user should know about (e.g. interactions
+    naming items absent from the item table); the CLI prints it as one ``warning:`` line."""

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.batch import Batch, FieldSpec, Schema
 from funnelrec.content.store import vector_column
 from funnelrec.data.dataset import Dataset
@@ -275,12 +275,7 @@ class FeatureBuilder:
 
     def _channel_ranks(self, candidates: Candidates) -> IntArray:
         """``[N, C]`` 0-based rank of each candidate in each fitted channel (``-1``: absent)."""
-        out = np.full((len(candidates), len(self.channels)), -1, dtype=np.int64)
-        if candidates.channel_ranks is not None:
-            for j, name in enumerate(self.channels):
-                if name in candidates.channels:
-                    out[:, j] = candidates.channel_ranks[:, candidates.channels.index(name)]
-        return out
+        return provenance.ranks_for(candidates, self.channels)
 
     def sequence(self, query: Query) -> IntArray:
         """``[B, K]`` codes of each query's last ``K`` behaviours, right-aligned (newest last,

@@ -14,6 +14,7 @@ from funnelrec.errors import NotFittedError
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
+from tests.contracts.conftest import BATCH_NAMES, assert_batch_invariant
 
 NAMES = RECALL.names()
 
@@ -95,3 +96,12 @@ def test_save_load_round_trip(
 def test_use_before_fit_raises(name: str, query: Query) -> None:
     with pytest.raises(NotFittedError):
         make(name).retrieve(query, 5)
+
+
+@pytest.mark.parametrize("batch", BATCH_NAMES)
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_invariance(
+    name: str, batch: str, fitted: dict[str, Any], batches: dict[str, Query]
+) -> None:
+    channel = fitted[name]
+    assert_batch_invariant(lambda q: channel.retrieve(q, 30), batches[batch], f"{name}/{batch}")

@@ -11,9 +11,12 @@ import pytest
 from funnelrec import ragged
 from funnelrec.data.splits import Split
 from funnelrec.errors import NotFittedError
+from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import RERANK
 from funnelrec.types import Candidates, Query
+from tests.contracts.conftest import BATCH_NAMES, assert_scorer_invariant
 
 NAMES = RERANK.names()
 
@@ -56,3 +59,35 @@ def test_use_before_fit_raises(name: str, inputs: tuple[Query, Candidates]) -> N
     query, cands = inputs
     with pytest.raises(NotFittedError):
         make(name).rerank(query, cands, 5)
+
+
+@pytest.fixture(scope="module")
+def fitted(world_split: Split) -> dict[str, Any]:
+    return {name: make(name).fit(world_split.train) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def ranked(world_split: Split, batches: dict[str, Query]) -> dict[str, Candidates]:
+    """Per batch: merged item-CF + popular candidates (item-CF is empty for cold users)."""
+    itemcf = ItemCFRecall().fit(world_split.train)
+    popular = PopularRecall().fit(world_split.train)
+    out = {}
+    for name, q in batches.items():
+        parts = [("itemcf", itemcf.retrieve(q, 40)), ("popular", popular.retrieve(q, 40))]
+        out[name] = merge([ChannelResult(n, c, quota=30) for n, c in parts], total=50)
+    return out
+
+
+@pytest.mark.parametrize("batch", BATCH_NAMES)
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_invariance(
+    name: str,
+    batch: str,
+    fitted: dict[str, Any],
+    ranked: dict[str, Candidates],
+    batches: dict[str, Query],
+) -> None:
+    reranker = fitted[name]
+    assert_scorer_invariant(
+        lambda q, c: reranker.rerank(q, c, 10), batches[batch], ranked[batch], f"{name}/{batch}"
+    )

@@ -8,11 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from funnelrec.context import FitContext
 from funnelrec.data.splits import Split
 from funnelrec.errors import NotFittedError
+from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import PRERANK, RANK, Registry
 from funnelrec.types import Candidates, Query
+from tests.contracts.conftest import BATCH_NAMES, assert_scorer_invariant
 
 CASES = [(reg, name) for reg in (PRERANK, RANK) for name in reg.names()]
 IDS = [f"{reg.kind}:{name}" for reg, name in CASES]
@@ -38,7 +42,7 @@ def test_scores_same_items_sorted(
     tmp_path: Path,
 ) -> None:
     query, cands, retrieve = inputs
-    scorer = make(reg, name).fit(world_split.train, retrieve=retrieve)
+    scorer = make(reg, name).fit(world_split.train, FitContext(retrieve=retrieve))
     out = scorer.score(query, cands)
     assert out.batch_size == cands.batch_size
     np.testing.assert_array_equal(out.lengths(), cands.lengths())
@@ -58,3 +62,39 @@ def test_use_before_fit_raises(
     query, cands, _ = inputs
     with pytest.raises(NotFittedError):
         make(reg, name).score(query, cands)
+
+
+@pytest.fixture(scope="module")
+def merged_recall(world_split: Split) -> Any:
+    """Recall as the funnel feeds scorers: item-CF and popular merged with provenance
+    (item-CF returns nothing for users without history)."""
+    itemcf = ItemCFRecall().fit(world_split.train)
+    popular = PopularRecall().fit(world_split.train)
+
+    def retrieve(q: Query) -> Candidates:
+        parts = [("itemcf", itemcf.retrieve(q, 30)), ("popular", popular.retrieve(q, 30))]
+        return merge([ChannelResult(n, c, quota=20) for n, c in parts], total=40)
+
+    return retrieve
+
+
+@pytest.fixture(scope="module")
+def fitted_on_recall(world_split: Split, merged_recall: Any) -> dict[str, Any]:
+    return {
+        i: make(reg, name).fit(world_split.train, FitContext(retrieve=merged_recall))
+        for i, (reg, name) in zip(IDS, CASES, strict=True)
+    }
+
+
+@pytest.mark.parametrize("batch", BATCH_NAMES)
+@pytest.mark.parametrize("case", IDS)
+def test_batch_invariance(
+    case: str,
+    batch: str,
+    fitted_on_recall: dict[str, Any],
+    merged_recall: Any,
+    batches: dict[str, Query],
+) -> None:
+    query = batches[batch]
+    scorer = fitted_on_recall[case]
+    assert_scorer_invariant(scorer.score, query, merged_recall(query), f"{case}/{batch}")

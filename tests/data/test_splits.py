@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.data.splits import split
+from funnelrec.data.splits import rs811_counts, split
 from funnelrec.errors import ConfigError
 
 
@@ -57,7 +57,8 @@ def test_rs811_ratios(world: Dataset) -> None:
     assert len(s.train) + len(s.valid) + len(s.test) == len(world)
     n = np.bincount(world.arrays.user_idx)
     n_test = np.bincount(s.test.arrays.user_idx, minlength=len(n))
-    assert np.array_equal(n_test, np.floor(0.1 * n).astype(int))
+    assert np.array_equal(n_test, rs811_counts(n)[2])
+    assert np.all(n_test[n >= 10] == np.floor(0.1 * n[n >= 10]))
     again = split(world, "rs811", seed=1)
     assert again.test.interactions.equals(s.test.interactions)
 
@@ -96,3 +97,39 @@ def test_impressions_follow_their_part(world: Dataset) -> None:
     )
     assert leaked == 0
     assert s.test.impressions.height > 0
+
+
+def test_rs811_matches_recbole_rounding_for_short_users() -> None:
+    """RecBole >= 1.0 ``_calcu_split_ids`` gives short users one valid and one test row."""
+    lengths = [*range(1, 13), 19, 20, 29]
+    expected = {  # n: (train, valid, test), worked out by hand from RecBole's rule
+        1: (1, 0, 0),
+        2: (1, 0, 1),
+        3: (1, 1, 1),
+        4: (2, 1, 1),
+        5: (3, 1, 1),
+        6: (4, 1, 1),
+        7: (5, 1, 1),
+        8: (6, 1, 1),
+        9: (7, 1, 1),
+        10: (8, 1, 1),
+        11: (9, 1, 1),
+        12: (10, 1, 1),
+        19: (17, 1, 1),
+        20: (16, 2, 2),
+        29: (25, 2, 2),
+    }
+    frame = pl.DataFrame(
+        {
+            "user_id": [f"u{n:02d}" for n in lengths for _ in range(n)],
+            "item_id": [i for n in lengths for i in range(n)],
+            "timestamp": [i for n in lengths for i in range(n)],
+        }
+    )
+    ds = Dataset.from_frame(frame)
+    s = split(ds, "rs811", seed=3)
+    for n in lengths:
+        got = tuple(len(items_of(p, f"u{n:02d}")) for p in (s.train, s.valid, s.test))
+        assert got == expected[n], f"user with {n} interactions"
+        parts = [set(items_of(p, f"u{n:02d}")) for p in (s.train, s.valid, s.test)]
+        assert set.union(*parts) == set(range(n))  # a partition of the user's items

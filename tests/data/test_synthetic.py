@@ -178,7 +178,8 @@ def test_item_cooccurrence_beats_popularity(ds: Dataset) -> None:
     assert hr_cf > 1.3 * hr_pop, (hr_cf, hr_pop)
 
 
-def test_generation_is_fast() -> None:
+@pytest.mark.perf
+def test_perf_generation_is_fast() -> None:
     start = time.perf_counter()
     generate(n_interactions=100_000, seed=11)
     assert time.perf_counter() - start < 5.0

@@ -162,3 +162,29 @@ def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
 
         ndcg[name] = evaluate(recommend, world_split, ks=(10,)).metrics["ndcg@10"]
     assert ndcg["itemcf"] > 1.2 * ndcg["popular"], ndcg
+
+
+def test_window_pairs_known_answer() -> None:
+    """Rows [a b c] and [d e]: pairs at most 2 apart, grouped by the earlier event."""
+    from funnelrec.recall._cooccurrence import window_pairs
+
+    early, dist = window_pairs(np.array([0, 3, 5]), 2)
+    assert early.tolist() == [0, 0, 1, 3]
+    assert dist.tolist() == [1, 2, 1, 1]
+
+
+def test_forward_backward_weights_known_answer() -> None:
+    """One user a → b → c, window 2, no normalisation: S[a, b] = fw, S[b, a] = bw,
+    S[a, c] = fw · decay, S[c, a] = bw · decay."""
+    data = Dataset.from_frame(
+        pl.DataFrame({"user_id": [1, 1, 1], "item_id": [10, 20, 30], "timestamp": [1, 2, 3]})
+    )
+    model = ItemCFRecall(
+        window=2, position_decay=0.5, forward_weight=1.0, backward_weight=0.25,
+        global_weight=0.0, user_weight="none", normalization="none",
+    ).fit(data)  # fmt: skip
+    sim = model.similarity_.toarray()
+    a, b, c = data.item_ids.lookup([10, 20, 30]).tolist()
+    assert sim[a, b] == pytest.approx(1.0) and sim[b, a] == pytest.approx(0.25)
+    assert sim[a, c] == pytest.approx(0.5) and sim[c, a] == pytest.approx(0.125)
+    assert sim[b, c] == pytest.approx(1.0) and sim[c, b] == pytest.approx(0.25)

@@ -50,3 +50,12 @@ def test_backfill_fills_total_from_leftovers() -> None:
     assert by_item[3] == 0 and by_item[6] == 1
     no_fill = merge([ChannelResult("a", a, quota=2), ChannelResult("b", b, quota=3)])
     assert len(no_fill) == 3
+
+
+def test_rows_never_longer_than_total() -> None:
+    a = chan([list(range(10))], "a")
+    b = chan([list(range(10, 20))], "b")
+    m = merge([ChannelResult("a", a, quota=6), ChannelResult("b", b, quota=6)], total=10)
+    assert m.lengths().tolist() == [10]
+    # the over-committed budget is cut from the last channel: a keeps its 6, b gets 4
+    assert set(m.to_lists()[0]) == set(range(6)) | set(range(10, 14))

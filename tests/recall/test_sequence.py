@@ -13,7 +13,7 @@ from funnelrec.errors import ConfigError
 from funnelrec.eval.protocol import evaluate
 from funnelrec.models.sequence import SASRec, left_pad
 from funnelrec.models.sequence.pooling import pool
-from funnelrec.recall.sequence import SASRecRecall
+from funnelrec.recall.sasrec import SASRecRecall
 from funnelrec.registry import RECALL
 from funnelrec.train.sequence import NextItemLoss, SequenceBatches, causal_windows
 from funnelrec.types import Query

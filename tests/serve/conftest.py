@@ -28,7 +28,7 @@ from funnelrec.registry import RECALL
 from funnelrec.serve import create_app, load_settings
 
 ADMIN = "admin-token-0123456789"
-CHANNELS = ("popular", "itemcf", "fresh", "tag")  # those registered are used
+CHANNELS = ("popular", "itemcf", "fresh", "tag")  # every one must be registered
 
 
 def free_port() -> int:
@@ -38,10 +38,11 @@ def free_port() -> int:
 
 
 def funnel_config(channels: tuple[str, ...] = CHANNELS) -> dict[str, Any]:
-    names = [c for c in channels if c in RECALL.names()]
+    missing = sorted(set(channels) - set(RECALL.names()))
+    assert not missing, f"serving tests need recall channels {missing} (not registered)"
     return {
         "k": 10,
-        "recall": {"total": 120, "channels": [{"name": n} for n in names]},
+        "recall": {"total": 120, "channels": [{"name": n} for n in channels]},
         "prerank": {"keep": 80},
         "rank": {"keep": 40},
         "rerank": [{"name": "seen_filter"}],

@@ -13,8 +13,9 @@ import pytest
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall.base import RecallChannel
-from tests.serve.conftest import Live
+from tests.serve.conftest import ADMIN, Live
 
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
 Serve = Callable[..., Live]
 
 
@@ -144,15 +145,15 @@ def test_new_item_is_known_everywhere(serve: Serve, tiny_world: Dataset) -> None
     live = serve()
     item = {"item_id": "brand-new", "category": "Kitchen", "tags": ["baking"], "title": "Pan"}
     with live.client() as c:
-        r = c.put("/items", json={"items": [item]})
+        r = c.put("/items", json={"items": [item]}, headers=AUTH)
         assert r.status_code == 200, r.text
         assert r.json() == {"created": ["brand-new"], "updated": [], "n_items": 201}
         assert c.get("/similar", params={"item_id": "brand-new"}).status_code == 200
         ok = c.post("/events", json={"events": [{"user_id": "u0005", "item_id": "brand-new"}]})
         assert ok.status_code == 200
-        assert c.put("/items", json={"items": [{"item_id": "i0001", "title": "Renamed"}]}).json()[
-            "updated"
-        ] == ["i0001"]
+        assert c.put(
+            "/items", json={"items": [{"item_id": "i0001", "title": "Renamed"}]}, headers=AUTH
+        ).json()["updated"] == ["i0001"]
     dataset = live.state.current.dataset
     assert dataset.item_ids.index("brand-new") == tiny_world.n_items
     assert dataset.items.row(200, named=True)["category"] == "Kitchen"
@@ -164,21 +165,26 @@ def test_new_item_is_recommendable(serve: Serve) -> None:
     live = serve(clock="data")
     channels = live.state.current.funnel.channels.values()
     serving = [c for c in channels if type(c).upsert_items is not RecallChannel.upsert_items]
-    if not serving:
-        pytest.skip("no recall channel overrides upsert_items yet (fresh/tag/ANN owners)")
+    assert serving, "no recall channel of the test funnel can serve a new item"
     created = live.state.current.dataset.max_timestamp
     item = {"item_id": "hot-new", "category": "Kitchen", "tags": ["baking"], "created_at": created}
     with live.client() as c:
-        assert c.put("/items", json={"items": [item]}).status_code == 200
+        assert c.put("/items", json={"items": [item]}, headers=AUTH).status_code == 200
     assert "hot-new" in slate(live, "stranger", k=50)
 
 
 def test_bad_items_are_rejected_before_writing(serve: Serve) -> None:
     live = serve()
     with live.client() as c:
-        r = c.put("/items", json={"items": [{"item_id": "x", "attributes": {"category": "A"}}]})
+        r = c.put(
+            "/items",
+            json={"items": [{"item_id": "x", "attributes": {"category": "A"}}]},
+            headers=AUTH,
+        )
         assert r.status_code == 422 and "attributes.category" in r.json()["message"]
-        r = c.put("/items", json={"items": [{"item_id": "x", "created_at": "yesterday"}]})
+        r = c.put(
+            "/items", json={"items": [{"item_id": "x", "created_at": "yesterday"}]}, headers=AUTH
+        )
         assert r.status_code == 422 and "created_at" in r.json()["message"]
     assert live.state.store.items() == []
 

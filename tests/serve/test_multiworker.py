@@ -23,6 +23,8 @@ import pytest
 from funnelrec.serve.store.base import open_store
 from tests.serve.conftest import ADMIN, free_port, wait_healthy
 
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
 SYNC_S = 0.2
 
 
@@ -111,7 +113,7 @@ def test_item_upserted_through_one_process_is_known_to_the_others(
 ) -> None:
     item = {"item_id": "i9999-new", "category": "music", "tags": ["live"]}
     with httpx.Client(base_url=servers["b"], timeout=10.0) as c:
-        assert c.put("/items", json={"items": [item]}).status_code == 200
+        assert c.put("/items", json={"items": [item]}, headers=AUTH).status_code == 200
     event = {"user_id": "u0011", "item_id": "i9999-new", "type": "click"}
 
     def accepted_by_a() -> bool:  # both of a's workers must have applied the upsert
@@ -133,7 +135,7 @@ def test_reload_through_one_process_reaches_every_process(
 
     def everyone_reloaded() -> bool:
         found = [_get(servers[s], "/health")["artifacts"] for s in ("a", "a", "a", "a", "b")]
-        return set(found) == {str(popular_artifact)}
+        return set(found) == {popular_artifact.name}  # /health names the directory only
 
     _eventually(everyone_reloaded, timeout=60.0)
     for server in ("a", "a", "b"):  # the popular-only funnel answers

@@ -8,6 +8,7 @@ from item-table columns.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def extract(
     for i in np.flatnonzero(~hit):
         first.setdefault(keys[i], int(i))
     todo = list(first.values())
-    show = sys.stderr.isatty() if progress is None else progress
+    show = _interactive() if progress is None else progress
     with tqdm(total=len(todo), unit="item", desc="encode", disable=not show) as bar:
         for lo in range(0, len(todo), batch_size):
             chunk = todo[lo : lo + batch_size]
@@ -119,3 +120,9 @@ def item_texts(items: pl.DataFrame, columns: Sequence[str]) -> list[str]:
         return [""] * items.height
     joined = items.select(pl.concat_str(parts, separator=". ", ignore_nulls=True).alias("t"))
     return [t or "" for t in joined["t"].to_list()]
+
+
+def _interactive() -> bool:
+    """Progress bars by default only on a terminal, never under ``FUNNELREC_QUIET=1``
+    (``funnelrec ... --quiet`` sets it)."""
+    return sys.stderr.isatty() and os.environ.get("FUNNELREC_QUIET") != "1"

@@ -18,6 +18,7 @@ Knowledge graph (optional): ``kg`` with ``head``/``relation``/``tail`` (Utf8) an
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -29,7 +30,7 @@ import scipy.sparse as sp
 
 from funnelrec import ragged
 from funnelrec.data.ids import IdMap
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, DataWarning
 from funnelrec.ragged import IntArray
 from funnelrec.types import Interactions, Query
 
@@ -92,7 +93,15 @@ class Dataset:
         if items is not None:
             item_ids.extend(items[item_col].to_numpy())
         user_idx = user_ids.extend(frame[user_col].to_numpy())
+        n_table = len(item_ids)
         item_idx = item_ids.extend(frame[item_col].to_numpy())
+        if items is not None and len(item_ids) > n_table:
+            warnings.warn(
+                f"{name}: {len(item_ids) - n_table} item id(s) in the interactions are not in "
+                f"the item table ({n_table} items); they are added without attributes",
+                DataWarning,
+                stacklevel=2,
+            )
         ts = (
             frame[time_col].cast(pl.Float64).to_numpy()
             if time_col

@@ -102,3 +102,20 @@ class IdMap:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> IdMap:
         return cls(payload["ids"], name=str(payload.get("name", "id")))
+
+
+def coerce_ids(ids: IdMap, raw: Sequence[ExternalId]) -> list[ExternalId]:
+    """``raw`` ids in the map's id type: in a map of integer ids a digit string such as
+    ``"196"`` is ``196``; in a map of string ids ``196`` is ``"196"``. Ids the map knows as
+    given stay as they are; the rest are returned unchanged (unknown: cold start)."""
+    out: list[ExternalId] = []
+    for value in raw:
+        if value in ids:
+            out.append(value)
+        elif isinstance(value, str) and value.lstrip("-").isdigit() and int(value) in ids:
+            out.append(int(value))
+        elif isinstance(value, int) and str(value) in ids:
+            out.append(str(value))
+        else:
+            out.append(value)
+    return out

@@ -8,6 +8,7 @@ valid (``Split.test_query``) and those items are excluded from the ranking.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -32,9 +33,10 @@ class Split:
     valid: Dataset
     test: Dataset
 
-    @property
+    @cached_property
     def history(self) -> Dataset:
-        """Train + validation interactions: what a user has done before the test period."""
+        """Train + validation interactions: what a user has done before the test period
+        (built once per split, with its cached views: every ``test_query`` reuses it)."""
         return self.train.with_interactions(
             pl.concat([self.train.interactions, self.valid.interactions])
         )
@@ -121,20 +123,38 @@ def _leave_last_out(ds: Dataset, min_len: int) -> tuple[IntArray, IntArray, IntA
 
 
 def _random_ratio(ds: Dataset, seed: int) -> tuple[IntArray, IntArray, IntArray]:
-    """RecBole-style per-user 80/10/10 after a seeded shuffle: valid = test = ⌊0.1·n⌋."""
+    """RecBole-style per-user 80/10/10 after a seeded shuffle, counts by ``rs811_counts``."""
     rng = np.random.default_rng(seed)
     users = ds.arrays.user_idx
     shuffled = rng.permutation(len(users))
     order = shuffled[np.argsort(users[shuffled], kind="stable")]
     offsets = ragged.offsets_from_lengths(np.bincount(users, minlength=ds.n_users))
-    lens = ragged.lengths(offsets)
-    n = lens[ragged.row_ids(offsets)]
+    n_train, n_valid, _ = (
+        c[ragged.row_ids(offsets)] for c in rs811_counts(ragged.lengths(offsets))
+    )
     pos = ragged.position_in_row(offsets)
-    n_eval = np.floor(0.1 * n).astype(np.int64)
-    n_train = n - 2 * n_eval
-    is_valid = (pos >= n_train) & (pos < n_train + n_eval)
-    is_test = pos >= n_train + n_eval
+    is_valid = (pos >= n_train) & (pos < n_train + n_valid)
+    is_test = pos >= n_train + n_valid
     return order[~is_valid & ~is_test], order[is_valid], order[is_test]
+
+
+def rs811_counts(n: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Train / valid / test sizes of users with ``n`` interactions, rounded as RecBole (>= 1.0)
+    ``Dataset._calcu_split_ids`` does for ratios 0.8/0.1/0.1: valid = test = ``int(0.1·n)``,
+    train the rest; then, test first, a part whose exact share ``0.1·n`` lies in ``(0, 1)``
+    takes one row from train while train keeps more than one (n=3: 1/1/1, n=2: 1/0/1,
+    n=1: 1/0/0, n=9: 7/1/1, n=10: 8/1/1, n=20: 16/2/2)."""
+    n = np.asarray(n, dtype=np.int64)
+    share = 0.1 * n.astype(np.float64)
+    valid = np.floor(share).astype(np.int64)
+    test = valid.copy()
+    train = n - valid - test
+    small = (share > 0) & (share < 1)
+    for part in (test, valid):  # RecBole walks the parts from the last one
+        bump = small & (train > 1)
+        part += bump
+        train -= bump
+    return train, valid, test
 
 
 def _temporal(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:

@@ -197,7 +197,7 @@ class HNSWIndex(FaissIndex):
 
     def _fetch(self, queries: FloatMatrix, kf: int) -> tuple[IntArray, FloatMatrix]:
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing in stub
-        params.efSearch = self.ef_search
+        params.efSearch = max(self.ef_search, kf)  # never shallower than the fetch depth
         if self._n_dead:
             bitmap = np.packbits(self._labels >= 0, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self._labels), faiss.swig_ptr(bitmap))

@@ -41,7 +41,9 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) 
     return nn.Sequential(*hidden_layers(in_dim, hidden, dropout), nn.Linear(width, out_dim))
 
 
-def pool_history(weight: Tensor, items: Tensor, offsets: Tensor, recent: int = 0) -> Tensor:
+def pool_history(
+    weight: Tensor, items: Tensor, offsets: Tensor, recent: int = 0, sparse: bool = False
+) -> Tensor:
     """Mean of the history items' embeddings per row (zeros for empty histories).
 
     Args:
@@ -49,11 +51,12 @@ def pool_history(weight: Tensor, items: Tensor, offsets: Tensor, recent: int = 0
         items: ``[H]`` flat history items, oldest first within each row.
         offsets: ``[B]`` start of each row in ``items``.
         recent: when ``> 0``, also the mean of each row's last ``recent`` items, concatenated.
+        sparse: sparse gradient for ``weight`` (as ``nn.EmbeddingBag(sparse=True)``).
 
     Returns:
         ``[B, d]`` (or ``[B, 2d]`` with ``recent``).
     """
-    pooled = F.embedding_bag(items, weight, offsets, mode="mean")
+    pooled = F.embedding_bag(items, weight, offsets, mode="mean", sparse=sparse)
     if recent <= 0:
         return pooled
     ends = torch.cat([offsets[1:], offsets.new_tensor([items.shape[0]])])
@@ -63,7 +66,7 @@ def pool_history(weight: Tensor, items: Tensor, offsets: Tensor, recent: int = 0
     keep = pos_from_end < recent
     new_lens = torch.clamp(lens, max=recent)
     new_off = torch.cumsum(new_lens, 0) - new_lens
-    last = F.embedding_bag(items[keep], weight, new_off, mode="mean")
+    last = F.embedding_bag(items[keep], weight, new_off, mode="mean", sparse=sparse)
     return torch.cat([pooled, last], dim=1)
 
 

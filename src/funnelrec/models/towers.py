@@ -99,7 +99,8 @@ class TwoTower(EmbeddingModel):
         parts += [emb(batch["user_feats"][:, j]) for j, emb in enumerate(self.user_attrs)]
         if self.history is not None:
             hist, offsets = batch["hist_items"], batch["hist_offsets"]
-            parts.append(pool_history(self.history.weight, hist, offsets, self.recent))
+            table = self.history
+            parts.append(pool_history(table.weight, hist, offsets, self.recent, table.sparse))
         return F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1)
 
     def item_vectors(self, items: Tensor) -> Tensor:
@@ -116,8 +117,10 @@ class TwoTower(EmbeddingModel):
         """``[n, d]`` from explicit inputs; ``ids == n_items`` means "no id" (a new item).
 
         Args:
-            ids: ``[n]`` item ids; category: ``[n]`` codes; tags: ``[n, max_tags]`` codes
-            (``0`` pads); content: ``[n, C]`` floats.
+            ids: ``[n]`` item ids.
+            category: ``[n]`` codes.
+            tags: ``[n, max_tags]`` codes (``0`` pads).
+            content: ``[n, C]`` floats.
         """
         parts = []
         if self.item_id is not None:

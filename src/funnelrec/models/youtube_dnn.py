@@ -42,9 +42,8 @@ class YoutubeDNN(EmbeddingModel):
 
     def user_vectors(self, batch: Mapping[str, Tensor]) -> Tensor:
         """``[B, d]`` from ``hist_items`` ``[H]`` / ``hist_offsets`` ``[B]`` (+ ``user_feats``)."""
-        parts = [
-            pool_history(self.input.weight, batch["hist_items"], batch["hist_offsets"], self.recent)
-        ]
+        hist, offsets, table = batch["hist_items"], batch["hist_offsets"], self.input
+        parts = [pool_history(table.weight, hist, offsets, self.recent, table.sparse)]
         parts += [emb(batch["user_feats"][:, j]) for j, emb in enumerate(self.attrs)]
         out = self.mlp(torch.cat(parts, dim=1))
         return F.normalize(out, dim=1) if self.normalize else out

@@ -43,23 +43,22 @@ def events_after(offsets: IntArray) -> IntArray:
     return lens - 1 - ragged.position_in_row(offsets)
 
 
-def sequence_pairs(
-    after: IntArray, ts: F64Array, distance: int
-) -> tuple[IntArray, IntArray, F64Array]:
-    """Flat positions of every pair of events ``distance`` apart in the same user's sequence.
+def window_pairs(offsets: IntArray, window: int) -> tuple[IntArray, IntArray]:
+    """Every pair of events at most ``window`` positions apart in the same row, at once.
 
     Args:
-        after: ``[N]`` number of later events in the same sequence (``events_after``).
-        ts: ``[N]`` event timestamps (sequence order).
-        distance: position offset ``d >= 1``.
+        offsets: ``[R+1]`` row offsets of the flat events.
+        window: largest position offset.
 
     Returns:
-        ``(earlier[P], later[P], abs_dt[P])``: flat positions of the earlier and later event of
-        each pair and the absolute time between them.
+        ``(earlier[P], distance[P])``: flat position of the earlier event of each pair and the
+        offset ``1..window`` to the later one (``later = earlier + distance``), grouped by
+        earlier event.
     """
-    earlier = np.flatnonzero(after >= distance).astype(np.int64)
-    later = earlier + distance
-    return earlier, later, np.abs(ts[later] - ts[earlier])
+    per_event = np.minimum(events_after(offsets), window)
+    earlier = np.repeat(np.arange(len(per_event), dtype=np.int64), per_event)
+    distance = ragged.position_in_row(ragged.offsets_from_lengths(per_event)) + 1
+    return earlier, distance.astype(np.int64)
 
 
 def coo_sum(
@@ -102,7 +101,10 @@ class PairSum:
     def _flush(self) -> None:
         if not self._pending:
             return
-        rows, cols, vals = (np.concatenate(parts) for parts in zip(*self._pending, strict=True))
+        if len(self._pending) == 1:
+            rows, cols, vals = self._pending[0]
+        else:
+            rows, cols, vals = (np.concatenate(p) for p in zip(*self._pending, strict=True))
         self.total = sp.csr_matrix(self.total + coo_sum(rows, cols, vals, self.shape))
         self._pending, self._n_pending = [], 0
 

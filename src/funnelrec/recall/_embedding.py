@@ -18,6 +18,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.errors import ConfigError
@@ -25,7 +26,7 @@ from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import load_index, make_index
 from funnelrec.models.layers import EmbeddingModel
-from funnelrec.ragged import BoolArray, IntArray
+from funnelrec.ragged import BoolArray, FloatArray, IntArray
 from funnelrec.recall.base import RecallChannel
 from funnelrec.stage import Params
 from funnelrec.train import features
@@ -33,9 +34,25 @@ from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
 from funnelrec.train.losses import RetrievalLoss
 from funnelrec.train.negatives import NegativeSampler
+from funnelrec.train.sparse import sparse_supported
 from funnelrec.types import Candidates, Query
 
 _NOT_JSON = ("model_", "index_")
+SPARSE_AUTO_ITEMS = 50_000  # sparse_grad=None: sparse gradients from this catalogue size on
+
+
+def use_sparse(p: EmbeddingParams, n_items: int, dense_output: bool = False) -> bool:
+    """Resolve ``sparse_grad`` for a catalogue of ``n_items`` (``dense_output``: the loss
+    scores every item, e.g. a full softmax, so sparse gradients would not help)."""
+    if p.sparse_grad is not None:
+        if p.sparse_grad and not sparse_supported(p.optimizer, p.weight_decay):
+            raise ConfigError(
+                f"sparse_grad needs weight_decay 0 and adam/adamw/adagrad/sgd, got "
+                f"{p.optimizer!r} with weight_decay {p.weight_decay}"
+            )
+        return p.sparse_grad
+    ok = sparse_supported(p.optimizer, p.weight_decay) and not dense_output
+    return ok and n_items >= SPARSE_AUTO_ITEMS
 
 
 class EmbeddingParams(Params):
@@ -44,11 +61,17 @@ class EmbeddingParams(Params):
     ``l2``: penalty on the batch's embeddings (RecBole-style); ``weight_decay``: optimiser's.
     ``loss``: ``bpr``/``bce`` use ``n_neg`` sampled negatives per positive (∝ pop^``neg_alpha``,
     never the user's positives); ``softmax`` uses in-batch negatives plus ``n_extra`` shared
-    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``. ``subsample``:
+    negatives (∝ pop^``extra_alpha``), with log-Q correction when ``log_q``; ``in_batch``:
+    only the first ``in_batch`` rows' positives serve as in-batch negatives of every row
+    (``None``: all of them; a few hundred keeps a step's cost per pair independent of
+    ``batch_size``). ``subsample``:
     word2vec threshold for downsampling head items in the training data. ``early_stop``: early
     stopping on ``valid_metric`` of the internal ``valid_protocol`` split (``valid_users``
     sampled users); ``refit``: retrain on all data for the best number of epochs.
-    ``threads``: torch threads while training (``None``: torch's setting).
+    ``threads``: torch threads while training (``None``: torch's setting). ``sparse_grad``:
+    sparse gradients for the embedding tables (lazy Adam: a step's cost does not grow with the
+    catalogue); ``None`` = on for catalogues of at least ``SPARSE_AUTO_ITEMS`` items when the
+    optimiser allows it (no weight decay), so small catalogues train exactly as before.
     """
 
     dim: int = Field(default=64, ge=1)
@@ -65,6 +88,7 @@ class EmbeddingParams(Params):
     n_extra: int = Field(default=0, ge=0)
     extra_alpha: float = 0.0
     log_q: bool = True
+    in_batch: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, gt=0)
     subsample: float | None = Field(default=None, gt=0)
     early_stop: bool = True
@@ -79,6 +103,7 @@ class EmbeddingParams(Params):
     device: str = "cpu"
     progress: bool | None = None
     threads: int | None = Field(default=None, ge=1)
+    sparse_grad: bool | None = None
 
 
 P = TypeVar("P", bound=EmbeddingParams)
@@ -138,7 +163,7 @@ class EmbeddingRecall(RecallChannel[P]):
         with seeded(self.params.seed):
             return self._build_model()
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self._prepare(dataset, self._user_columns())
         p = self.params
         model, result = self._new_model(), None
@@ -172,12 +197,13 @@ class EmbeddingRecall(RecallChannel[P]):
         loss = RetrievalLoss(
             p.loss, temperature=p.temperature, l2=p.l2,
             batch_prob=batch_prob.float() if p.log_q else None, extra_prob=extra_prob,
+            in_batch=p.in_batch,
         )  # fmt: skip
         return fit(
             model, batches, loss,
             epochs=epochs, lr=p.lr, weight_decay=p.weight_decay, optimizer=p.optimizer,
             seed=p.seed, device=p.device, validate=validate, patience=p.patience,
-            progress=p.progress, num_threads=p.threads,
+            progress=p.progress, num_threads=p.threads, sparse=use_sparse(p, data.n_items),
         )  # fmt: skip
 
     def _batches(self, data: Dataset) -> PairBatches:
@@ -265,6 +291,38 @@ class EmbeddingRecall(RecallChannel[P]):
             "user_feats": torch.from_numpy(feats),
         }
         return batch, rows
+
+    # -- scoring any item (ranker features) ---------------------------------------------------
+    def item_vectors(self, items: IntArray) -> FloatMatrix:
+        """``[n, d]`` the model's vectors of ``items`` (unknown items: zeros)."""
+        self.check_fitted()
+        known = (items >= 0) & (items < self.sizes_["n_items"])
+        out = np.zeros((len(items), 0), dtype=np.float32)
+        vecs = _item_vectors(self.model_, items[known]) if known.any() else None
+        if vecs is not None:
+            out = np.zeros((len(items), vecs.shape[1]), dtype=np.float32)
+            out[known] = vecs
+        return out
+
+    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
+        """``[N]`` the channel's score ``<user vector, item vector>`` of every candidate, found
+        by this channel or not (0 for rows without a user vector and unknown items)."""
+        self.check_fitted()
+        out = np.zeros(len(candidates), dtype=np.float32)
+        batch, rows = self._query_batch(query)
+        if len(rows) == 0 or len(candidates) == 0:
+            return out
+        with torch.no_grad():
+            self.model_.eval()
+            users = self.model_.user_vectors(batch).cpu().numpy()
+        slot = np.full(query.batch_size, -1, dtype=np.int64)
+        slot[rows] = np.arange(len(rows))
+        pick = slot[candidates.row_ids()]
+        ok = pick >= 0
+        items = self.item_vectors(candidates.item_idx[ok])
+        if items.shape[1]:
+            out[ok] = np.einsum("nd,nd->n", users[pick[ok]], items)
+        return out
 
     # -- persistence -------------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:

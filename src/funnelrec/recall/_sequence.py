@@ -17,13 +17,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.models.layers import EmbeddingModel
 from funnelrec.models.sequence.base import SequenceEncoder
 from funnelrec.ragged import BoolArray
-from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log
+from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log, use_sparse
 from funnelrec.train.data import HistoryMode
 from funnelrec.train.loop import FitResult, ValidateFn, fit, resolve_device
 from funnelrec.train.negatives import NegativeSampler
@@ -78,7 +79,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         codes = dataset.item_categories[0].astype(np.int64)
         self.item_category_ = codes if self.params.side_info else codes[:0]
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self._prepare(dataset, [])
         p = self.params
         model, result = self._new_model(), None
@@ -117,7 +118,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         loss = NextItemLoss(
             p.loss, data.n_items, temperature=p.temperature,
             batch_prob=prob if p.log_q else None,
-            extra_prob=None if extra_prob is None else extra_prob.float(),
+            extra_prob=None if extra_prob is None else extra_prob.float(), in_batch=p.in_batch,
         )  # fmt: skip
         validate = None if inner is None else self._validator(inner)
         return fit(
@@ -125,6 +126,7 @@ class SequenceRecall(EmbeddingRecall[S]):
             epochs=epochs, lr=p.lr, weight_decay=p.weight_decay, optimizer=p.optimizer,
             seed=p.seed, device=p.device, validate=validate,
             patience=p.patience, grad_clip=p.grad_clip, progress=p.progress, num_threads=p.threads,
+            sparse=use_sparse(p, data.n_items, dense_output=p.loss == "full"),
         )  # fmt: skip
 
     def _validator(self, inner: Split) -> ValidateFn:

@@ -37,19 +37,20 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
+    MAX_PENDING,
     F64Array,
     PairSum,
-    events_after,
     recent_matrix,
     row_topn,
-    sequence_pairs,
     sparse_topk,
     user_weights,
+    window_pairs,
 )
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
@@ -117,7 +118,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
 
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)
@@ -200,23 +201,31 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
     def _sequential(
         self, offsets: IntArray, items: IntArray, ts: F64Array, w_event: F64Array, n_items: int
     ) -> sp.csr_matrix:
-        """Directed, distance-weighted pair weights ``[n_items, n_items]``, one vectorised
-        pass per position offset ``d = 1..window``."""
+        """Directed, distance-weighted pair weights ``[n_items, n_items]``.
+
+        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, in slices of at most
+        ``MAX_PENDING`` pairs (memory); backward pairs are the same pairs reversed, so the
+        result is ``forward_weight · F + backward_weight · Fᵀ``."""
         p = self.params
         total = PairSum((n_items, n_items))
-        after = events_after(offsets)
-        for d in range(1, p.window + 1):
-            early, late, dt = sequence_pairs(after, ts, d)
-            if len(early) == 0:
-                break
-            w = w_event[early] * p.position_decay ** (d - 1)
+        decay = np.array([p.position_decay ** (d - 1) for d in range(1, p.window + 2)])
+        early, dist = window_pairs(offsets, p.window)
+        if n_items < np.iinfo(np.int32).max:  # scipy's index type: no conversion later
+            items = items.astype(np.int32)
+        for lo in range(0, len(early), MAX_PENDING):
+            e, d = early[lo : lo + MAX_PENDING], dist[lo : lo + MAX_PENDING]
+            late = e + d
+            w = w_event[e] * decay[d - 1]
             if p.time_half_life is not None:
-                w = w * np.exp2(-dt / p.time_half_life)
-            if p.forward_weight > 0:
-                total.add(items[early], items[late], w * p.forward_weight)
-            if p.backward_weight > 0:
-                total.add(items[late], items[early], w * p.backward_weight)
-        return total.result()
+                w = w * np.exp2(-np.abs(ts[late] - ts[e]) / p.time_half_life)
+            total.add(items[e], items[late], w)
+        forward = total.result()
+        if p.backward_weight == 0:
+            return forward * p.forward_weight if p.forward_weight != 1 else forward
+        backward = sp.csr_matrix(forward.T) * p.backward_weight
+        if p.forward_weight == 0:
+            return backward
+        return sp.csr_matrix(forward * p.forward_weight + backward)
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
         p = self.params
@@ -255,11 +264,14 @@ def _normalise(
     n = np.maximum(counts, 1e-12)
     mat = sp.csr_matrix(raw, dtype=np.float64, copy=True)
     n_src = n[row_offset : row_offset + mat.shape[0]]
+    rows = ragged.row_ids(mat.indptr.astype(np.int64))
     if p.normalization == "jaccard":
-        rows = ragged.row_ids(mat.indptr.astype(np.int64))
         union = n_src[rows] + n[mat.indices] - mat.data
         mat.data = mat.data / np.maximum(union, mat.data)
     source, target = np.ones_like(n_src), n ** (-p.pop_penalty)
     if p.normalization == "cosine":
         source, target = n_src ** (-p.alpha), target * n ** (p.alpha - 1.0)
-    return sp.csr_matrix(sp.diags(source) @ mat @ sp.diags(target))
+    # diag(source) @ mat @ diag(target), entry by entry (no sparse matrix products)
+    mat.data *= source[rows]
+    mat.data *= target[mat.indices]
+    return mat

@@ -3,9 +3,11 @@
 Channels are taken in priority order (config order). Each contributes up to its quota of
 items not already contributed by an earlier channel (channels are asked for extra items so
 duplicates do not eat the quota). Every merged item records its 0-based rank in every
-channel that found it (``channel_ranks[N, C]``, ``-1`` if absent) and its contributing
-channel (``source``). The merged score sums each channel's normalised score times the
-channel's weight, so items found by several channels rise. Reasons given by channels
+channel that found it (``channel_ranks[N, C]``, ``-1`` if absent; column ``c`` belongs to
+channel ``results[c].name``, matched by id in ``funnelrec.provenance``, so a channel that
+returns nothing is an all ``-1`` column of its own) and its contributing channel
+(``source``). The merged score sums each channel's normalised score times the channel's
+weight, so items found by several channels rise. Reasons given by channels
 (``Candidates.reasons``, e.g. meta-path explanations) follow their items, first channel first.
 """
 
@@ -17,7 +19,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.types import Candidates
 
@@ -67,10 +69,14 @@ def merge(
     Each channel contributes up to its quota of new items (priority order); when ``total``
     is given, rows still short of it are back-filled with the channels' remaining items,
     best weighted reciprocal rank first (so a channel with too few items leaves its budget
-    to the others instead of wasting it).
+    to the others instead of wasting it), and rows longer than it (quotas summing to more
+    than ``total``) are cut to ``total``, the last channels' items first.
     """
     if not results:
         raise ValueError("merge needs at least one channel result")
+    names = [r.name for r in results]
+    if len(set(names)) != len(names):
+        raise ValueError(f"channel names must be unique, got {names}")
     batch = results[0].candidates.batch_size
     taken = _tagged(Candidates.empty(batch), 0)
     for c, res in enumerate(results):
@@ -78,9 +84,9 @@ def merge(
         if cands.batch_size != batch:
             raise ValueError(f"channel {res.name!r} returned {cands.batch_size} rows, not {batch}")
         taken = _append(taken, _tagged(_not_in(cands, taken).truncate(res.quota), c))
-    if total is not None:
-        taken = _append(taken, _backfill(results, taken, total))
-    ranks, score = _provenance(taken.offsets, taken.item_idx, results, normalisation)
+    if total is not None:  # back-fill short rows, trim long ones (later channels go first)
+        taken = _append(taken, _backfill(results, taken, total)).truncate(total)
+    ranks, score, matches = _provenance(taken.offsets, taken.item_idx, results, normalisation)
     merged = Candidates(
         offsets=taken.offsets,
         item_idx=taken.item_idx,
@@ -89,7 +95,7 @@ def merge(
         source=taken.source,
         channel_ranks=ranks,
         stage_scores={"recall": score},
-        reasons=_reasons(taken.offsets, taken.item_idx, results),
+        reasons=_reasons(len(taken), results, matches),
     )
     return merged.sorted()
 
@@ -146,52 +152,31 @@ def _backfill(results: list[ChannelResult], taken: Candidates, total: int) -> Ca
 
 def _provenance(
     offsets: IntArray, items: IntArray, results: list[ChannelResult], how: Normalisation
-) -> tuple[npt.NDArray[np.int32], FloatArray]:
-    """Rank of every merged item in every channel, and the fused score."""
-    ranks = np.full((len(items), len(results)), -1, dtype=np.int32)
+) -> tuple[npt.NDArray[np.int32], FloatArray, dict[str, provenance.Match]]:
+    """Rank of every merged item in every channel (by channel id), the fused score, and
+    where each channel found the merged items."""
+    channels = {r.name: r.candidates for r in results}
+    matches = provenance.match_channels(offsets, items, channels)
+    ranks = provenance.channel_ranks(matches, channels, [r.name for r in results])
     fused = np.zeros(len(items), dtype=np.float32)
-    for c, (res, found, src) in enumerate(_matches(offsets, items, results)):
-        cands = res.candidates
-        ranks[found, c] = ragged.position_in_row(cands.offsets)[src[found]]
-        fused[found] += res.weight * normalise(cands, how)[src[found]]
-    return ranks, fused
-
-
-def _matches(
-    offsets: IntArray, items: IntArray, results: list[ChannelResult]
-) -> list[tuple[ChannelResult, npt.NDArray[np.bool_], IntArray]]:
-    """Per non-empty channel: which merged items it found and where (position in its
-    candidates)."""
-    if len(items) == 0:
-        return []
-    width = (
-        int(max([int(items.max())] + [int(r.candidates.item_idx.max(initial=0)) for r in results]))
-        + 1
-    )
-    keys = ragged.row_ids(offsets) * width + items
-    out = []
     for res in results:
-        cands = res.candidates
-        if len(cands) == 0:
-            continue
-        ckeys = cands.row_ids() * width + cands.item_idx
-        order = np.argsort(ckeys, kind="stable")
-        pos = np.minimum(np.searchsorted(ckeys[order], keys), len(ckeys) - 1)
-        out.append((res, ckeys[order][pos] == keys, order[pos]))
-    return out
+        m = matches[res.name]
+        fused[m.found] += res.weight * normalise(res.candidates, how)[m.src[m.found]]
+    return ranks, fused, matches
 
 
 def _reasons(
-    offsets: IntArray, items: IntArray, results: list[ChannelResult]
+    n: int, results: list[ChannelResult], matches: dict[str, provenance.Match]
 ) -> npt.NDArray[np.object_] | None:
     """Each merged item's reason from the first channel that gave one (``None`` if no
     channel gives reasons)."""
     if all(r.candidates.reasons is None for r in results):
         return None
-    out = np.full(len(items), "", dtype=object)
-    for res, found, src in _matches(offsets, items, results):
+    out = np.full(n, "", dtype=object)
+    for res in results:
         if res.candidates.reasons is None:
             continue
-        fill = found & (out == "")
-        out[fill] = res.candidates.reasons[src[fill]]
+        m = matches[res.name]
+        fill = m.found & (out == "")
+        out[fill] = res.candidates.reasons[m.src[fill]]
     return out

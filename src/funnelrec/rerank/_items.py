@@ -19,7 +19,7 @@ import polars as pl
 
 from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, DataError
 from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.types import Candidates
 
@@ -33,6 +33,12 @@ def item_column(dataset: Dataset, column: str, stage: str) -> pl.Series:
     Raises:
         ConfigError: naming the stage and the column when the item table lacks it.
     """
+    missing = dataset.meta.get("missing_item_file")
+    if column not in dataset.items.columns and missing:
+        raise DataError(
+            f"item file {missing} is missing: rerank {stage} needs its {column!r} column "
+            "(add the file, or remove the stage from the config)"
+        )
     if column not in dataset.items.columns:
         known = ", ".join(c for c in dataset.items.columns if c != "item_idx")
         raise ConfigError(

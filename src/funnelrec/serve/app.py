@@ -33,9 +33,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
         state.sync.start()
+        state.loop.start()
         try:
             yield
         finally:
+            await state.loop.stop()
             await state.sync.stop()
             await state.batcher.stop()
             state.funnel_thread.shutdown(wait=True)
@@ -53,7 +55,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(recommend.router(state, public))
     app.include_router(similar.router(state, public))
     app.include_router(events.router(state, public))
-    app.include_router(items.router(state, public))
+    # catalogue writes (anyone could rename an item): the catalogue token, else the admin one
+    catalogue = settings.catalogue_token or settings.admin_token
+    catalogue_guard = token_guard(catalogue, required=True, scheme_name="catalogue token")
+    app.include_router(items.router(state, catalogue_guard))
     app.include_router(ops.router(state))
     app.include_router(admin.router(state, admin_guard))
     app.include_router(inspector.router(state, public))

@@ -20,8 +20,8 @@ def token_guard(token: SecretStr | None, *, required: bool, scheme_name: str) ->
 
     Args:
         token: the expected token; ``None`` = no token configured.
-        required: when no token is configured, refuse everything (admin routes); otherwise
-            (public routes) there is no guard at all (``None``).
+        required: when no token is configured, refuse everything (admin and catalogue
+            routes); otherwise (public routes) there is no guard at all (``None``).
         scheme_name: name of the security scheme in the OpenAPI schema.
     """
     if token is None and not required:
@@ -33,7 +33,7 @@ def token_guard(token: SecretStr | None, *, required: bool, scheme_name: str) ->
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if expected is None:
-            raise ApiError(403, "forbidden", "admin API disabled: no admin token configured")
+            raise ApiError(403, "forbidden", f"route disabled: no {scheme_name} configured")
         if credentials is None:
             raise ApiError(401, "unauthorized", "missing bearer token", headers=CHALLENGE)
         if not hmac.compare_digest(credentials.credentials.encode(), expected):

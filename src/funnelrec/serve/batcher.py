@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from funnelrec import provenance
 from funnelrec.ragged import IntArray
 from funnelrec.serve.metrics import Metrics
 from funnelrec.serve.model import ServedFunnel, Timings, run_timed
@@ -175,12 +176,5 @@ def run_rows(served: ServedFunnel, rows: list[Row], k: int, explain: list[bool])
 def _channels(trace: FunnelTrace) -> list[list[str]]:
     """Names of the recall channels that found each slate item (flat, all rows): one name
     list per distinct set of channels, shared by the items that have it."""
-    slate = trace.slate
-    assert slate is not None
-    if slate.channel_ranks is None:
-        return [[n] if n else [] for n in slate.source_names()]
-    found = slate.channel_ranks >= 0
-    masks = (found.astype(np.int64) << np.arange(found.shape[1], dtype=np.int64)).sum(axis=1)
-    distinct, inverse = np.unique(masks, return_inverse=True)
-    names = [[c for i, c in enumerate(slate.channels) if (int(m) >> i) & 1] for m in distinct]
-    return [names[i] for i in inverse.tolist()]
+    assert trace.slate is not None
+    return provenance.channel_sets(trace.slate)

@@ -81,3 +81,19 @@ def batch_query(rows: Sequence[Row], k: int) -> Query:
         k=k,
         now=np.asarray([r.now for r in rows], dtype=np.float64),
     )
+
+
+def slate_cap(served: ServedFunnel, k: int, returned: int) -> str | None:
+    """Why a slate has fewer than ``k`` items: the tightest stage cut below ``k``
+    (``"rank.keep=50"``), else ``"candidates"`` (recall and filters left fewer); ``None``
+    when the slate is full."""
+    if returned >= k:
+        return None
+    config = served.funnel.config
+    cuts = [
+        ("recall.total", config.recall.total),
+        ("prerank.keep", config.prerank.keep),
+        ("rank.keep", config.rank.keep),
+    ]
+    name, value = min(cuts, key=lambda cut: cut[1])
+    return f"{name}={value}" if value < k else "candidates"

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funnelrec.errors import ConfigError
 from funnelrec.io import read_mapping_file
+from funnelrec.serve.store.base import HISTORY_CAP
 
 ENV_PREFIX = "FUNNELREC_"
 Token = SecretStr | None
@@ -29,9 +30,12 @@ class Settings(BaseSettings):
         store: ``sqlite:///rel.db`` / ``sqlite:////abs.db`` / ``redis://host:port/db``.
         admin_token: bearer token of ``/admin/*`` (admin routes answer 403 when unset).
         api_token: when set, the public routes need it too (``/health``, ``/metrics`` never).
+        catalogue_token: bearer token of ``PUT /items`` (catalogue writes); when unset the
+            admin token is needed (and with neither, catalogue writes are refused: 403).
         max_body_bytes, max_events, max_items: request limits (HTTP 413 past them).
         max_k: largest slate size a request may ask for.
-        history_limit: a user's latest store events added to the query's history.
+        history_limit: a user's latest store events added to the query's history (at most
+            ``HISTORY_CAP``, the history every store keeps per user).
         max_future_s: event timestamps later than now + this are rejected.
         clock: request time of a query: ``wall`` (server clock) or ``data`` (the latest
             timestamp of the funnel's data; for replaying old logs).
@@ -40,6 +44,15 @@ class Settings(BaseSettings):
         similar_channel: registered name of the recall channel used by ``/similar``.
         sync_interval_s: how often this process checks the store for reloads and item
             upserts made through other processes sharing it (``0``: never; see serve/sync.py).
+        log_impressions, impression_flush_ms: log every response's items (batched writes).
+        online_counters, online_apply_s, online_half_life_s: popularity and item-CF counts
+            updated from ``/events`` every ``online_apply_s`` (serve/online.py).
+        candidate, share, interleave, rollout_salt: a second artifact for a stable
+            ``share`` of users (hash of the user id), or team-drafted with the current one
+            when ``interleave`` (serve/rollout.py).
+        refit_every_s, refit_config, refit_data, refit_out, refit_margin: scheduled refit
+            in a low-priority child process, swapped in only if its holdout recall is not
+            worse than the serving model's by more than ``refit_margin`` (relative).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -50,11 +63,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     admin_token: Token = Field(default=None, min_length=16)
     api_token: Token = Field(default=None, min_length=16)
+    catalogue_token: Token = Field(default=None, min_length=16)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_events: int = Field(default=1000, ge=1)
     max_items: int = Field(default=1000, ge=1)
     max_k: int = Field(default=200, ge=1)
-    history_limit: int = Field(default=200, ge=0)
+    history_limit: int = Field(default=200, ge=0, le=HISTORY_CAP)
     max_future_s: float = Field(default=300.0, ge=0)
     clock: Literal["wall", "data"] = "wall"
     batch_max: int = Field(default=64, ge=1)
@@ -63,6 +77,21 @@ class Settings(BaseSettings):
     redis_prefix: str = "funnelrec"
     sync_interval_s: float = Field(default=1.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # the loop (serve/loop.py): impression log, online counters, rollout, scheduled refit
+    log_impressions: bool = True
+    impression_flush_ms: float = Field(default=250.0, gt=0)
+    online_counters: bool = True
+    online_apply_s: float = Field(default=0.5, gt=0)
+    online_half_life_s: float = Field(default=86_400.0, gt=0)
+    candidate: Path | None = None
+    share: float = Field(default=0.1, ge=0, le=1)
+    interleave: bool = False
+    rollout_salt: str = "funnelrec"
+    refit_every_s: float = Field(default=0.0, ge=0)
+    refit_config: Path | None = None
+    refit_data: list[str] = Field(default_factory=list)
+    refit_out: Path | None = None
+    refit_margin: float = Field(default=0.02, ge=0, le=1)
 
 
 def load_settings(file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -88,6 +117,8 @@ def _describe(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key {loc!r}")
+        elif "token" in loc and err["type"] == "too_short":  # a SecretStr's length: characters
+            parts.append(f"{loc!r}: must be at least {err['ctx']['min_length']} characters")
         elif "token" in loc:
             parts.append(f"{loc!r}: {err['msg']}")
         else:

@@ -8,6 +8,7 @@ dropout, so the global RNGs are left as they were.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -23,12 +24,20 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from funnelrec.train import distributed
+from funnelrec.train.sparse import (
+    SplitOptimizer,
+    clip_grad_norm,
+    make_sparse_optimizer,
+    sparse_embeddings,
+    sparse_supported,
+)
 
 Batch = Mapping[str, Tensor]
 BatchFn = Callable[[int, np.random.Generator], Iterator[Batch]]
 LossFn = Callable[[nn.Module, Batch], Tensor]
 ValidateFn = Callable[[nn.Module], float]
 Optimizer = Literal["adam", "adamw", "adagrad", "sgd"]
+AnyOptimizer = torch.optim.Optimizer | SplitOptimizer
 
 
 @dataclass
@@ -117,6 +126,7 @@ def fit(
     grad_clip: float | None = None,
     progress: bool | None = None,
     num_threads: int | None = None,
+    sparse: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; with ``validate``, early-stop and keep the best epoch.
 
@@ -131,6 +141,9 @@ def fit(
         progress: show a tqdm bar (default: only when stderr is a terminal).
         num_threads: torch intra-op threads while training (restored afterwards); ``1`` is
             much faster for small models on a busy machine.
+        sparse: sparse gradients for the embedding tables (``train.sparse``): a step costs
+            the same whatever the catalogue size (lazy Adam for ``adam``); needs an optimiser
+            of ``sparse_supported`` (no weight decay); ignored under ``torchrun``.
 
     Under ``torchrun`` (a process group of several ranks, see ``train.distributed``) the
     model trains as ``DistributedDataParallel``: rank ``r`` takes batches ``r, r + N, ...``
@@ -143,13 +156,23 @@ def fit(
     dev = resolve_device(device)
     dev = dev if ctx is None else distributed.device_for(dev, ctx)
     model.to(dev)
-    opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay)
+    sparse = sparse and ctx is None
+    if sparse and not sparse_supported(optimizer, weight_decay):
+        raise ValueError(
+            "sparse gradients need weight_decay 0 and one of adam, adamw, adagrad, sgd; "
+            f"got {optimizer!r} with weight_decay {weight_decay}"
+        )
+    opt: AnyOptimizer = (
+        make_sparse_optimizer(model, optimizer, lr)
+        if sparse
+        else make_optimizer(model.parameters(), optimizer, lr, weight_decay)
+    )
     step = _Step(model, loss_fn, ctx, dev)
     rng = np.random.default_rng(seed)
-    show = (sys.stderr.isatty() if progress is None else progress) and distributed.is_main()
+    show = (_interactive() if progress is None else progress) and distributed.is_main()
     result = FitResult(best_epoch=epochs)
     best_state: dict[str, Tensor] | None = None
-    with torch_threads(num_threads), seeded(seed, dev):
+    with torch_threads(num_threads), seeded(seed, dev), sparse_embeddings(model, sparse):
         bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not show, leave=False)
         for epoch in bar:
             start = time.perf_counter()
@@ -215,7 +238,7 @@ class _Step:
     def epoch(
         self,
         batches: Iterator[Batch],
-        opt: torch.optim.Optimizer,
+        opt: AnyOptimizer,
         grad_clip: float | None,
         rank_sharded: bool = False,
     ) -> float:
@@ -250,7 +273,7 @@ def _train_epoch(
     model: nn.Module,
     batches: Iterator[Batch],
     loss_fn: LossFn,
-    opt: torch.optim.Optimizer,
+    opt: AnyOptimizer,
     device: torch.device,
     grad_clip: float | None,
 ) -> tuple[float, int]:
@@ -263,7 +286,7 @@ def _train_epoch(
         loss = loss_fn(model, on_device)
         loss.backward()  # type: ignore[no-untyped-call]
         if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            clip_grad_norm(model.parameters(), grad_clip)
         opt.step()
         total += float(loss.detach())
         count += 1
@@ -276,3 +299,9 @@ def _validate(model: nn.Module, validate: ValidateFn | None) -> float | None:
     model.eval()
     with torch.no_grad():
         return float(validate(model))
+
+
+def _interactive() -> bool:
+    """Progress bars by default only on a terminal, never under ``FUNNELREC_QUIET=1``
+    (``funnelrec ... --quiet`` sets it)."""
+    return sys.stderr.isatty() and os.environ.get("FUNNELREC_QUIET") != "1"

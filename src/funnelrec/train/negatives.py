@@ -42,6 +42,7 @@ class NegativeSampler:
         self.prob = _sampling_prob(n_items, popularity, alpha)
         self._cdf = np.cumsum(self.prob)
         self._cdf[-1] = 1.0
+        self._uniform = bool(np.all(self.prob == self.prob[0]))  # not per draw: O(n_items)
         self._positives = None if positives is None else sp.csr_matrix(positives)
         self._keys = np.zeros(0, dtype=np.int64)
         if self._positives is not None:
@@ -50,7 +51,7 @@ class NegativeSampler:
 
     def draw(self, size: int | tuple[int, ...], rng: np.random.Generator) -> IntArray:
         """Items drawn from the sampling distribution, without any exclusion."""
-        if np.all(self.prob == self.prob[0]):
+        if self._uniform:
             return rng.integers(0, self.n_items, size=size, dtype=np.int64)
         idx = np.searchsorted(self._cdf, rng.random(size), side="right")
         return np.minimum(idx, self.n_items - 1).astype(np.int64)

@@ -52,7 +52,7 @@ def load_movielens_100k(folder: str | Path) -> Dataset:
     users = None
     if user_path.is_file():
         users = _read_users(user_path, "|", ["user_id", "age", "gender", "occupation", "zip"])
-    return _build(ratings, items, users, "ml-100k", root)
+    return _build(ratings, items, users, "ml-100k", root, item_path)
 
 
 def load_movielens_1m(folder: str | Path) -> Dataset:
@@ -75,7 +75,7 @@ def load_movielens_1m(folder: str | Path) -> Dataset:
     users = None
     if user_path.is_file():
         users = _read_users(user_path, "::", ["user_id", "gender", "age", "occupation", "zip"])
-    return _build(ratings, items, users, "ml-1m", root)
+    return _build(ratings, items, users, "ml-1m", root, item_path)
 
 
 def _build(
@@ -84,8 +84,10 @@ def _build(
     users: pl.DataFrame | None,
     name: str,
     root: Path,
+    item_path: Path,
 ) -> Dataset:
-    """Assemble the dataset from validated frames (``_line`` columns dropped here)."""
+    """Assemble the dataset from validated frames (``_line`` columns dropped here); without
+    an item table, ``meta["missing_item_file"]`` names the item file stages would need."""
     dataset = Dataset.from_frame(
         ratings.drop(LINE),
         feedback_cols=("rating",),
@@ -93,7 +95,10 @@ def _build(
         users=None if users is None else users.drop(LINE),
         name=name,
     )
-    return dataset.replace(meta={"format": name, "source": str(root)})
+    meta = {"format": name, "source": str(root)}
+    if items is None:
+        meta["missing_item_file"] = str(item_path)
+    return dataset.replace(meta=meta)
 
 
 def _read_ratings(path: Path, sep: str) -> pl.DataFrame:

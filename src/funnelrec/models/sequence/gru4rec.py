@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from funnelrec.models.sequence.base import SequenceEncoder, padding_mask
 
@@ -32,8 +34,22 @@ class GRU4Rec(SequenceEncoder):
         self.out = nn.Linear(hidden, dim)
 
     def encode(self, seq: Tensor) -> Tensor:
-        """``[B, L, d]``; padding (left) is fed as zero vectors."""
+        """``[B, L, d]``; zeros at padding. Each row's GRU starts at its first real item
+        (rows are packed by length), so the output never depends on how much left padding
+        the longest row of the batch imposes (batch invariance)."""
         x = self.drop(self.embed(seq))
-        h, _ = self.gru(x)
-        out: Tensor = self.out(h) * padding_mask(seq).unsqueeze(-1)
+        mask = padding_mask(seq)
+        width = seq.shape[1]
+        pad = width - mask.sum(dim=1)
+        cols = torch.arange(width, device=seq.device)
+        first = ((cols + pad[:, None]) % width)[..., None].expand_as(x)  # real items first
+        packed = pack_padded_sequence(
+            x.gather(1, first),
+            (width - pad).clamp(min=1).cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        h, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=width)
+        back = ((cols - pad[:, None]) % width)[..., None].expand(-1, -1, h.shape[-1])
+        out: Tensor = self.out(h.gather(1, back)) * mask.unsqueeze(-1)
         return out

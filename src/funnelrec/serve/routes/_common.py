@@ -11,9 +11,30 @@ from funnelrec.serve.schemas import ErrorResponse
 Responses = dict[int | str, dict[str, Any]]
 
 
-def errors(*codes: int) -> Responses:
-    """OpenAPI ``responses`` entries for error codes (all ``ErrorResponse`` bodies)."""
-    return {code: {"model": ErrorResponse} for code in codes}
+DESCRIPTIONS = {
+    401: "missing bearer token",
+    403: "wrong bearer token, or this API is disabled (no token configured)",
+    404: "not found (the message names what)",
+    413: "payload too large (the message gives the limit)",
+    422: "invalid request: the message names the field and the bad value",
+    503: "store unavailable: nothing was written, retry later",
+}
+# Answered by the HTTP server before the app sees the request (e.g. a request line longer
+# than 16 KiB): a plain-text body, so documented as such.
+MALFORMED = {
+    "description": "malformed HTTP request (answered by the HTTP server, plain text)",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
+def errors(*codes: int, notes: dict[int, str] | None = None) -> Responses:
+    """OpenAPI ``responses`` entries for error codes (all ``ErrorResponse`` bodies but the
+    HTTP server's 400); ``notes`` replace the default description of a code."""
+    described = {**DESCRIPTIONS, **(notes or {})}
+    out: Responses = {400: MALFORMED}
+    for code in codes:
+        out[code] = {"model": ErrorResponse, "description": described.get(code, "error")}
+    return out
 
 
 def guards(guard: Guard | None) -> list[DependsParam]:

@@ -4,6 +4,7 @@ The new funnel is loaded completely (with the store's item upserts) in a worker 
 the old one keeps serving; then one reference is swapped. A failed load leaves the old one.
 """
 
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -16,6 +17,8 @@ from funnelrec.serve.schemas import ReloadRequest, ReloadResponse
 from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import StoreError
 
+log = logging.getLogger(__name__)
+
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
     api = APIRouter(prefix="/admin", tags=["admin"], dependencies=guards(guard))
@@ -23,7 +26,17 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
     @api.post(
         "/reload",
         response_model=ReloadResponse,
-        responses=errors(401, 403, 422, 503),
+        responses=errors(
+            401,
+            403,
+            422,
+            503,
+            notes={
+                422: "invalid request, or error 'reload failed': the artifact is missing, "
+                "corrupt or of an unsupported format (the message names the file); "
+                "still serving the old model"
+            },
+        ),
         summary="Load a new artifact and swap it in atomically",
     )
     async def reload(request: ReloadRequest | None = None) -> ReloadResponse:
@@ -33,11 +46,12 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         except StoreError:
             state.metrics.reloads.labels("failed").inc()
             raise
-        except (FunnelError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # any failure to load: the old model keeps serving
             state.metrics.reloads.labels("failed").inc()
-            target = path or state.settings.artifacts
+            if not isinstance(exc, (FunnelError, OSError, ValueError, KeyError)):
+                log.exception("reload of %s failed", path or state.settings.artifacts)
             raise ApiError(
-                422, "reload failed", f"cannot load {target}: {exc}; still serving the old model"
+                422, "reload failed", f"reload failed; still serving the old model: {exc}"
             ) from None
         state.metrics.reloads.labels("ok").inc()
         return ReloadResponse(

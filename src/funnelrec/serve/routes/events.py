@@ -28,7 +28,17 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
     @api.post(
         "/events",
         response_model=EventsAccepted,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(
+            401,
+            403,
+            413,
+            422,
+            503,
+            notes={
+                422: "invalid request (the message names the field), or unknown item ids: "
+                "error 'unknown items', detail.unknown_item_ids lists them; nothing is stored"
+            },
+        ),
         summary="Ingest a batch of user events",
     )
     async def post_events(batch: EventBatch) -> EventsAccepted:
@@ -43,6 +53,7 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         events = _events(state.current, batch, received)
         await run_in_threadpool(state.store.append_events, events)
         state.metrics.events.inc(len(events))
+        await state.loop.on_events(events, [e.request_id for e in batch.events])
         return EventsAccepted(accepted=len(events), users=len({e.user_id for e in events}))
 
     return api

@@ -22,7 +22,17 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
     @api.put(
         "/items",
         response_model=ItemsUpserted,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(
+            401,
+            403,
+            413,
+            422,
+            503,
+            notes={
+                422: "invalid request: the message names the field (e.g. an attribute whose "
+                "values do not fit the item table's column type); nothing is stored"
+            },
+        ),
         summary="Add or update catalogue items",
     )
     async def put_items(batch: ItemBatch) -> ItemsUpserted:
@@ -54,10 +64,15 @@ def _records(
 ) -> tuple[list[dict[str, Any]], set[Any]]:
     """Flat records checked against the item table (before anything is written) and the ids
     that are new; new items without ``created_at`` get ``now``."""
+    records = []
+    for i, record in enumerate(raw):
+        try:
+            records.append(flatten(record))
+        except ItemRecordError as exc:
+            raise field_error(("body", "items", i, exc.field), str(exc)) from None
     try:
-        records = [flatten(r) for r in raw]
         _, keys = item_frame(records, served.dataset.item_ids, served.dataset.items.schema)
-    except ItemRecordError as exc:
+    except ItemRecordError as exc:  # a column of the whole batch
         raise field_error(("body", "items", exc.field), str(exc)) from None
     known = served.item_indices(keys) >= 0
     new = set()

@@ -18,7 +18,7 @@ def router(state: ServeState) -> APIRouter:
         return Health(
             status="ok",
             generation=served.generation,
-            artifacts=str(served.artifacts),
+            artifacts=served.artifacts.name,  # never the absolute path
             loaded_at=served.loaded_at,
             n_users=served.dataset.n_users,
             n_items=served.dataset.n_items,

@@ -8,12 +8,10 @@ from fastapi.responses import JSONResponse
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.batcher import RowResult
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.query import Request
+from funnelrec.serve.query import Request, slate_cap
 from funnelrec.serve.routes._common import errors, guards
-from funnelrec.serve.schemas import RecommendResponse
+from funnelrec.serve.schemas import MAX_TIME, RecommendResponse
 from funnelrec.serve.state import ServeState
-
-MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
@@ -35,12 +33,14 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
             list[str], Query(max_length=1000, description="item ids not to recommend")
         ] = [],  # noqa: B006 - FastAPI copies defaults per request
     ) -> JSONResponse:
-        served = state.current
+        served, arm = state.loop.pick(user_id)  # the rollout arm (serve/rollout.py)
         at = state.now(served) if now is None else now
         request = Request(served.user_key(user_id), at, tuple(exclude))
         size = k or min(served.funnel.config.k, settings.max_k)
-        result = await state.batcher.submit(served, request, size, explain)
-        return JSONResponse(_body(served, user_id, size, result, explain))
+        result, teams = await state.loop.submit(served, arm, request, size, explain)
+        body = _body(served, user_id, size, result, explain)
+        state.loop.logged(body, arm, at, teams)  # request id + impression log
+        return JSONResponse(body)
 
     return api
 
@@ -58,6 +58,7 @@ def _body(
         "known_user": result.known_user,
         "k": k,
         "items": items,
+        "capped_by": slate_cap(served, k, len(items)),
         "generation": served.generation,
         "trace": None,
         "timings_ms": None,

@@ -1,4 +1,5 @@
-"""``GET /similar``: items similar to an item (item-to-item)."""
+"""``GET /similar``: items similar to an item (item-to-item; a new item falls back to its
+tags and category; ``source`` says which answered)."""
 
 from typing import Annotated
 
@@ -8,14 +9,14 @@ from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError
 from funnelrec.serve.routes._common import errors, guards
 from funnelrec.serve.schemas import SimilarItem, SimilarResponse
-from funnelrec.serve.similar import Cooccurrence, similar_items
+from funnelrec.serve.similar import Content, Cooccurrence, similar_items
 from funnelrec.serve.state import ServeState
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
     settings = state.settings
     api = APIRouter(tags=["recommend"], dependencies=guards(guard))
-    cooc = Cooccurrence()
+    cooc, content = Cooccurrence(), Content()
 
     @api.get(
         "/similar",
@@ -33,7 +34,14 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         if idx < 0:
             raise ApiError(404, "not found", f"unknown item_id {item_id!r}")
         source, items, scores = await state.in_funnel_thread(
-            similar_items, served, cooc, idx, k, settings.similar_channel, state.now(served)
+            similar_items,
+            served,
+            cooc,
+            content,
+            idx,
+            k,
+            settings.similar_channel,
+            state.now(served),
         )
         return SimilarResponse(
             item_id=key,

@@ -4,6 +4,9 @@ set, item upserts — behind one interface (SQLite embedded default, Redis when 
 Ids are stored as strings (``str(external_id)``). Every write is one transaction: a batch is
 stored whole or not at all, and a method returns only once the write is durable. Failures
 raise ``StoreError`` (HTTP 503).
+
+The event log is complete in every store; for serving, a user's history is the latest
+``HISTORY_CAP`` events (``user_state`` never returns more, whatever ``history_limit`` asks).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from funnelrec.errors import FunnelError
 
+HISTORY_CAP = 1000  # latest events per user that serving reads (same in every store)
 JsonValue = Any
 ItemRecord = dict[str, JsonValue]
 
@@ -31,6 +35,29 @@ class Event:
     item_id: str
     type: str
     timestamp: float
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One item shown in one ``/recommend`` response (``position`` 0-based; ``arm``: the
+    rollout arm that served it, ``"control"`` without a rollout)."""
+
+    request_id: str
+    user_id: str
+    item_id: str
+    position: int
+    score: float
+    generation: int
+    arm: str
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An event that names the ``/recommend`` response (``request_id``) it answers."""
+
+    request_id: str
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -52,7 +79,8 @@ class Store(ABC):
 
     @abstractmethod
     def user_state(self, user_id: str, history_limit: int) -> UserState:
-        """The user's last ``history_limit`` events (sorted by time) and full seen set."""
+        """The user's last ``min(history_limit, HISTORY_CAP)`` events (sorted by time) and
+        full seen set."""
 
     def user_states(self, user_ids: Sequence[str], history_limit: int) -> list[UserState]:
         """``user_state`` of several users (networked stores answer in one round trip)."""
@@ -91,6 +119,27 @@ class Store(ABC):
         table: dict[str, tuple[int, str]] = self.__dict__.get("_published", {})
         version, value = table.get(key, (0, None))
         return version, value
+
+    # -- the loop (impression log and request-linked events; in-process by default) --------
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        """Store a batch of impressions atomically; returns the number stored."""
+        log: list[Impression] = self.__dict__.setdefault("_impressions", [])
+        log.extend(rows)
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        """Every logged impression, in arrival order."""
+        return list(self.__dict__.get("_impressions", []))
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        """Store request links of events (the events themselves go to ``append_events``)."""
+        log: list[Feedback] = self.__dict__.setdefault("_feedback", [])
+        log.extend(rows)
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        """Every request-linked event, in arrival order."""
+        return list(self.__dict__.get("_feedback", []))
 
     @abstractmethod
     def ping(self) -> None:

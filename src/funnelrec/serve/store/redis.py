@@ -1,13 +1,23 @@
 """Redis store: for several server processes sharing one state.
 
-Keys (under ``prefix``): ``events`` (a stream: the event log); ``hist:<user>`` (a sorted set
-scored by timestamp, members ``"<arrival ns>|<item>"``, capped at ``history_cap``);
-``seen:<user>`` (a set); ``item:<id>`` (a hash of JSON-encoded attributes: ``HSET`` merges);
-``items`` (a sorted set: first-upsert order); ``meta:<key>`` (a hash ``version``/``value``:
-what one process publishes to the others, e.g. a reloaded artifact; item upserts bump
-``meta:items``). Each call's writes go in one ``MULTI``/``EXEC``
-transaction. Durability of acknowledged events is the server's: run it with
-``appendonly yes`` and ``appendfsync always`` (checked at start, warned about otherwise).
+Keys (under ``prefix``): ``events`` (a stream: the whole event log); ``uevents:<user>`` (a
+stream: the same log, one user's part, so ``events(user)`` reads only that user's entries);
+``hist:<user>`` (a sorted set scored by timestamp, members ``"<arrival ns><index>|<item>"``,
+capped at ``HISTORY_CAP`` like every store); ``seen:<user>`` (a set); ``item:<id>`` (a hash of
+JSON-encoded attributes: ``HSET`` merges); ``items`` (a sorted set: first-upsert order);
+``meta:<key>`` (a hash ``version``/``value``: what one process publishes to the others, e.g. a
+reloaded artifact; item upserts bump ``meta:items``); ``impressions`` and ``feedback``
+(lists of JSON rows: the loop's impression log and request-linked events, one ``RPUSH``
+per batch).
+
+Each write is one Lua script (``redis_scripts.py``): it checks the type of every key it will
+touch before its first write and is refused as a whole when the server is out of memory, so
+a batch is stored whole or not at all (``MULTI``/``EXEC`` has no rollback when a command
+fails). Durability of acknowledged events is the server's: run it with ``appendonly yes`` and
+``appendfsync always`` (checked at start, warned about otherwise).
+
+Event logs written before ``uevents:<user>`` existed are still in ``events`` but not in the
+per-user streams.
 """
 
 from __future__ import annotations
@@ -21,16 +31,32 @@ from typing import Any, cast
 
 import redis
 
-from funnelrec.serve.store.base import Event, ItemRecord, Store, StoreError, UserState, clean_record
+from funnelrec.serve.store.base import (
+    HISTORY_CAP,
+    Event,
+    Feedback,
+    Impression,
+    ItemRecord,
+    Store,
+    StoreError,
+    UserState,
+    clean_record,
+)
+from funnelrec.serve.store.redis_scripts import APPEND_EVENTS, PUBLISH, UPSERT_ITEMS
 
 log = logging.getLogger(__name__)
+_PAGE = 10_000  # stream entries per XRANGE call
 
 
 class RedisStore(Store):
     """Store on a Redis server (``redis://host:port/db``)."""
 
     def __init__(
-        self, url: str, prefix: str = "funnelrec", history_cap: int = 1000, timeout_s: float = 2.0
+        self,
+        url: str,
+        prefix: str = "funnelrec",
+        history_cap: int = HISTORY_CAP,
+        timeout_s: float = 2.0,
     ) -> None:
         self.url = url
         self._prefix = prefix
@@ -40,6 +66,9 @@ class RedisStore(Store):
         )
         self.ping()
         self._check_durability()
+        self._append = self._client.register_script(APPEND_EVENTS)
+        self._upsert = self._client.register_script(UPSERT_ITEMS)
+        self._publish = self._client.register_script(PUBLISH)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
@@ -66,22 +95,18 @@ class RedisStore(Store):
             )
 
     def append_events(self, events: Sequence[Event]) -> int:
-        arrival = time.time_ns()
-        with self._guard(), self._client.pipeline(transaction=True) as pipe:
-            for n, e in enumerate(events):
-                fields = {
-                    "user": e.user_id,
-                    "item": e.item_id,
-                    "type": e.type,
-                    "ts": repr(e.timestamp),
-                }
-                pipe.xadd(self._key("events"), fields)  # type: ignore[arg-type]
-                member = f"{arrival + n:020d}|{e.item_id}"
-                pipe.zadd(self._key("hist", e.user_id), {member: e.timestamp})
-                pipe.sadd(self._key("seen", e.user_id), e.item_id)
-            for user in {e.user_id for e in events}:
-                pipe.zremrangebyrank(self._key("hist", user), 0, -self._cap - 1)
-            pipe.execute()
+        if not events:
+            return 0
+        users = list(dict.fromkeys(e.user_id for e in events))
+        slot = {u: i for i, u in enumerate(users)}
+        keys = [self._key("events")]
+        for user in users:
+            keys += [self._key("hist", user), self._key("seen", user), self._key("uevents", user)]
+        args: list[str | int] = [self._cap, f"{time.time_ns():020d}", len(events)]
+        for e in events:
+            args += [slot[e.user_id] + 1, e.user_id, e.item_id, e.type, repr(e.timestamp)]
+        with self._guard():
+            self._append(keys=keys, args=args)
         return len(events)
 
     def user_state(self, user_id: str, history_limit: int) -> UserState:
@@ -91,7 +116,8 @@ class RedisStore(Store):
         """Every user's state in one pipelined round trip."""
         with self._guard(), self._client.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
-                pipe.zrange(self._key("hist", user_id), -max(history_limit, 1), -1, withscores=True)
+                limit = max(min(history_limit, self._cap), 1)
+                pipe.zrange(self._key("hist", user_id), -limit, -1, withscores=True)
                 pipe.smembers(self._key("seen", user_id))
             results = pipe.execute()
         out = []
@@ -101,29 +127,37 @@ class RedisStore(Store):
         return out
 
     def events(self, user_id: str | None = None) -> list[Event]:
+        """The whole log, or one user's (read from their own stream, not filtered here)."""
+        key = self._key("events") if user_id is None else self._key("uevents", user_id)
+        out: list[Event] = []
+        start = "-"
         with self._guard():
-            entries = cast(
-                list[tuple[str, dict[str, str]]], self._client.xrange(self._key("events"))
-            )
-        out = [Event(f["user"], f["item"], f["type"], float(f["ts"])) for _, f in entries]
-        return [e for e in out if user_id is None or e.user_id == user_id]
+            while True:  # pages: one huge reply never blocks the server
+                page = cast(
+                    list[tuple[str, dict[str, str]]],
+                    self._client.xrange(key, min=start, count=_PAGE),
+                )
+                out += [Event(f["user"], f["item"], f["type"], float(f["ts"])) for _, f in page]
+                if len(page) < _PAGE:
+                    return out
+                start = "(" + page[-1][0]
 
     def count_events(self) -> int:
         with self._guard():
             return int(self._client.xlen(self._key("events")))
 
     def upsert_items(self, items: Sequence[ItemRecord]) -> None:
-        now = time.time()
-        with self._guard(), self._client.pipeline(transaction=True) as pipe:
-            for record in items:
-                data = clean_record(record)
-                item_id = str(data.pop("item_id"))
-                pipe.zadd(self._key("items"), {item_id: now}, nx=True)
-                if data:
-                    encoded = {k: json.dumps(v, ensure_ascii=False) for k, v in data.items()}
-                    pipe.hset(self._key("item", item_id), mapping=encoded)  # type: ignore[arg-type]
-            pipe.hincrby(self._key("meta", "items"), "version", 1)
-            pipe.execute()
+        keys = [self._key("items"), self._key("meta", "items")]
+        args: list[str | float | int] = [time.time(), len(items)]
+        for record in items:
+            data = clean_record(record)
+            item_id = str(data.pop("item_id"))
+            keys.append(self._key("item", item_id))
+            args += [item_id, len(data)]
+            for name, value in data.items():
+                args += [name, json.dumps(value, ensure_ascii=False)]
+        with self._guard():
+            self._upsert(keys=keys, args=args)
 
     def items(self) -> list[ItemRecord]:
         with self._guard():
@@ -135,10 +169,8 @@ class RedisStore(Store):
         return [_decode(i, h) for i, h in zip(ids, hashes, strict=True)]
 
     def publish(self, key: str, value: str = "") -> int:
-        with self._guard(), self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key("meta", key), "value", value)
-            pipe.hincrby(self._key("meta", key), "version", 1)
-            return int(pipe.execute()[1])
+        with self._guard():
+            return int(self._publish(keys=[self._key("meta", key)], args=[value]))
 
     def published(self, key: str) -> tuple[int, str | None]:
         with self._guard():
@@ -146,6 +178,34 @@ class RedisStore(Store):
                 list[str | None], self._client.hmget(self._key("meta", key), ["version", "value"])
             )
         return int(version or 0), value
+
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        """One ``RPUSH`` of JSON rows to ``impressions`` (a list)."""
+        with self._guard():
+            if rows:
+                self._client.rpush(self._key("impressions"), *[_dump(vars(r)) for r in rows])
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("impressions"), 0, -1))
+        return [Impression(**json.loads(r)) for r in raw]
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        """One ``RPUSH`` of JSON rows to ``feedback`` (a list)."""
+        with self._guard():
+            if rows:
+                encoded = [_dump({"request_id": f.request_id, **vars(f.event)}) for f in rows]
+                self._client.rpush(self._key("feedback"), *encoded)
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("feedback"), 0, -1))
+        out = []
+        for r in map(json.loads, raw):
+            out.append(Feedback(r.pop("request_id"), Event(**r)))
+        return out
 
     def ping(self) -> None:
         with self._guard():
@@ -157,3 +217,7 @@ class RedisStore(Store):
 
 def _decode(item_id: str, fields: dict[str, str]) -> dict[str, Any]:
     return {"item_id": item_id, **{k: json.loads(v) for k, v in fields.items()}}
+
+
+def _dump(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False)

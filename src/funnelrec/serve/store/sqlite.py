@@ -1,5 +1,7 @@
-"""SQLite store (the embedded default): WAL journal with ``synchronous=FULL``, so a batch is
-on disk when ``append_events`` returns and survives a ``kill -9`` (or a power cut).
+"""SQLite store (the embedded default): WAL journal with ``synchronous=FULL`` on every
+connection, so a commit fsyncs the WAL: a batch is on disk when ``append_events`` returns and
+survives a ``kill -9`` and a power cut (``tests/serve/test_durability.py`` checks both: the
+kill, and the pragmas of the live connections).
 
 One writer connection behind a lock (every write is one ``BEGIN IMMEDIATE`` transaction) and
 one reader connection per thread (WAL readers never wait for the writer).
@@ -12,8 +14,19 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple
 
-from funnelrec.serve.store.base import Event, ItemRecord, Store, StoreError, UserState, clean_record
+from funnelrec.serve.store.base import (
+    HISTORY_CAP,
+    Event,
+    Feedback,
+    Impression,
+    ItemRecord,
+    Store,
+    StoreError,
+    UserState,
+    clean_record,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -32,6 +45,25 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS impressions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    score REAL NOT NULL,
+    generation INTEGER NOT NULL,
+    arm TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -137,9 +169,8 @@ class SQLiteStore(Store):
             for lo in range(0, len(unique), _CHUNK):
                 chunk = unique[lo : lo + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for u, i, t in conn.execute(
-                    _HISTORIES.format(users=marks), (*chunk, history_limit)
-                ):
+                limit = min(history_limit, HISTORY_CAP)
+                for u, i, t in conn.execute(_HISTORIES.format(users=marks), (*chunk, limit)):
                     history[u].append((str(i), float(t)))
                 sql = f"SELECT user_id, item_id FROM seen WHERE user_id IN ({marks})"
                 for u, i in conn.execute(sql, chunk):
@@ -187,6 +218,36 @@ class SQLiteStore(Store):
             rows = conn.execute("SELECT item_id, data FROM items ORDER BY rowid").fetchall()
         return [{"item_id": str(i), **json.loads(d)} for i, d in rows]
 
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO impressions (request_id, user_id, item_id, position, score, "
+                "generation, arm, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [astuple(r) for r in rows],
+            )
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        sql = "SELECT request_id, user_id, item_id, position, score, generation, arm, ts"
+        with self._reader() as conn:
+            rows = conn.execute(sql + " FROM impressions ORDER BY seq").fetchall()
+        return [Impression(*row) for row in rows]
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO event_requests (request_id, user_id, item_id, type, ts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(f.request_id, *_event_row(f.event)) for f in rows],
+            )
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        sql = "SELECT request_id, user_id, item_id, type, ts FROM event_requests ORDER BY seq"
+        with self._reader() as conn:
+            rows = conn.execute(sql).fetchall()
+        return [Feedback(r, Event(u, i, t, float(ts))) for r, u, i, t, ts in rows]
+
     def ping(self) -> None:
         with self._reader() as conn:
             conn.execute("SELECT 1").fetchone()
@@ -196,3 +257,7 @@ class SQLiteStore(Store):
             for conn in [*self._readers, self._writer]:
                 conn.close()
             self._readers.clear()
+
+
+def _event_row(e: Event) -> tuple[str, str, str, float]:
+    return (e.user_id, e.item_id, e.type, e.timestamp)

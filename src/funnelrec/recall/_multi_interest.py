@@ -1,4 +1,5 @@
-"""Multi-interest recall: several user vectors per query, each searching the index alone.
+"""Shared base of the multi-interest channels: several user vectors per query, each searching
+the index alone.
 
 ``mind`` (capsule routing) and ``comirec_sa`` (self-attention) are trained by next-item
 prediction through the interest closest to the target; ``cluster_interest`` (training-free,
@@ -9,7 +10,7 @@ names the interest that found it. Interests come from the query's history (real-
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,6 @@ from pydantic import Field
 
 from funnelrec.index.base import VectorIndex
 from funnelrec.models.layers import EmbeddingModel
-from funnelrec.models.sequence import MIND, ComiRecSA
 from funnelrec.recall._interests import (
     InterestMerge,
     interest_candidates,
@@ -25,7 +25,6 @@ from funnelrec.recall._interests import (
     search_interests,
 )
 from funnelrec.recall._sequence import SequenceParams, SequenceRecall
-from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
 
 
@@ -60,52 +59,10 @@ class MultiInterestRecall(SequenceRecall[Any]):
         return interest_candidates(query.batch_size, rows, merged, vecs.shape[1], self.channel_name)
 
 
-_EXAMPLE: dict[str, Any] = {
+MULTI_INTEREST_EXAMPLE: dict[str, Any] = {
     "dim": 16,
     "epochs": 2,
     "max_len": 10,
     "n_interests": 3,
     "threads": 1,
 }
-
-
-class MINDParams(MultiInterestParams):
-    """``MultiInterestParams`` plus the number of routing ``iterations``."""
-
-    iterations: int = Field(default=3, ge=1)
-
-
-@RECALL.register("mind")
-class MINDRecall(MultiInterestRecall):
-    """MIND: behaviour-to-interest dynamic routing (capsules)."""
-
-    params_model = MINDParams
-    example_params: ClassVar[dict[str, Any]] = _EXAMPLE
-
-    def _build_model(self) -> MIND:
-        p = self.params
-        return MIND(
-            self.sizes_["n_items"], p.dim, p.max_len, n_interests=p.n_interests,
-            iterations=p.iterations, **self.model_kwargs(),
-        )  # fmt: skip
-
-
-class ComiRecParams(MultiInterestParams):
-    """``MultiInterestParams`` plus the attention's ``hidden`` size."""
-
-    hidden: int = Field(default=256, ge=1)
-
-
-@RECALL.register("comirec_sa")
-class ComiRecSARecall(MultiInterestRecall):
-    """ComiRec-SA: self-attentive multi-interest extraction."""
-
-    params_model = ComiRecParams
-    example_params: ClassVar[dict[str, Any]] = _EXAMPLE
-
-    def _build_model(self) -> ComiRecSA:
-        p = self.params
-        return ComiRecSA(
-            self.sizes_["n_items"], p.dim, p.max_len, n_interests=p.n_interests,
-            hidden=p.hidden, **self.model_kwargs(),
-        )  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec import ragged
+from funnelrec import provenance, ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.types import Candidates, Query
@@ -152,7 +152,7 @@ def impression_examples(
         ragged.offsets_from_row_ids(group, len(keep)), items, np.zeros(len(rows)), None
     )
     if retrieve is not None:
-        cands = _provenance(cands, retrieve_all(retrieve, query), dataset.n_items)
+        cands = provenance.transfer(cands, retrieve_all(retrieve, query))
     labels = imp["clicked"].to_numpy().astype(np.float32)[rows]
     return Examples(query, cands, labels)
 
@@ -169,7 +169,6 @@ def recall_examples(
     seed: int,
 ) -> Examples:
     """Cut-point queries over recall candidates plus random items (see module doc)."""
-    rng = np.random.default_rng(seed)
     lens = ragged.lengths(dataset.sequences[0])
     cut = np.arange(cuts, dtype=np.int64)
     users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), cuts)
@@ -177,8 +176,35 @@ def recall_examples(
     ok = pos >= 1
     users, pos = users[ok], pos[ok]
     keep = _subset(len(users), max_queries, seed)
-    users, pos = users[keep], pos[keep]
+    return cut_examples(
+        dataset, retrieve, users[keep], pos[keep], horizon=horizon, max_neg=max_neg,
+        n_random=n_random, seed=seed,
+    )  # fmt: skip
+
+
+def cut_examples(
+    dataset: Dataset,
+    retrieve: RetrieveFn | None,
+    users: IntArray,
+    pos: IntArray,
+    *,
+    horizon: int,
+    max_neg: int,
+    n_random: int,
+    seed: int,
+    now: float | None = None,
+) -> Examples:
+    """One labelled list per cut ``(users[r], pos[r])``: history = the user's first
+    ``pos[r]`` items (time order), positives = the next ``horizon`` items, candidates =
+    ``retrieve``'s list for that query (the user's later items dropped, at most ``max_neg``
+    negatives kept) plus ``n_random`` random items. Without ``retrieve`` the candidates are
+    the positives plus at least 20 random items. ``now``: the queries' request time
+    (default: the time of the first positive)."""
+    rng = np.random.default_rng(seed)
+    lens = ragged.lengths(dataset.sequences[0])
     query = prefix_queries(dataset, users, pos)
+    if now is not None:
+        query = dataclasses.replace(query, now=np.full(len(users), now, dtype=np.float64))
     n_pos = np.minimum(lens[users] - pos, horizon)
     p_off, p_items = _slices(dataset, users, pos, n_pos)
     if retrieve is not None:
@@ -223,27 +249,6 @@ def count_before(dataset: Dataset, users: IntArray, ts: npt.NDArray[np.float64])
     keys = seq_users * span + (seq_ts - lo)
     found = np.searchsorted(keys, users * span + (ts - lo), side="left")
     return (found - seq_off[users]).astype(np.int64)
-
-
-def _provenance(cands: Candidates, retrieved: Candidates, n_items: int) -> Candidates:
-    """``cands`` with the channel ranks and recall score their items have in ``retrieved``."""
-    width = max(n_items, int(cands.item_idx.max(initial=0)) + 1, 1)
-    r_keys = retrieved.row_ids() * width + retrieved.item_idx
-    order = np.argsort(r_keys, kind="stable")
-    keys = cands.row_ids() * width + cands.item_idx
-    pos = np.minimum(np.searchsorted(r_keys[order], keys), max(len(order) - 1, 0))
-    found = (r_keys[order][pos] == keys) if len(order) else np.zeros(len(keys), dtype=np.bool_)
-    src = order[pos] if len(order) else pos
-    n_ch = len(retrieved.channels)
-    ranks = np.full((len(cands), n_ch), -1, dtype=np.int32)
-    score = np.zeros(len(cands), dtype=np.float32)
-    if retrieved.channel_ranks is not None:
-        ranks[found] = retrieved.channel_ranks[src[found]]
-    if "recall" in retrieved.stage_scores:
-        score[found] = retrieved.stage_scores["recall"][src[found]]
-    return dataclasses.replace(
-        cands, channels=retrieved.channels, channel_ranks=ranks, stage_scores={"recall": score}
-    )
 
 
 def _cap_negatives(

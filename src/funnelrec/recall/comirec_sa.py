@@ -1,0 +1,37 @@
+"""ComiRec-SA recall channel: several user interests by self-attention, each searching the
+index alone (base and merge in ``recall/_multi_interest.py``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from funnelrec.models.sequence import ComiRecSA
+from funnelrec.recall._multi_interest import (
+    MULTI_INTEREST_EXAMPLE,
+    MultiInterestParams,
+    MultiInterestRecall,
+)
+from funnelrec.registry import RECALL
+
+
+class ComiRecParams(MultiInterestParams):
+    """``MultiInterestParams`` plus the attention's ``hidden`` size."""
+
+    hidden: int = Field(default=256, ge=1)
+
+
+@RECALL.register("comirec_sa")
+class ComiRecSARecall(MultiInterestRecall):
+    """ComiRec-SA: self-attentive multi-interest extraction."""
+
+    params_model = ComiRecParams
+    example_params: ClassVar[dict[str, Any]] = MULTI_INTEREST_EXAMPLE
+
+    def _build_model(self) -> ComiRecSA:
+        p = self.params
+        return ComiRecSA(
+            self.sizes_["n_items"], p.dim, p.max_len, n_interests=p.n_interests,
+            hidden=p.hidden, **self.model_kwargs(),
+        )  # fmt: skip
