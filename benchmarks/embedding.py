@@ -172,7 +172,7 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--protocol", default="loo")
     parser.add_argument("--model", action="append", help="channel[:variant] (repeatable)")
     parser.add_argument("--params", default="{}", help="JSON params overriding PARAMS")
