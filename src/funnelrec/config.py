@@ -140,6 +140,28 @@ class ScorerConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class FitConfig(StrictModel):
+    """How the learned stages after recall get their training lists (``Funnel.fit``).
+
+    ``stacking = "oof"`` (default): the channels are fitted on each user's history minus
+    its last ``holdout`` items (``folds`` times, the cut moving back ``holdout`` items each
+    time), retrieve for the cut point, and the held-out items label those lists; then the
+    channels are refitted on the whole training part for serving. ``"in-sample"``: the
+    channels fitted on the whole training part produce the lists (leaky; for comparison).
+    ``channel_fits``: ``"once"`` fits the channels a single time, before the deepest cut,
+    for every fold (cheap); ``"per_fold"`` refits them at every cut. Each list keeps its
+    positives and at most ``max_neg`` of its negatives; at most ``max_queries`` lists per
+    fold.
+    """
+
+    stacking: Literal["oof", "in-sample"] = "oof"
+    holdout: int = Field(default=1, ge=1)
+    folds: int = Field(default=3, ge=1)
+    channel_fits: Literal["once", "per_fold"] = "once"
+    max_neg: int = Field(default=200, ge=1)
+    max_queries: int = Field(default=100_000, ge=1)
+
+
 class RerankConfig(StrictModel):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -157,6 +179,7 @@ class FunnelConfig(StrictModel):
     rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
     k: int = Field(default=10, ge=1)
     seed: int = 0
+    fit: FitConfig = FitConfig()
     #: ``False``: the users' own history is not excluded from recall (repeat consumption:
     #: pair it with a ``repeat`` channel and no ``seen_filter``).
     exclude_seen: bool = True
