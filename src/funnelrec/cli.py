@@ -1,5 +1,5 @@
 """Command line: ``funnelrec demo | fit | evaluate | recommend | serve | report | profile |
-init | tune``.
+init | tune | export | refit | simulate``.
 
 Thin typer commands over the library. Errors print one clear line and exit non-zero;
 ``--json`` prints machine-readable output.
@@ -36,6 +36,15 @@ progress_console = Console(stderr=True)  # progress never mixes with --json on s
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset folder/file or 'synthetic'")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+DataSpecs = Annotated[
+    list[str],
+    typer.Option(
+        "--data",
+        "-d",
+        help="dataset folder/file, 'synthetic' or a store URL (sqlite:///..., redis://...); "
+        "repeat to stack store data on a base dataset",
+    ),
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
@@ -108,6 +117,7 @@ def _report_json(report: FunnelReport) -> dict[str, Any]:
         "wall_s": report.wall_s,
         "cold_metrics": report.cold_metrics,
         "n_cold_users": report.n_cold_users,
+        "segments": {name: vars(seg) for name, seg in report.segments.items()},
     }
 
 
@@ -145,7 +155,7 @@ def demo(
 @app.command()
 def fit(
     config: Annotated[Path, typer.Option("--config", "-c", help="funnel config (.toml/.yaml)")],
-    data: DataOpt,
+    data: DataSpecs,
     out: Annotated[Path, typer.Option("--out", "-o", help="artifact directory")],
     as_json: JsonOpt = False,
     force: Annotated[
@@ -177,8 +187,10 @@ def fit(
         dist.init()
     show = dist.is_main() and not quiet  # only rank 0 shows progress and writes the artifact
     try:
+        from funnelrec.loop.data import load_specs
+
         with _progress(f"loading {data}", not show):
-            dataset = _load_data(data)
+            dataset = load_specs(data)
         if len(dataset) == 0:
             raise DataError(f"{data}: no interactions (empty file?): nothing to fit")
         start = time.perf_counter()
@@ -228,6 +240,9 @@ def evaluate(
         return
     console.print(report_table(report, f"Funnel evaluation, {protocol} ({report.n_users} users)"))
     console.print(metrics_table(report.metrics, "Final slate"))
+    if len(report.segments) > 1:  # warm and cold users apart
+        for name, seg in report.segments.items():
+            console.print(metrics_table(seg.metrics, f"Final slate, {name} ({seg.n_users} users)"))
 
 
 @app.command()
@@ -359,21 +374,34 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="uvicorn worker processes (share state via the store)")
     ] = 1,
+    refit_every: Annotated[
+        str | None, typer.Option(help="refit on the store's data every (e.g. 6h), guarded")
+    ] = None,
+    candidate: Annotated[
+        Path | None, typer.Option(help="a second artifact served to --share of users")
+    ] = None,
+    share: Annotated[float | None, typer.Option(help="share of users on --candidate")] = None,
+    interleave: Annotated[
+        bool | None, typer.Option(help="team-draft interleave the candidate instead")
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
+
+    from funnelrec.loop.refit import parse_duration
 
     if threads is not None:  # else the artifact's config (or the env) decides, at load
         apply_threads(threads)
 
     from funnelrec.serve import create_app, load_settings
 
-    settings = load_settings(settings_file, artifacts=artifacts, store=store, host=host, port=port)
+    flags: dict[str, Any] = dict(artifacts=artifacts, store=store, host=host, port=port)
+    flags.update(candidate=candidate, share=share, interleave=interleave)
+    flags["refit_every_s"] = parse_duration(refit_every) if refit_every else None
+    settings = load_settings(settings_file, **flags)
     if workers > 1:
-        _serve_workers(
-            settings_file, workers, artifacts=artifacts, store=store, host=host, port=port
-        )
+        _serve_workers(settings_file, workers, **flags)
         return
     api = create_app(settings)
     uvicorn.run(
@@ -415,22 +443,33 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
 @app.command()
 def report(
     artifacts: Annotated[
-        Path, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
-    ],
-    data: DataOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")],
+        Path | None, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="dataset spec")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write")] = None,
     compare: Annotated[
         list[Path] | None,
         typer.Option(help="more artifacts to compare side by side (repeat the option)"),
     ] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     k: Annotated[int, typer.Option(help="list length of the per-stage metrics")] = 10,
+    store: Annotated[
+        str | None, typer.Option(help="serving store: per-arm CTR/conversion with 95% CIs")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves."""
+    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves
+    (``--store URL``: the rollout arms' outcomes from the impression log instead)."""
     from funnelrec.report.build import build_report, report_json
 
+    if store is not None:
+        from funnelrec.loop.commands import arms_report
+
+        arms_report(store, as_json, console)
+        return
+    if artifacts is None or data is None or out is None:
+        raise typer.BadParameter("--artifacts, --data and --out are required (or --store)")
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")  # one line, as everywhere
     runs = [artifacts, *(compare or [])]
@@ -443,6 +482,53 @@ def report(
     main_run = result.runs[0]
     console.print(report_table(main_run.funnel, f"Funnel ({main_run.name}, {protocol})"))
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {result.wall_s:.1f} s)")
+
+
+@app.command()
+def export(
+    store: Annotated[str, typer.Option(help="store URL (sqlite:///..., redis://...)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the Parquet files")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the store's events, impressions (with clicks) and request links to Parquet."""
+    from funnelrec.loop.data import export_store
+
+    counts = export_store(store, out)
+    print(json.dumps(counts) if as_json else f"wrote {counts} to {out}")
+
+
+@app.command()
+def refit(
+    store: Annotated[str, typer.Option(help="serving store (decisions and models published)")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="candidate funnel config")],
+    data: DataSpecs,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for candidates")],
+    serving: Annotated[
+        Path | None, typer.Option(help="serving artifact (default: the store's published one)")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="relative tolerance of the holdout check")] = 0.02,
+    holdout: Annotated[float, typer.Option(help="share of the latest events held out")] = 0.1,
+    k: Annotated[int, typer.Option(min=1, help="recall@k of the holdout check")] = 10,
+    final_fit: Annotated[bool, typer.Option(help="refit an accepted model on all data")] = True,
+    every: Annotated[str | None, typer.Option(help="repeat every (e.g. 6h); once if unset")] = None,
+) -> None:
+    """Refit on the latest data; swap the model in only if the holdout check passes."""
+    from funnelrec.loop.commands import refit_worker
+
+    refit_worker(store, config, data, out, serving, margin, holdout, k, final_fit, every)
+
+
+@app.command()
+def simulate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="simulation settings (.toml)")],
+    rounds: Annotated[int, typer.Option(min=1, help="serve -> click -> refit rounds")] = 5,
+    out: Annotated[Path, typer.Option("--out", "-o", help="work folder")] = Path("simulation"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated users click through the real HTTP API; report CTR per round per model."""
+    from funnelrec.loop.commands import simulate_command
+
+    simulate_command(config, rounds, out, as_json, console)
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -61,6 +61,9 @@ class ChannelConfig(StrictModel):
         return self
 
 
+SHARE_SLACK = 1e-3  # shares written with 4 decimals may sum to a little more than 1
+
+
 class RecallConfig(StrictModel):
     """Recall budget: at most ``total`` merged items per query, split among the channels.
 
@@ -68,7 +71,8 @@ class RecallConfig(StrictModel):
     ``share`` gets ``floor(share · total)`` (at least 1); the channels with neither split what
     is left of ``total`` equally, the first ones in config order taking one more item each
     until nothing is left. A ``ConfigError`` naming the channels is raised when the shares
-    sum to more than 1, when quotas and shares together ask for more than ``total``, or when
+    sum to more than 1 (beyond a rounding slack of 0.001, which is scaled away), when quotas
+    and shares together ask for more than ``total``, or when
     too little is left to give every channel without a quota or share at least one item.
 
     ``overfetch``: channels return quota × overfetch items so that dedup across channels
@@ -98,14 +102,16 @@ class RecallConfig(StrictModel):
     def quotas(self) -> dict[str, int]:
         """Items each channel contributes at most (see the budget rule in the class doc)."""
         shared = {c.id: c.share for c in self.channels if c.share is not None}
-        if sum(shared.values()) > 1 + 1e-9:
+        share_sum = sum(shared.values())
+        if share_sum > 1 + SHARE_SLACK:
             listed = ", ".join(f"{k}={v:g}" for k, v in shared.items())
             raise ValueError(
-                f"recall shares sum to {sum(shared.values()):g} > 1 ({listed}); "
+                f"recall shares sum to {share_sum:g} > 1 ({listed}); "
                 "lower them so they sum to at most 1"
             )
+        scale = 1 / share_sum if share_sum > 1 else 1.0  # rounding slack (0.3334 x 3) scaled away
         fixed = {c.id: c.quota for c in self.channels if c.quota is not None}
-        fixed.update({k: max(int(v * self.total + 1e-9), 1) for k, v in shared.items()})
+        fixed.update({k: max(int(v * scale * self.total + 1e-9), 1) for k, v in shared.items()})
         fixed = {c.id: fixed[c.id] for c in self.channels if c.id in fixed}  # config order
         if sum(fixed.values()) > self.total:
             listed = ", ".join(f"{k}={v}" for k, v in fixed.items())

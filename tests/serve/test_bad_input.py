@@ -30,7 +30,7 @@ def answer(live: Live, method: str, path: str, **kwargs: Any) -> tuple[int, dict
         ("timestamp", False, "body.events.0.timestamp: Input should be a valid number"),
         ("timestamp", "1700000000", "body.events.0.timestamp: Input should be a valid number"),
         ("timestamp", 1e12, "body.events.0.timestamp: Input should be less than or equal to"),
-        ("item_id", 2**53, "item_id.constrained-int: Input should be less than or equal to 9007"),
+        ("item_id", 2**53, "body.events.0.item_id.int: Input should be less than or equal to 9007"),
     ],
 )
 def test_event_fields_are_strict(serve: Serve, field: str, value: Any, message: str) -> None:

@@ -8,6 +8,7 @@ valid (``Split.test_query``) and those items are excluded from the ranking.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -32,9 +33,10 @@ class Split:
     valid: Dataset
     test: Dataset
 
-    @property
+    @cached_property
     def history(self) -> Dataset:
-        """Train + validation interactions: what a user has done before the test period."""
+        """Train + validation interactions: what a user has done before the test period
+        (built once per split, with its cached views: every ``test_query`` reuses it)."""
         return self.train.with_interactions(
             pl.concat([self.train.interactions, self.valid.interactions])
         )

@@ -33,9 +33,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
         state.sync.start()
+        state.loop.start()
         try:
             yield
         finally:
+            await state.loop.stop()
             await state.sync.stop()
             await state.batcher.stop()
             state.funnel_thread.shutdown(wait=True)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 from pydantic.config import JsonDict
 
 # JSON integers that every client reads exactly (RFC 7493: |n| <= 2**53 - 1, doubles hold them);
@@ -12,8 +22,19 @@ from pydantic.config import JsonDict
 # of integer ids)
 SAFE_INT = 2**53 - 1
 MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
-Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT)]
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
+
+
+def _integral(value: Any) -> Any:
+    """``3.0`` is the integer 3, as JSON Schema's ``integer`` says; booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT), BeforeValidator(_integral)]
+Id = Annotated[
+    Annotated[Annotated[StrictStr, Field(min_length=1, max_length=256)], Tag("str")]
+    | Annotated[Int64, Tag("int")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "int"),  # errors name one branch
+]
 # strict: JSON numbers only (``false`` is not 1970); integers are accepted as floats
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, strict=True)]
 ATTRIBUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -67,6 +88,12 @@ class RecommendResponse(BaseModel):
     timings_ms: dict[str, float] | None = Field(
         default=None, description="with explain=true: time per stage of the request's batch"
     )
+    request_id: str | None = Field(
+        default=None, description="id of this response (pass it with the events it causes)"
+    )
+    arm: str | None = Field(
+        default=None, description="rollout arm: control, candidate or interleave"
+    )
 
 
 class EventIn(Strict):
@@ -76,6 +103,9 @@ class EventIn(Strict):
     item_id: Id
     type: str = Field(default="click", pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
     timestamp: Timestamp | None = None
+    request_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the /recommend response this event answers"
+    )
 
 
 class EventBatch(Strict):

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
         similar_channel: registered name of the recall channel used by ``/similar``.
         sync_interval_s: how often this process checks the store for reloads and item
             upserts made through other processes sharing it (``0``: never; see serve/sync.py).
+        log_impressions, impression_flush_ms: log every response's items (batched writes).
+        online_counters, online_apply_s, online_half_life_s: popularity and item-CF counts
+            updated from ``/events`` every ``online_apply_s`` (serve/online.py).
+        candidate, share, interleave, rollout_salt: a second artifact for a stable
+            ``share`` of users (hash of the user id), or team-drafted with the current one
+            when ``interleave`` (serve/rollout.py).
+        refit_every_s, refit_config, refit_data, refit_out, refit_margin: scheduled refit
+            in a low-priority child process, swapped in only if its holdout recall is not
+            worse than the serving model's by more than ``refit_margin`` (relative).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -68,6 +77,21 @@ class Settings(BaseSettings):
     redis_prefix: str = "funnelrec"
     sync_interval_s: float = Field(default=1.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # the loop (serve/loop.py): impression log, online counters, rollout, scheduled refit
+    log_impressions: bool = True
+    impression_flush_ms: float = Field(default=250.0, gt=0)
+    online_counters: bool = True
+    online_apply_s: float = Field(default=0.5, gt=0)
+    online_half_life_s: float = Field(default=86_400.0, gt=0)
+    candidate: Path | None = None
+    share: float = Field(default=0.1, ge=0, le=1)
+    interleave: bool = False
+    rollout_salt: str = "funnelrec"
+    refit_every_s: float = Field(default=0.0, ge=0)
+    refit_config: Path | None = None
+    refit_data: list[str] = Field(default_factory=list)
+    refit_out: Path | None = None
+    refit_margin: float = Field(default=0.02, ge=0, le=1)
 
 
 def load_settings(file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from funnelrec.serve.batcher import Batcher
+from funnelrec.serve.loop import Loop
 from funnelrec.serve.metrics import Metrics
 from funnelrec.serve.model import ServedFunnel, load_served
 from funnelrec.serve.settings import Settings
@@ -50,6 +51,7 @@ class ServeState:
         self.catalogue_lock = asyncio.Lock()  # serialises item upserts and reloads
         # other processes on the same store: their reloads and item upserts (serve/sync.py)
         self.sync = FleetSync(self, snapshot or Snapshot.take(store), settings.sync_interval_s)
+        self.loop = Loop(self)  # impressions, online counters, rollout, refit (serve/loop.py)
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None) -> ServeState:
@@ -86,6 +88,7 @@ class ServeState:
             generation = self.current.generation + 1
             snapshot = await run_in_threadpool(Snapshot.take, self.store)
             served = await run_in_threadpool(load_served, path, snapshot.items, generation)
+            self.loop.adopt(served)
             gc.freeze()  # the loaded model leaves the GC's scans (no pauses proportional to it)
             self.current = served
             self.sync.adopt(snapshot)

@@ -53,6 +53,7 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         events = _events(state.current, batch, received)
         await run_in_threadpool(state.store.append_events, events)
         state.metrics.events.inc(len(events))
+        await state.loop.on_events(events, [e.request_id for e in batch.events])
         return EventsAccepted(accepted=len(events), users=len({e.user_id for e in events}))
 
     return api

@@ -33,12 +33,14 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
             list[str], Query(max_length=1000, description="item ids not to recommend")
         ] = [],  # noqa: B006 - FastAPI copies defaults per request
     ) -> JSONResponse:
-        served = state.current
+        served, arm = state.loop.pick(user_id)  # the rollout arm (serve/rollout.py)
         at = state.now(served) if now is None else now
         request = Request(served.user_key(user_id), at, tuple(exclude))
         size = k or min(served.funnel.config.k, settings.max_k)
-        result = await state.batcher.submit(served, request, size, explain)
-        return JSONResponse(_body(served, user_id, size, result, explain))
+        result, teams = await state.loop.submit(served, arm, request, size, explain)
+        body = _body(served, user_id, size, result, explain)
+        state.loop.logged(body, arm, at, teams)  # request id + impression log
+        return JSONResponse(body)
 
     return api
 

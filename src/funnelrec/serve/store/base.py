@@ -38,6 +38,29 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Impression:
+    """One item shown in one ``/recommend`` response (``position`` 0-based; ``arm``: the
+    rollout arm that served it, ``"control"`` without a rollout)."""
+
+    request_id: str
+    user_id: str
+    item_id: str
+    position: int
+    score: float
+    generation: int
+    arm: str
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An event that names the ``/recommend`` response (``request_id``) it answers."""
+
+    request_id: str
+    event: Event
+
+
+@dataclass(frozen=True)
 class UserState:
     """A user's short-term state: the latest events (oldest first) and every item seen."""
 
@@ -96,6 +119,27 @@ class Store(ABC):
         table: dict[str, tuple[int, str]] = self.__dict__.get("_published", {})
         version, value = table.get(key, (0, None))
         return version, value
+
+    # -- the loop (impression log and request-linked events; in-process by default) --------
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        """Store a batch of impressions atomically; returns the number stored."""
+        log: list[Impression] = self.__dict__.setdefault("_impressions", [])
+        log.extend(rows)
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        """Every logged impression, in arrival order."""
+        return list(self.__dict__.get("_impressions", []))
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        """Store request links of events (the events themselves go to ``append_events``)."""
+        log: list[Feedback] = self.__dict__.setdefault("_feedback", [])
+        log.extend(rows)
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        """Every request-linked event, in arrival order."""
+        return list(self.__dict__.get("_feedback", []))
 
     @abstractmethod
     def ping(self) -> None:

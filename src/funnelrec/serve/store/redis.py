@@ -6,7 +6,9 @@ stream: the same log, one user's part, so ``events(user)`` reads only that user'
 capped at ``HISTORY_CAP`` like every store); ``seen:<user>`` (a set); ``item:<id>`` (a hash of
 JSON-encoded attributes: ``HSET`` merges); ``items`` (a sorted set: first-upsert order);
 ``meta:<key>`` (a hash ``version``/``value``: what one process publishes to the others, e.g. a
-reloaded artifact; item upserts bump ``meta:items``).
+reloaded artifact; item upserts bump ``meta:items``); ``impressions`` and ``feedback``
+(lists of JSON rows: the loop's impression log and request-linked events, one ``RPUSH``
+per batch).
 
 Each write is one Lua script (``redis_scripts.py``): it checks the type of every key it will
 touch before its first write and is refused as a whole when the server is out of memory, so
@@ -32,6 +34,8 @@ import redis
 from funnelrec.serve.store.base import (
     HISTORY_CAP,
     Event,
+    Feedback,
+    Impression,
     ItemRecord,
     Store,
     StoreError,
@@ -175,6 +179,34 @@ class RedisStore(Store):
             )
         return int(version or 0), value
 
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        """One ``RPUSH`` of JSON rows to ``impressions`` (a list)."""
+        with self._guard():
+            if rows:
+                self._client.rpush(self._key("impressions"), *[_dump(vars(r)) for r in rows])
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("impressions"), 0, -1))
+        return [Impression(**json.loads(r)) for r in raw]
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        """One ``RPUSH`` of JSON rows to ``feedback`` (a list)."""
+        with self._guard():
+            if rows:
+                encoded = [_dump({"request_id": f.request_id, **vars(f.event)}) for f in rows]
+                self._client.rpush(self._key("feedback"), *encoded)
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        with self._guard():
+            raw = cast(list[str], self._client.lrange(self._key("feedback"), 0, -1))
+        out = []
+        for r in map(json.loads, raw):
+            out.append(Feedback(r.pop("request_id"), Event(**r)))
+        return out
+
     def ping(self) -> None:
         with self._guard():
             self._client.ping()
@@ -185,3 +217,7 @@ class RedisStore(Store):
 
 def _decode(item_id: str, fields: dict[str, str]) -> dict[str, Any]:
     return {"item_id": item_id, **{k: json.loads(v) for k, v in fields.items()}}
+
+
+def _dump(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False)

@@ -14,10 +14,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple
 
 from funnelrec.serve.store.base import (
     HISTORY_CAP,
     Event,
+    Feedback,
+    Impression,
     ItemRecord,
     Store,
     StoreError,
@@ -42,6 +45,25 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS impressions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    score REAL NOT NULL,
+    generation INTEGER NOT NULL,
+    arm TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -196,6 +218,36 @@ class SQLiteStore(Store):
             rows = conn.execute("SELECT item_id, data FROM items ORDER BY rowid").fetchall()
         return [{"item_id": str(i), **json.loads(d)} for i, d in rows]
 
+    def append_impressions(self, rows: Sequence[Impression]) -> int:
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO impressions (request_id, user_id, item_id, position, score, "
+                "generation, arm, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [astuple(r) for r in rows],
+            )
+        return len(rows)
+
+    def impressions(self) -> list[Impression]:
+        sql = "SELECT request_id, user_id, item_id, position, score, generation, arm, ts"
+        with self._reader() as conn:
+            rows = conn.execute(sql + " FROM impressions ORDER BY seq").fetchall()
+        return [Impression(*row) for row in rows]
+
+    def append_feedback(self, rows: Sequence[Feedback]) -> int:
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO event_requests (request_id, user_id, item_id, type, ts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(f.request_id, *_event_row(f.event)) for f in rows],
+            )
+        return len(rows)
+
+    def feedback(self) -> list[Feedback]:
+        sql = "SELECT request_id, user_id, item_id, type, ts FROM event_requests ORDER BY seq"
+        with self._reader() as conn:
+            rows = conn.execute(sql).fetchall()
+        return [Feedback(r, Event(u, i, t, float(ts))) for r, u, i, t, ts in rows]
+
     def ping(self) -> None:
         with self._reader() as conn:
             conn.execute("SELECT 1").fetchone()
@@ -205,3 +257,7 @@ class SQLiteStore(Store):
             for conn in [*self._readers, self._writer]:
                 conn.close()
             self._readers.clear()
+
+
+def _event_row(e: Event) -> tuple[str, str, str, float]:
+    return (e.user_id, e.item_id, e.type, e.timestamp)
