@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -28,9 +29,28 @@ def data_path(name: str) -> Path:
     return path
 
 
+def add_data_args(parser: argparse.ArgumentParser, default: str = "ml-100k") -> None:
+    """``--dataset NAME`` (a folder of ../shared/data) and ``--data PATH`` (any loadable file
+    or folder: it wins over ``--dataset``)."""
+    parser.add_argument("--dataset", default=default, help="shared dataset name")
+    parser.add_argument("--data", default=None, help="any dataset file/folder (overrides)")
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """Name for result rows: the shared name, or the ``--data`` path's stem."""
+    if getattr(args, "data", None):
+        return Path(args.data).stem or Path(args.data).name
+    return str(args.dataset)
+
+
 def load(name: str) -> Any:
-    """Load a shared dataset by folder name, or ``synthetic-<n>`` from the generator."""
+    """Load a shared dataset by folder name, ``synthetic-<n>`` from the generator, or any
+    dataset file/folder path (``load_dataset``)."""
     from funnelrec.data.loaders import load_dataset
+
+    path = Path(name).expanduser()
+    if name not in {p.name for p in SHARED_DATA.glob("*")} and path.exists():
+        return load_dataset(str(path))
 
     if name.startswith("synthetic-"):  # synthetic-<n interactions>, e.g. synthetic-100k
         from funnelrec.data.synthetic import generate

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from harness import peak_mb, row, write_rows
-from scale_train import add_arguments, run_train
+from scale_speed import add_arguments, run_eval, run_itemcf_memory, run_train
 
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.models.towers import TowerSizes, TwoTower
@@ -113,14 +113,17 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
 
 
 TASKS = {"itemcf": run_itemcf, "epoch": run_epoch}
-IN_MEMORY = {"train": run_train}  # tasks on in-memory synthetic data: sizes = --items
+# in-memory synthetic data; sizes: --eval-users (eval), else --items
+IN_MEMORY = {"train": run_train, "eval": run_eval, "itemcf-memory": run_itemcf_memory}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/tmp/funnelrec-scale")
     parser.add_argument("--sizes", default="1,5,20", help="millions of events (shards)")
-    parser.add_argument("--tasks", default="itemcf,epoch", help="itemcf,epoch,train")
+    parser.add_argument(
+        "--tasks", default="itemcf,epoch", help="itemcf,epoch,train,eval,itemcf-memory"
+    )
     parser.add_argument("--chunk-rows", type=int, default=2_000_000)
     parser.add_argument("--item-blocks", type=int, default=None, help="default: from max-pairs")
     parser.add_argument("--max-pairs", type=int, default=50_000_000)
@@ -146,7 +149,7 @@ def main() -> None:
         return
     rows = []
     for task in args.tasks.split(","):
-        sizes = args.items if task in IN_MEMORY else args.sizes
+        sizes = {"eval": args.eval_users}.get(task, args.items if task in IN_MEMORY else args.sizes)
         for size in (int(s) for s in sizes.split(",")):
             cmd = [sys.executable, *sys.argv, "--one", task, str(size)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -8,8 +8,10 @@ speed, not quality), saved, and served by ``funnelrec serve`` in its own process
 ``--workers N``: N server processes sharing it). A closed-loop load generator (``wrk`` when
 installed, else asyncio httpx clients) keeps ``--clients`` requests in flight for ``--duration``
 seconds, each ``GET /recommend?user_id=<random known user>&k=10``. Reported: client-side p50/p99
-latency, requests/s, the server's CPU time per request (``server_cpu_ms_per_request``: comparable
-on a busy machine, unlike latency), and per-stage p99 from the server's Prometheus histograms
+latency, requests/s, the server's CPU time per request (``cpu_ms_per_request``, also
+``server_cpu_ms_per_request``: comparable on a busy machine, unlike latency), each stage's time per
+request (``ms_per_request_<stage>``, printed as a breakdown of the CPU per request; the rest is
+HTTP, JSON and the event loop), and per-stage p99 from the server's Prometheus histograms
 (``p99_ms_<stage>``, interpolated within buckets; stages run once per micro-batch, ``http`` is the
 server-side request time).
 """
@@ -37,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from funnelrec.config import load_config, parse_config
 from funnelrec.pipeline import Funnel
 from funnelrec.registry import RECALL
+from funnelrec.serve.model import instrument
 
 ANN_CHANNELS = ("two_tower", "youtube_dnn", "mf")  # embedding channels served through an index
 
@@ -157,6 +160,56 @@ def stage_quantiles(before: str, after: str, q: float) -> dict[str, float]:
     return out
 
 
+def _stage_sums(text: str) -> dict[str, float]:
+    """Seconds spent so far in each funnel stage (sum of ``funnelrec_stage_seconds``)."""
+    return {
+        sample.labels["stage"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "funnelrec_stage_seconds_sum"
+    }
+
+
+def stage_ms_per_request(before: str, after: str, requests: int) -> dict[str, float]:
+    """Milliseconds of each stage per request between two scrapes: the stage's time in the
+    funnel thread summed over micro-batches, over the requests served (about its CPU time:
+    the funnel thread computes, it does not wait)."""
+    old, new = _stage_sums(before), _stage_sums(after)
+    n = max(requests, 1)
+    return {s.replace(":", "_"): (v - old.get(s, 0.0)) * 1000 / n for s, v in new.items()}
+
+
+def stage_cpu_ms(artifact: Path, users: list[str], n: int = 300) -> dict[str, float]:
+    """CPU milliseconds of each funnel stage for one request (a batch of one, the serving
+    path's ``Funnel.run`` timed with ``time.process_time``: all threads), averaged over ``n``
+    known users, in this process: a per-stage CPU breakdown that machine load does not skew."""
+    funnel = Funnel.load(artifact)
+    timings: dict[str, float] = {}
+    instrument(funnel, timings, clock=time.process_time)
+    picks = random.Random(0).choices(users, k=n + 20)
+    for i, user in enumerate(picks):
+        if i == 20:  # warm-up done
+            timings.clear()
+            start = time.process_time()
+        funnel.run(funnel.query_for([user]))
+    total = time.process_time() - start
+    out = {stage.replace(":", "_"): s * 1000 / n for stage, s in timings.items()}
+    out["merge_and_cuts"] = max(total * 1000 / n - sum(out.values()), 0.0)
+    out["funnel"] = total * 1000 / n
+    return out
+
+
+def print_breakdown(cpu_ms: float, stages: dict[str, float]) -> None:
+    """The server's CPU per request under load (micro-batched), then each stage's CPU for a
+    request served alone (a batch of one) and its share of that funnel run."""
+    funnel = max(stages["funnel"], 1e-9)
+    print(f"server CPU per request under load: {cpu_ms:.3f} ms", file=sys.stderr)
+    print(f"funnel CPU for one request alone: {funnel:.3f} ms, by stage:", file=sys.stderr)
+    for stage, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
+        if stage != "funnel":
+            print(f"  {stage:<28} {ms:7.3f} ms  {ms / funnel:6.1%}", file=sys.stderr)
+
+
 def synthetic_1m_config() -> dict[str, Any]:
     """Funnel for the 1,000,000-item catalogue: an embedding channel on an HNSW index."""
     ann = next((c for c in ANN_CHANNELS if c in RECALL.names()), None)
@@ -261,6 +314,7 @@ def measure(
     result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(result["requests"], 1)
     after = httpx.get(f"{url}/metrics").text
     result["stages"] = stage_quantiles(baseline, after, 0.99)
+    result["stage_ms"] = stage_ms_per_request(baseline, after, result["requests"])
     result["loadgen"] = "wrk" if use_wrk else "httpx"
     return result
 
@@ -290,9 +344,14 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        cpu_stages = stage_cpu_ms(artifact, users)  # the server is gone: no contention
     metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
+    metrics["cpu_ms_per_request"] = result["cpu_ms"]
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
+    metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})
+    print_breakdown(result["cpu_ms"], cpu_stages)
+    metrics.update({f"cpu_ms_{s}": v for s, v in cpu_stages.items()})
     model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
     if args.workers > 1:
         model += f"-{args.workers}-workers"

@@ -71,3 +71,16 @@ def test_query_recent_history_and_select() -> None:
     assert sub.history(1).tolist() == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="k must be"):
         Query.from_lists([0], [[]], k=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sort_within_rows_matches_lexsort(dtype: type) -> None:
+    """Descending per row, stable for ties (incl. -0.0 == 0.0), -inf before NaN (last)."""
+    rng = np.random.default_rng(0)
+    offsets = ragged.offsets_from_lengths(rng.integers(0, 30, 40))
+    scores = rng.integers(-3, 4, offsets[-1]).astype(dtype)
+    scores[rng.random(len(scores)) < 0.1] = -0.0
+    scores[rng.random(len(scores)) < 0.05] = -np.inf
+    scores[rng.random(len(scores)) < 0.05] = np.nan
+    reference = np.lexsort((-scores.astype(np.float64), ragged.row_ids(offsets)))
+    assert ragged.sort_within_rows(offsets, scores).tolist() == reference.tolist()

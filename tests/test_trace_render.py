@@ -12,7 +12,7 @@ from funnelrec.config import parse_config
 from funnelrec.data.splits import Split
 from funnelrec.pipeline import Funnel
 from funnelrec.trace import FunnelTrace
-from funnelrec.trace_render import STAGE_COLUMNS, TraceView, step_counts
+from funnelrec.trace_render import STAGE_COLUMNS, TraceView, fit_names, step_counts
 
 CONFIG = {
     "k": 6,
@@ -45,6 +45,14 @@ def trace(world_split: Split) -> FunnelTrace:
     return funnel.run(world_split.test_query(world_split.test_users()[:3], 6))
 
 
+def test_fit_names_keeps_whole_names_and_counts_the_rest() -> None:
+    assert fit_names("itemcf, usercf, tag, fresh", 30) == "itemcf, usercf, tag, fresh"
+    assert fit_names("itemcf, usercf, tag, fresh", 17) == "itemcf, usercf +2"
+    assert fit_names("itemcf, usercf, tag, fresh", 10) == "itemcf +3"
+    assert fit_names("itemcf, usercf", 4) == "itemcf +1"  # rich then ellipsizes
+    assert fit_names("", 6) == ""
+
+
 def test_step_counts_known_answer() -> None:
     before, after = np.array([1, 2, 3, 4]), np.array([2, 1, 5])
     # 2 and 1 swap places (both moved), 5 is new, 3 and 4 are gone
@@ -57,6 +65,9 @@ def test_view_slate_rows_match_the_slate(trace: FunnelTrace) -> None:
     view = trace.view(1, user="u-test")
     items, _ = trace.slate.row(1)
     assert view.title == "Slate for u-test (6 items)"
+    assert trace.user_idx is not None
+    user = trace.dataset.user_ids.external([trace.user_idx[1]])[0]
+    assert trace.view(1).title == f"Slate for {user} (6 items)"  # named from the query
     assert len(view.slate_rows) == len(items) == 6
     col = {name: i for i, name in enumerate(view.slate_columns)}
     assert [r[col["item"]] for r in view.slate_rows] == trace.dataset.item_ids.external(items)
@@ -65,8 +76,7 @@ def test_view_slate_rows_match_the_slate(trace: FunnelTrace) -> None:
     assert {"recall", "prerank", "rank"} <= set(view.slate_columns)
     assert all(len(r[col["rank"]].split(".")[-1]) == 3 for r in view.slate_rows)  # rounded
     for r in view.slate_rows:
-        named = r[col["channels"]].split(" +")[0]
-        assert all(c in trace.channels for c in named.split(", ") if c)
+        assert all(c in trace.channels for c in r[col["channels"]].split(", ") if c)
     reasons = [r[col["reason"]] for r in view.slate_rows]
     assert reasons[1].startswith("fresh")  # the slot rule's reason at position 2
 

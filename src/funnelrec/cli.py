@@ -1,5 +1,5 @@
-"""Command line: ``funnelrec demo | fit | evaluate | recommend | serve | report | export |
-refit | simulate``.
+"""Command line: ``funnelrec demo | fit | evaluate | recommend | serve | report | profile |
+init | tune | export | refit | simulate``.
 
 Thin typer commands over the library. Errors print one clear line and exit non-zero;
 ``--json`` prints machine-readable output.
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split as split_dataset
-from funnelrec.errors import DataError, DataWarning, FunnelError
+from funnelrec.errors import ConfigError, DataError, DataWarning, FunnelError
 from funnelrec.eval.funnel import FunnelReport, evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.threads import apply_threads
@@ -117,6 +117,7 @@ def _report_json(report: FunnelReport) -> dict[str, Any]:
         "wall_s": report.wall_s,
         "cold_metrics": report.cold_metrics,
         "n_cold_users": report.n_cold_users,
+        "segments": {name: vars(seg) for name, seg in report.segments.items()},
     }
 
 
@@ -210,22 +211,28 @@ def fit(
 
 @app.command()
 def evaluate(
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
-    ],
     data: DataOpt,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", "-a", help="a fitted funnel (its config)")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="a funnel config (instead of -a)")
+    ] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Re-fit the artifact's config on the protocol's train part and evaluate every stage."""
-    config = Funnel.load(artifacts).config
-    apply_threads(threads, config.threads)
+    """Fit a config (``--config``, or the config of ``--artifacts``) on the protocol's train
+    part and evaluate every stage on its test part, in one go."""
+    if (artifacts is None) == (config is None):
+        raise typer.BadParameter("give exactly one of --config or --artifacts")
+    funnel_config = load_config(config) if config else Funnel.load(artifacts or Path()).config
+    apply_threads(threads, funnel_config.threads)
     with _progress(f"loading {data}", quiet):
         parts = split_dataset(_load_data(data), protocol)
     with _progress("fitting on the train part", quiet):
-        funnel = Funnel(config).fit(parts.train, valid=parts.valid)
+        funnel = Funnel(funnel_config).fit(parts.train, valid=parts.valid)
     with _progress("evaluating every stage", quiet):
         report = evaluate_funnel(funnel, parts)
     if as_json:
@@ -233,6 +240,86 @@ def evaluate(
         return
     console.print(report_table(report, f"Funnel evaluation, {protocol} ({report.n_users} users)"))
     console.print(metrics_table(report.metrics, "Final slate"))
+    if len(report.segments) > 1:  # warm and cold users apart
+        for name, seg in report.segments.items():
+            console.print(metrics_table(seg.metrics, f"Final slate, {name} ({seg.n_users} users)"))
+
+
+@app.command()
+def profile(data: DataOpt, as_json: JsonOpt = False) -> None:
+    """What the data supports: timestamps, feedback, item attributes, repeats, sizes, skew."""
+    from funnelrec.profile import profile as profile_data
+    from funnelrec.profile import rows
+
+    with progress_console.status(f"loading {data}"):
+        result = profile_data(_load_data(data))
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"Data profile: {result.name}")
+    table.add_column("what")
+    table.add_column("value")
+    for what, value in rows(result):
+        table.add_row(what, value)
+    console.print(table)
+
+
+@app.command()
+def init(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="config file to write (.toml)")],
+    quick: Annotated[bool, typer.Option(help="one epoch per learned stage (smoke runs)")] = False,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented config that uses only what the data supports, sized to it."""
+    from funnelrec.init_config import write_config
+
+    with progress_console.status(f"loading {data}"):
+        dataset = _load_data(data)
+    write_config(dataset, out, effort="quick" if quick else "default", force=force)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Option("--config", "-c", help="starting config")],
+    data: DataOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="tuned config")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="most trials")] = 30,
+    budget: Annotated[str, typer.Option(help="wall-clock budget: 30m, 1h, 600s")] = "30m",
+    protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
+    valid_users: Annotated[int, typer.Option(min=1, help="validation users scored")] = 3000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Optuna search on the validation part only; writes the tuned config, its search
+    history (JSON) and a plot of it beside the config."""
+    from funnelrec.io import read_mapping_file
+    from funnelrec.tune import parse_budget, write_outputs
+    from funnelrec.tune import tune as run_tune
+
+    raw = read_mapping_file(config, "config")
+    seconds = parse_budget(budget)
+    target = out or config.with_name(config.stem + ".tuned.toml")
+    with progress_console.status(f"loading {data}") as status:
+        dataset = _load_data(data)
+        result = run_tune(
+            raw, dataset, protocol=protocol, trials=trials, budget_s=seconds,
+            valid_users=valid_users, progress=status.update,
+        )  # fmt: skip
+    paths = write_outputs(result, target, dataset.name)
+    summary = {
+        "valid_ndcg@10": result.best_value,
+        "init_valid_ndcg@10": result.init_value,
+        "trials": result.n_trials,
+        "wall_s": round(result.wall_s, 1),
+        **{k: str(v) for k, v in paths.items()},
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    valid = {"tuned": result.best_value, "starting config": result.init_value}
+    console.print(metrics_table(valid, "Validation NDCG@10"))
+    console.print(f"{result.n_trials} trials in {result.wall_s:.0f} s; wrote {paths['config']}")
 
 
 @app.command()
@@ -384,7 +471,7 @@ def report(
     if artifacts is None or data is None or out is None:
         raise typer.BadParameter("--artifacts, --data and --out are required (or --store)")
     if k < 1:
-        raise typer.BadParameter(f"--k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")  # one line, as everywhere
     runs = [artifacts, *(compare or [])]
     with _progress(f"loading {data}", quiet) as status:
         dataset = _load_data(data)

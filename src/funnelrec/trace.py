@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from funnelrec import provenance
 from funnelrec.data.ids import IdMap
+from funnelrec.ragged import IntArray
 from funnelrec.types import Candidates, Slate
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class FunnelTrace:
         slate: the final slate.
         dataset: the funnel's dataset (``Funnel.run`` sets it): external ids and item titles
             for ``view`` / ``explain``; ``None`` when built by hand.
+        user_idx: ``[B]`` the queries' dense user ids (``-1``: unknown), to name them.
 
     In a notebook a trace shows its first query as two tables (``_repr_html_``);
     ``rich.print(trace.view(row))`` prints them in a terminal; ``explain`` gives the same
@@ -39,6 +41,7 @@ class FunnelTrace:
     rerank_steps: list[tuple[str, Candidates]] = field(default_factory=list)
     slate: Slate | None = None
     dataset: Dataset | None = field(default=None, repr=False, compare=False)
+    user_idx: IntArray | None = field(default=None, repr=False, compare=False)
 
     def stages(self) -> dict[str, Candidates]:
         """Stage name → candidates, in funnel order (``recall`` is the merged set)."""
@@ -63,6 +66,9 @@ class FunnelTrace:
         kept, moved, inserted, removed). Renders in rich and in notebooks."""
         from funnelrec.trace_render import trace_view
 
+        if user is None and self.user_idx is not None and self.dataset is not None:
+            u = int(self.user_idx[row])
+            user = str(self.dataset.user_ids.external([u])[0]) if u >= 0 else "an unknown user"
         return trace_view(self, row, item_ids=item_ids, dataset=self.dataset, user=user)
 
     def __rich__(self) -> TraceView:

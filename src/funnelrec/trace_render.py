@@ -23,6 +23,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
+from funnelrec import provenance
 from funnelrec.data.ids import IdMap
 from funnelrec.types import Candidates
 
@@ -72,8 +73,12 @@ class TraceView:
                 overflow="ellipsis",
                 max_width=limits.get(name),
             )
+        where = self.slate_columns.index("channels") if "channels" in limits else -1
         for row in self.slate_rows:
-            slate.add_row(*row)
+            cells = list(row)
+            if where >= 0:  # name the channels that fit, then how many more
+                cells[where] = fit_names(cells[where], limits["channels"])
+            slate.add_row(*cells)
         stages = _table("What each stage did")
         for i, name in enumerate(STAGE_COLUMNS):
             stages.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
@@ -133,11 +138,19 @@ def _table(title: str) -> Table:
 
 
 def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain HTML table; text columns (and the first) left-aligned, numbers right."""
+    align = ["left" if i == 0 or c in _TEXT_COLUMNS else "right" for i, c in enumerate(columns)]
     head = "".join(
-        f'<th style="{_CELL_STYLE};text-align:left">{html.escape(c)}</th>' for c in columns
+        f'<th style="{_CELL_STYLE};text-align:{a}">{html.escape(c)}</th>'
+        for c, a in zip(columns, align, strict=True)
     )
     body = "".join(
-        "<tr>" + "".join(f'<td style="{_CELL_STYLE}">{html.escape(v)}</td>' for v in row) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td style="{_CELL_STYLE};text-align:{a}">{html.escape(v)}</td>'
+            for v, a in zip(row, align, strict=True)
+        )
+        + "</tr>"
         for row in rows
     )
     return f'<table style="{_HTML_STYLE}"><tr>{head}</tr>{body}</table>'
@@ -200,7 +213,7 @@ def _slate_rows(
         cells = [str(j + 1), str(ext[j])]
         if titles:
             cells.append(titles[j])
-        cells.append(_channel_list(_channels(slate, i)))
+        cells.append(", ".join(_channels(slate, i)))
         cells.extend(_fmt(slate.stage_scores[s][i]) for s in stages)
         if has_reason:
             assert slate.reasons is not None
@@ -211,16 +224,22 @@ def _slate_rows(
 
 def _channels(c: Candidates, i: int) -> list[str]:
     if c.channel_ranks is not None:
-        return [c.channels[k] for k in np.flatnonzero(c.channel_ranks[i] >= 0)]
+        return list(provenance.found_by(c, i))
     if c.source is not None and c.channels:
         return [c.channels[int(c.source[i])]]
     return []
 
 
-def _channel_list(names: list[str], show: int = 2) -> str:
-    """``"itemcf, tag +3"``: the first channels by name, then how many more."""
-    more = len(names) - show
-    return ", ".join(names[:show]) + (f" +{more}" if more > 0 else "")
+def fit_names(text: str, width: int) -> str:
+    """``"a, b, c, d"`` cut to ``width`` characters as ``"a, b +2"`` (whole names first,
+    then how many more); rich adds an ellipsis if even one name does not fit."""
+    names = text.split(", ")
+    for keep in range(len(names), 0, -1):
+        more = len(names) - keep
+        short = ", ".join(names[:keep]) + (f" +{more}" if more else "")
+        if len(short) <= width:
+            return short
+    return f"{names[0]} +{len(names) - 1}" if len(names) > 1 else text
 
 
 def _fmt(value: float) -> str:

@@ -115,6 +115,13 @@ class Query:
         offsets = ragged.offsets_from_lengths(np.minimum(lens, last_k))
         return offsets, self.history_items[keep], self.history_ts[keep]
 
+    def without_exclusions(self) -> Query:
+        """Same queries with empty exclusion lists (seen items may be recommended again)."""
+        empty = np.zeros(self.batch_size + 1, dtype=np.int64)
+        return dataclasses.replace(
+            self, exclude_offsets=empty, exclude_items=self.exclude_items[:0]
+        )
+
     def with_k(self, k: int) -> Query:
         return dataclasses.replace(self, k=k)
 

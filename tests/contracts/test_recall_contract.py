@@ -54,6 +54,9 @@ def test_shapes_order_exclusions(
 ) -> None:
     c = fitted[name].retrieve(query, 20)
     check_wellformed(c, query, 20, world_split.train.n_items)
+    if name == "repeat":  # only seen items, all excluded here: rerun without exclusions
+        c = fitted[name].retrieve(query.without_exclusions(), 20)
+        check_wellformed(c, query.without_exclusions(), 20, world_split.train.n_items)
     assert c.lengths().sum() > 0
 
 

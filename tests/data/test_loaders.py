@@ -23,7 +23,7 @@ from funnelrec.data.loaders import (
     load_sequences,
     load_table,
 )
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, DataWarning
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FLAGS_OFF = "|".join(["0"] * 19)
@@ -283,8 +283,9 @@ def test_table_csv_with_side_tables(tmp_path: Path) -> None:
     _write(tmp_path / "items.csv", ["sku,category,tags", "b,toys,x|y", "c,food,"])
     _write(tmp_path / "users.tsv", ["user\tage", "2\t30"])
     mapping = ColumnMapping(user="uid", item="iid", timestamp="ts", feedback=("click",), weight="w")
-    ds = load_table(tmp_path / "log.csv", mapping, items=tmp_path / "items.csv", item_key="sku",
-                    users=tmp_path / "users.tsv", user_key="user")  # fmt: skip
+    with pytest.warns(DataWarning, match=r"1 item id\(s\) in the interactions are not in"):
+        ds = load_table(tmp_path / "log.csv", mapping, items=tmp_path / "items.csv",
+                        item_key="sku", users=tmp_path / "users.tsv", user_key="user")  # fmt: skip
     assert (len(ds), ds.n_users, ds.n_items, ds.feedback) == (2, 2, 3, ("click",))
     assert ds.item_ids.ids == ["b", "c", "a"] and ds.user_ids.ids == [2, 1]
     assert ds.arrays.timestamp[0] - ds.arrays.timestamp[1] == 10.0

@@ -30,12 +30,26 @@ def items_of(ds: Dataset, user: str) -> list[object]:
 
 
 def test_loo_stable_ties() -> None:
-    s = split(tiny(), "loo")
+    s = split(tiny(), "loo", min_len=2)
     assert items_of(s.test, "a") == [3]  # (ts 5, later in file)
     assert items_of(s.valid, "a") == [2]
     assert sorted(items_of(s.train, "a")) == [1, 4]  # type: ignore[type-var]
     assert items_of(s.test, "b") == [5] and items_of(s.valid, "b") == []
     assert items_of(s.train, "c") == [9] and items_of(s.test, "c") == []
+
+
+def test_loo_min_len_default_keeps_short_users_in_train() -> None:
+    s = split(tiny(), "loo")  # min_len = 3 (RecBole, SASRec): "b" has 2 events
+    assert items_of(s.test, "a") == [3] and items_of(s.valid, "a") == [2]
+    assert items_of(s.test, "b") == [] and items_of(s.valid, "b") == []
+    assert sorted(items_of(s.train, "b")) == [1, 5]  # type: ignore[type-var]
+    strict = split(tiny(), "loo", min_len=5)  # "a" has 4 events: all in train now
+    assert items_of(strict.test, "a") == [] and len(items_of(strict.train, "a")) == 4
+
+
+def test_loo_min_len_rejects_zero() -> None:
+    with pytest.raises(ConfigError, match="min_len"):
+        split(tiny(), "loo", min_len=0)
 
 
 def test_rs811_ratios(world: Dataset) -> None:

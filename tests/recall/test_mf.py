@@ -45,6 +45,12 @@ def test_refit_trains_on_everything_for_best_epochs(world_split: Split) -> None:
     assert mf.fit_log_["refit"] and mf.sizes_["n_users"] == world_split.train.n_users
 
 
+def test_default_refits_on_the_last_interactions(world_split: Split) -> None:
+    """Issue #24: without the refit the user vectors never saw each user's last item."""
+    mf = MFRecall(**{**FAST, "epochs": 2}).fit(world_split.train)
+    assert mf.params.refit and mf.fit_log_["refit"]
+
+
 def test_unknown_users_get_empty_rows(softmax_mf: MFRecall) -> None:
     q = Query.from_lists([0, -1, 10**6], [[1, 2], [1, 2], []], k=5)
     lens = softmax_mf.retrieve(q, 5).lengths()

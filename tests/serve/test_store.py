@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from funnelrec.serve.store.base import Event, Store, StoreError, open_store
+from funnelrec.serve.store.base import HISTORY_CAP, Event, Store, StoreError, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -77,3 +78,64 @@ def test_bad_urls_and_unreachable_redis() -> None:
         open_store("postgres://x")
     with pytest.raises(StoreError, match="redis store"):
         open_store("redis://127.0.0.1:1/0")
+
+
+def test_history_is_capped_the_same_in_every_store(store: Store) -> None:
+    n = HISTORY_CAP + 5
+    store.append_events([Event("u", f"i{j}", "click", float(j)) for j in range(n)])
+    history = store.user_state("u", history_limit=n + 100).history
+    assert len(history) == HISTORY_CAP
+    assert history[0] == ("i5", 5.0) and history[-1] == (f"i{n - 1}", float(n - 1))
+    assert store.count_events() == n  # the log itself is complete
+
+
+def test_redis_batch_is_all_or_nothing(redis_url: str, redis_prefix: str) -> None:
+    import redis
+
+    store = open_store(redis_url, prefix=redis_prefix)
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{redis_prefix}:seen:bad", "a string, not a set")  # the 2nd user's write fails
+    batch = [Event("good", "a", "click", 1.0), Event("bad", "b", "click", 2.0)]
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        store.append_events(batch)
+    assert store.count_events() == 0
+    assert store.user_state("good", 10) == store.user_state("nobody", 10)
+    client.set(f"{redis_prefix}:item:bad", "a string, not a hash")
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        store.upsert_items([{"item_id": "ok", "title": "A"}, {"item_id": "bad", "title": "B"}])
+    assert store.items() == [] and store.published("items") == (0, None)
+    store.close()
+
+
+def test_redis_events_of_a_user_read_only_that_user(redis_url: str, redis_prefix: str) -> None:
+    store = open_store(redis_url, prefix=redis_prefix)
+    store.append_events([Event(f"u{j % 50}", "a", "click", float(j)) for j in range(500)])
+    read: list[str] = []
+    client = store._client  # type: ignore[attr-defined]
+    original = client.xrange
+
+    def recording(key: str, *args: Any, **kwargs: Any) -> Any:
+        entries = original(key, *args, **kwargs)
+        read.extend([key] * len(entries))
+        return entries
+
+    client.xrange = recording
+    events = store.events("u7")
+    assert [e.timestamp for e in events] == [float(j) for j in range(7, 500, 50)]
+    assert len(read) == 10 and set(read) == {f"{redis_prefix}:uevents:u7"}
+    assert len(store.events()) == 500
+    store.close()
+
+
+def test_sqlite_commits_durably(tmp_path: Path) -> None:
+    """Fails if the store stops committing durably: the kill -9 test cannot tell (the page
+    cache survives a killed process, so ``synchronous=OFF`` passes it too)."""
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    store.append_events([Event("u", "a", "click", 1.0)])
+    store.user_state("u", 10)  # opens this thread's reader connection
+    connections = [store._writer, *store._readers]  # type: ignore[attr-defined]
+    assert len(connections) == 2
+    for conn in connections:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync per commit
+    store.close()

@@ -113,3 +113,30 @@ def test_explicit_targets_over_distinct_columns() -> None:
     got = sampled_softmax_loss(user, items, torch.tensor([4, 9]), target=torch.tensor([0, 0]))
     expected = F.cross_entropy(user @ items.T, torch.tensor([0, 0]))
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_shared_softmax_known_answer() -> None:
+    """Row b: own positive vs the shared columns, a column holding b's own item masked."""
+    from funnelrec.train.losses import shared_softmax_loss
+
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pos = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+    pos_ids = torch.tensor([3, 4])
+    shared = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    shared_ids = torch.tensor([3, 7])  # column 0 is row 0's own item
+    got = shared_softmax_loss(user, pos, pos_ids, shared, shared_ids, temperature=0.5)
+    row0 = -(2.0 - math.log(math.exp(2.0) + math.exp(0.0)))  # column 0 masked
+    row1 = -(4.0 - math.log(math.exp(4.0) + math.exp(0.0) + math.exp(2.0)))
+    assert float(got) == pytest.approx((row0 + row1) / 2, rel=1e-5)
+
+
+def test_in_batch_covering_the_batch_is_the_full_softmax() -> None:
+    torch.manual_seed(0)
+    model = MatrixFactorization(n_users=6, n_items=20, dim=4)
+    batch = {"user": torch.arange(6), "item": torch.tensor([1, 2, 3, 2, 5, 9])}
+    prob = torch.full((20,), 1 / 20)
+    full = RetrievalLoss("softmax", batch_prob=prob)(model, batch)
+    covering = RetrievalLoss("softmax", batch_prob=prob, in_batch=6)(model, batch)
+    assert float(full.detach()) == float(covering.detach())
+    shared = RetrievalLoss("softmax", batch_prob=prob, in_batch=2)(model, batch)
+    assert torch.isfinite(shared) and float(shared.detach()) != float(full.detach())

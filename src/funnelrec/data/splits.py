@@ -8,6 +8,7 @@ valid (``Split.test_query``) and those items are excluded from the ranking.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -32,9 +33,10 @@ class Split:
     valid: Dataset
     test: Dataset
 
-    @property
+    @cached_property
     def history(self) -> Dataset:
-        """Train + validation interactions: what a user has done before the test period."""
+        """Train + validation interactions: what a user has done before the test period
+        (built once per split, with its cached views: every ``test_query`` reuses it)."""
         return self.train.with_interactions(
             pl.concat([self.train.interactions, self.valid.interactions])
         )
@@ -60,10 +62,17 @@ class Split:
         return mat.indptr.astype(np.int64), mat.indices.astype(np.int64)
 
 
-def split(dataset: Dataset, protocol: str, seed: int = 2020) -> Split:
-    """Split ``dataset`` by a protocol name from DESIGN.md."""
+#: ``loo``: users with fewer interactions than this stay in train only (RecBole, SASRec).
+LOO_MIN_LEN = 3
+
+
+def split(dataset: Dataset, protocol: str, seed: int = 2020, min_len: int = LOO_MIN_LEN) -> Split:
+    """Split ``dataset`` by a protocol name from DESIGN.md.
+
+    ``min_len`` (``loo`` only): users with fewer interactions keep them all in train
+    (default 3, as RecBole and SASRec's ``data_partition``)."""
     if protocol == "loo":
-        part = _leave_last_out(dataset)
+        part = _leave_last_out(dataset, min_len)
     elif protocol == "rs811":
         part = _random_ratio(dataset, seed)
     elif protocol == "temporal":
@@ -96,17 +105,20 @@ def _with_part(dataset: Dataset, index: int, parts: list[pl.DataFrame]) -> Datas
     return ds.replace(impressions=imp.join(own, on=keys, how="semi"))
 
 
-def _leave_last_out(ds: Dataset) -> tuple[IntArray, IntArray, IntArray]:
+def _leave_last_out(ds: Dataset, min_len: int) -> tuple[IntArray, IntArray, IntArray]:
     """Per user by time (stable: ties keep file order): last → test, 2nd last → valid.
 
-    Users with 2 interactions give one to test; users with 1 keep it in train."""
+    Users with fewer than ``min_len`` interactions keep them all in train; with
+    ``min_len <= 2`` a user with 2 gives one to test and none to valid."""
+    if min_len < 1:
+        raise ConfigError(f"loo min_len must be >= 1, got {min_len}")
     order = ds.time_order
     offsets = ragged.offsets_from_lengths(np.bincount(ds.arrays.user_idx, minlength=ds.n_users))
     lens = ragged.lengths(offsets)
     pos_from_end = (lens[ragged.row_ids(offsets)] - 1) - ragged.position_in_row(offsets)
     n = lens[ragged.row_ids(offsets)]
-    is_test = (pos_from_end == 0) & (n >= 2)
-    is_valid = (pos_from_end == 1) & (n >= 3)
+    is_test = (pos_from_end == 0) & (n >= max(min_len, 2))
+    is_valid = (pos_from_end == 1) & (n >= max(min_len, 3))
     return order[~is_test & ~is_valid], order[is_valid], order[is_test]
 
 

@@ -1,8 +1,10 @@
 """Funnel evaluation: how many test items survive each stage, and end-to-end metrics.
 
-For every test user the whole funnel runs once (batched); the share of the user's test
-items still present is measured after each recall channel, after the merge, after pre-rank,
-after rank and in the final slate (micro-averaged over test items).
+For every test user of the evaluation plan (``eval.protocol.EvalPlan``, the users
+``evaluate`` averages over too: warm and cold) the whole funnel runs once (batched); the
+share of the user's test items still present is measured after each recall channel, after
+the merge, after pre-rank, after rank and in the final slate (micro-averaged over test
+items). The slate's metrics are reported over all users and for warm and cold users apart.
 
 Stage consistency (``consistency@K`` in the report's metrics): the ranker also scores the
 whole merged recall set; the share of its top ``K`` items that pre-rank kept measures how
@@ -17,14 +19,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from funnelrec import provenance, ragged
 from funnelrec.data.splits import Split
-from funnelrec.eval import metrics
-from funnelrec.eval.protocol import DEFAULT_KS, batches
+from funnelrec.eval.protocol import DEFAULT_KS, EvalPlan, Segment, batches
 from funnelrec.pipeline import Funnel
 from funnelrec.ragged import IntArray
 from funnelrec.types import Candidates, Query
@@ -41,7 +42,9 @@ class StageRow:
 
 @dataclass
 class FunnelReport:
-    """Per-stage survival of test items and the final slate's ranking metrics."""
+    """Per-stage survival of test items and the final slate's ranking metrics, over all the
+    evaluated users; ``segments``: the slate metrics of the warm and the cold users apart
+    (``cold_metrics`` / ``n_cold_users`` repeat the cold row)."""
 
     stages: list[StageRow]
     metrics: dict[str, float]
@@ -49,6 +52,7 @@ class FunnelReport:
     wall_s: float
     cold_metrics: dict[str, float] | None = None
     n_cold_users: int = 0
+    segments: dict[str, Segment] = field(default_factory=dict)
 
 
 class _Consistency:
@@ -116,54 +120,44 @@ def evaluate_funnel(
     batch_size: int = 1024,
     consistency_k: int | None = 50,
     catalogue_consistency: bool = False,
+    plan: EvalPlan | None = None,
 ) -> FunnelReport:
-    """Run the funnel for every test user of ``split`` and measure every stage
-    (``consistency_k``: also the stage consistency at that depth, ``None``: skip it;
-    ``catalogue_consistency``: also what recall missed of the ranker's catalogue top ``K``)."""
+    """Run the funnel once (batched) for every user of the test ``plan`` (default: the same
+    ``EvalPlan`` ``eval.protocol.evaluate`` uses: every test user, warm and cold) and measure
+    every stage (``consistency_k``: also the stage consistency at that depth, ``None``: skip
+    it; ``catalogue_consistency``: also what recall missed of the ranker's catalogue top
+    ``K``). Headline metrics are over all the plan's users; ``segments`` holds the warm and
+    the cold users apart."""
     start = time.perf_counter()
-    users = split.test_users()
-    known = np.diff(split.history.user_item.indptr)[users] > 0
-    warm, cold = users[known], users[~known]
+    plan = plan if plan is not None else EvalPlan.build(split, "test")
     counter = _Counter()
     consistency = _Consistency(consistency_k, catalogue_consistency) if consistency_k else None
     k_max = max(ks)
     topk_rows = []
-    n_truth = 0
     quotas = funnel.config.recall.quotas()
-    for chunk in batches(warm, batch_size):
-        query = split.test_query(chunk, k_max)
+    for rows in batches(np.arange(len(plan.users), dtype=np.int64), batch_size):
+        query = plan.query(rows, k_max)
         trace = funnel.run(query)
         if consistency is not None:
             consistency.add(funnel, query, trace.merged, trace.prerank)
-        t_off, t_items = split.truth(split.test, chunk)
-        n_truth += len(t_items)
+        t_off, t_items = plan.truth(rows)
         stages = {f"recall:{n}": c.truncate(quotas[n]) for n, c in trace.channels.items()}
         for name, cands in {**stages, **trace.stages()}.items():
             counter.add(name, cands, t_off, t_items)
         assert trace.slate is not None
         topk_rows.append(trace.slate.dense(k_max))
     topk = np.concatenate(topk_rows) if topk_rows else np.zeros((0, k_max), dtype=np.int64)
-    t_off, t_items = split.truth(split.test, warm)
-    final = metrics.ranking_metrics(topk, t_off, t_items, ks=ks)
+    final, segments = plan.ranking(topk, ks)
     if consistency is not None:
         final.update(consistency.value())
-    rows = counter.rows(max(len(warm), 1), max(n_truth, 1))
-    cold_metrics = _cold_metrics(funnel, split, cold, ks, batch_size) if len(cold) else None
+    table = counter.rows(max(len(plan.users), 1), max(len(plan.truth_items), 1))
+    cold = segments.get("cold")
     return FunnelReport(
-        rows, final, len(warm), time.perf_counter() - start, cold_metrics, len(cold)
+        stages=table,
+        metrics=final,
+        n_users=len(plan.users),
+        wall_s=time.perf_counter() - start,
+        cold_metrics=None if cold is None else cold.metrics,
+        n_cold_users=0 if cold is None else cold.n_users,
+        segments=segments,
     )
-
-
-def _cold_metrics(
-    funnel: Funnel, split: Split, cold: IntArray, ks: tuple[int, ...], batch_size: int
-) -> dict[str, float]:
-    """Final-slate metrics of the users without any history (cold start)."""
-    k_max = max(ks)
-    c_top = np.concatenate(
-        [
-            funnel.recommend(split.test_query(c, k_max)).dense(k_max)
-            for c in batches(cold, batch_size)
-        ]
-    )
-    c_off, c_items = split.truth(split.test, cold)
-    return metrics.ranking_metrics(c_top, c_off, c_items, ks=ks)

@@ -117,8 +117,10 @@ class TwoTower(EmbeddingModel):
         """``[n, d]`` from explicit inputs; ``ids == n_items`` means "no id" (a new item).
 
         Args:
-            ids: ``[n]`` item ids; category: ``[n]`` codes; tags: ``[n, max_tags]`` codes
-            (``0`` pads); content: ``[n, C]`` floats.
+            ids: ``[n]`` item ids.
+            category: ``[n]`` codes.
+            tags: ``[n, max_tags]`` codes (``0`` pads).
+            content: ``[n, C]`` floats.
         """
         parts = []
         if self.item_id is not None:

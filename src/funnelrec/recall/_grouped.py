@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
 from funnelrec import ragged
 from funnelrec.ragged import IntArray
@@ -142,9 +141,19 @@ def finish(
     keep[by_key[np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]]] = True
     valid = query.exclude_items >= 0
     excluded = (ragged.row_ids(query.exclude_offsets) * width + query.exclude_items)[valid]
-    keep &= ~pl.Series(keys).is_in(pl.Series(excluded).implode()).to_numpy()
+    keep &= ~_is_in(keys, excluded)
     offsets = ragged.offsets_from_row_ids(rows[keep], query.batch_size)
     return Candidates.from_flat(offsets, items[keep], score32[keep], channel).truncate(k)
+
+
+def _is_in(keys: IntArray, ref: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether each of ``keys`` is in ``ref``: one sorted search, in this thread (a request's
+    arrays are small; a dataframe engine's thread pool costs more than the search)."""
+    if len(ref) == 0:
+        return np.zeros(len(keys), dtype=np.bool_)
+    ref = np.sort(ref)
+    pos = np.minimum(np.searchsorted(ref, keys), len(ref) - 1)
+    return np.asarray(ref[pos] == keys)
 
 
 def _descending_bits(values: npt.NDArray[np.float32]) -> IntArray:

@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.eval.protocol import evaluate, subsample_users
@@ -78,7 +79,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         codes = dataset.item_categories[0].astype(np.int64)
         self.item_category_ = codes if self.params.side_info else codes[:0]
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self._prepare(dataset, [])
         p = self.params
         model, result = self._new_model(), None
@@ -117,7 +118,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         loss = NextItemLoss(
             p.loss, data.n_items, temperature=p.temperature,
             batch_prob=prob if p.log_q else None,
-            extra_prob=None if extra_prob is None else extra_prob.float(),
+            extra_prob=None if extra_prob is None else extra_prob.float(), in_batch=p.in_batch,
         )  # fmt: skip
         validate = None if inner is None else self._validator(inner)
         return fit(

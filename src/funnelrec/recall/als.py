@@ -25,6 +25,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import load_index, make_index
@@ -32,9 +33,8 @@ from funnelrec.recall._history import history_matrix
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
+from funnelrec.threads import resolve_threads
 from funnelrec.types import Candidates, Query
-
-DEFAULT_THREADS = 2  # until the global ``threads`` setting lands
 
 
 class ALSParams(Params):
@@ -51,7 +51,8 @@ class ALSParams(Params):
         history_len: most recent query items used by the fold-in (``None``: all).
         index, index_params: vector index of the item factors (``exact``, ``hnsw``, ``ivf``).
         seed: initialisation seed (implicit's ``random_state``).
-        threads: solver threads (``None``: 2).
+        threads: solver threads (``None``: the funnel's ``threads`` setting, see
+            ``funnelrec.threads.resolve_threads``).
     """
 
     factors: int = Field(default=64, ge=1)
@@ -75,7 +76,7 @@ class ALSRecall(RecallChannel[ALSParams]):
     params_model = ALSParams
     example_params: ClassVar[dict[str, Any]] = {"factors": 8, "iterations": 3, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         matrix = self._values(interaction_counts(dataset))
         model = self._model()
@@ -91,17 +92,18 @@ class ALSRecall(RecallChannel[ALSParams]):
 
     def _model(self) -> AlternatingLeastSquares:
         p = self.params
-        model = AlternatingLeastSquares(
-            factors=p.factors, regularization=p.regularization, alpha=p.alpha,
-            iterations=p.iterations, use_cg=p.use_cg, calculate_training_loss=False,
-            num_threads=self.n_threads, random_state=p.seed,
-        )  # fmt: skip
+        with threadpool_limits(1, "blas"):  # implicit warns when BLAS is multi-threaded
+            model = AlternatingLeastSquares(
+                factors=p.factors, regularization=p.regularization, alpha=p.alpha,
+                iterations=p.iterations, use_cg=p.use_cg, calculate_training_loss=False,
+                num_threads=self.n_threads, random_state=p.seed,
+            )  # fmt: skip
         model.cg_steps = p.cg_steps
         return model
 
     @property
     def n_threads(self) -> int:
-        return self.params.threads or DEFAULT_THREADS
+        return self.params.threads or resolve_threads()
 
     def _values(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Counts ``[n, n_items]`` turned into the ``confidence`` values (float32 CSR)."""

@@ -17,12 +17,13 @@ import polars as pl
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
 from funnelrec.content.cache import VectorCache
 from funnelrec.content.extract import extract, item_texts
 from funnelrec.content.reduce import PCAReducer
 from funnelrec.content.registry import ContentEncoder, F32Matrix, create_encoder
 from funnelrec.content.store import vector_column
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import VectorIndex
 from funnelrec.index.factory import make_index
@@ -79,13 +80,21 @@ class ContentRecall(RecallChannel[ContentParams]):
     """
 
     params_model = ContentParams
+
+    @classmethod
+    def requires(cls, params: ContentParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, else one of the ``text_columns``."""
+        if params.vector_column is not None:
+            return (needs.item_columns((params.vector_column,), "item vectors", "vector_column"),)
+        return (needs.item_columns(tuple(params.text_columns), "item text", "text_columns"),)
+
     example_params: ClassVar[dict[str, Any]] = {
         "encoder": "hashing",
         "encoder_params": {"dim": 64},
         "pca_dim": 16,
     }
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         raw, valid = self._raw_vectors(dataset.items)
         p = self.params
         self.pca_mean_ = np.zeros(0, dtype=np.float32)

@@ -13,6 +13,7 @@ the ``top_n`` largest weights per item row of ``B`` (a sparse model: smaller and
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -23,6 +24,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._history import history_matrix
@@ -44,7 +46,8 @@ class EASEParams(Params):
             ``max_items`` most popular items).
         top_n: keep the ``top_n`` largest weights per row of ``B`` (``None``: dense ``B``).
         history_len: most recent query items scored (``None``: all).
-        threads: BLAS threads while fitting and scoring (``None``: 2).
+        threads: BLAS threads while fitting and scoring (``None``: the process's BLAS pool,
+            which the funnel's ``threads`` setting sizes).
     """
 
     l2: float = Field(default=500.0, gt=0)
@@ -62,11 +65,11 @@ class EASERecall(RecallChannel[EASEParams]):
     params_model = EASEParams
     example_params: ClassVar[dict[str, Any]] = {"l2": 50.0, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         items = self._model_items(dataset)
         x = dataset.user_item[:, items]
-        with threadpool_limits(p.threads or 2, "blas"):
+        with _blas_threads(p.threads):
             weights = ease_weights(x, p.l2)
         self.items_: npt.NDArray[np.int64] = items
         self.n_items_ = int(dataset.n_items)
@@ -102,7 +105,7 @@ class EASERecall(RecallChannel[EASEParams]):
         hist = history_matrix(query, last, self.n_items_, usable=column >= 0)
         hist.data[:] = 1.0
         x = hist[:, self.items_]
-        with threadpool_limits(self.params.threads or 2, "blas"):
+        with _blas_threads(self.params.threads):
             product = x @ self.weights_
         model = np.asarray(product.toarray() if sp.issparse(product) else product, np.float32)
         out = np.full((query.batch_size, self.n_items_), -np.inf, dtype=np.float32)
@@ -125,6 +128,11 @@ class EASERecall(RecallChannel[EASEParams]):
             np.concatenate([c.scores for c in parts]),
             self.channel_name,
         )
+
+
+def _blas_threads(threads: int | None) -> AbstractContextManager[Any]:
+    """BLAS pool limited to ``threads`` inside the block (``None``: left as it is)."""
+    return nullcontext() if threads is None else threadpool_limits(threads, "blas")
 
 
 def ease_weights(x: sp.csr_matrix, l2: float) -> npt.NDArray[np.float32]:

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import Field
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._grouped import (
@@ -69,10 +71,19 @@ class FreshRecall(RecallChannel[FreshParams]):
     """
 
     params_model = FreshParams
+
+    @classmethod
+    def requires(cls, params: FreshParams) -> tuple[needs.Need, ...]:
+        """Real timestamps (ages in days); with ``per_category`` an item ``category``."""
+        out = [needs.real_time("item ages in days")]
+        if params.per_category:
+            out.append(needs.item_columns(("category",), "per-category lists", "per_category"))
+        return tuple(out)
+
     personalized: ClassVar[bool] = False
     example_params: ClassVar[dict[str, Any]] = {"per_category": True, "max_age_days": 120.0}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.reference_ = float(dataset.max_timestamp)
         self._index(dataset)
         return self

@@ -21,6 +21,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field, PositiveFloat
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._grouped import (
@@ -82,9 +84,26 @@ class HighCtrRecall(RecallChannel[HighCtrParams]):
     """
 
     params_model = HighCtrParams
+
+    @classmethod
+    def requires(cls, params: HighCtrParams) -> tuple[needs.Need, ...]:
+        """Impressions, or the feedback column of the CTR proxy (``like``/``rating``)."""
+        columns = (params.positive_feedback,) if params.positive_feedback else ("like", "rating")
+        out = [
+            needs.Need(
+                (needs.IMPRESSIONS, *(needs.feedback(c) for c in columns)),
+                "click-through rates",
+                "the data has no impressions and no ratings/likes: drop high_ctr "
+                "or set positive_feedback to an existing feedback column",
+            )
+        ]
+        if params.per_category:
+            out.append(needs.item_columns(("category",), "per-category lists", "per_category"))
+        return tuple(out)
+
     personalized: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         clicks, shows = self._evidence(dataset)
         eligible = shows >= self.params.min_impressions
         if self.params.prior is not None:

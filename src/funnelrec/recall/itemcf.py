@@ -36,7 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
@@ -109,9 +110,15 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
     """Items co-occurring (nearby, in order) with the user's recent items."""
 
     params_model = ItemCFParams
+
+    @classmethod
+    def requires(cls, params: ItemCFParams) -> tuple[needs.Need, ...]:
+        """Real timestamps when ``time_half_life`` is set."""
+        return (needs.real_time("time_half_life"),) if params.time_half_life else ()
+
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)

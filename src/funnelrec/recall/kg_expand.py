@@ -21,6 +21,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import make_index
@@ -65,9 +67,16 @@ class KGExpandRecall(RecallChannel[KGExpandParams]):
     """Served rows: known users (with ``interactions``) and users with indexed history."""
 
     params_model = KGExpandParams
+    needs = (
+        needs.Need(
+            (needs.KG,),
+            "knowledge-graph triples linked to items",
+            "load a KG (RecBole .kg/.link or KGCN kg.txt) or drop this channel",
+        ),
+    )
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "epochs": 2, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         graph = KnowledgeGraph.from_dataset(dataset)
         item_node = graph.item_entity.copy()

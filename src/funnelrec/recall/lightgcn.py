@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
 from funnelrec.index.base import FloatMatrix
@@ -51,6 +52,14 @@ class LightGCNRecall(EmbeddingRecall[LightGCNParams]):
     """Known users only (unknown users get an empty row)."""
 
     params_model = LightGCNParams
+
+    @classmethod
+    def requires(cls, params: LightGCNParams) -> tuple[needs.Need, ...]:
+        """A knowledge graph when ``kg`` is set."""
+        if not params.kg:
+            return ()
+        return (needs.Need((needs.KG,), "KG edges", "set kg = false or load a KG"),)
+
     example_params: ClassVar[dict[str, Any]] = {
         "dim": 16,
         "epochs": 2,

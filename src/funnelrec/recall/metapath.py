@@ -19,7 +19,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall._history import history_matrix
 from funnelrec.recall._kg import KnowledgeGraph, entity_labels, item_names
@@ -47,9 +48,16 @@ class MetaPathRecall(RecallChannel[MetaPathParams]):
     """Users without a history, or whose items have no KG paths, get an empty row."""
 
     params_model = MetaPathParams
+    needs = (
+        needs.Need(
+            (needs.KG,),
+            "knowledge-graph triples linked to items",
+            "load a KG (RecBole .kg/.link or KGCN kg.txt) or drop this channel",
+        ),
+    )
     example_params: ClassVar[dict[str, Any]] = {}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         graph = KnowledgeGraph.from_dataset(dataset)
         links = _item_links(graph, dataset.n_items)
         degree = np.diff(sp.csc_matrix(links).indptr).astype(np.float64)

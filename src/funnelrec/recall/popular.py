@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall.base import RecallChannel, global_topk
@@ -50,9 +52,26 @@ class PopularRecall(RecallChannel[PopularParams]):
     """The same best-first list for everyone; the cold-start fallback of the funnel."""
 
     params_model = PopularParams
+
+    @classmethod
+    def requires(cls, params: PopularParams) -> tuple[needs.Need, ...]:
+        """The ``feedback`` column; real timestamps for ``half_life_days``/``window_days``."""
+        out = []
+        if params.feedback is not None:
+            out.append(
+                needs.Need(
+                    (needs.feedback(params.feedback),),
+                    "event weights",
+                    "set feedback to an existing feedback column or remove it",
+                )
+            )
+        if params.half_life_days is not None or params.window_days is not None:
+            out.append(needs.real_time("time decay / window in days"))
+        return tuple(out)
+
     personalized: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         a = dataset.arrays
         age_days = (dataset.max_timestamp - a.timestamp) / DAY
         weight = self._feedback_weight(dataset)

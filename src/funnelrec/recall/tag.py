@@ -21,7 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._grouped import F64, exclusion_counts, finish, group_lists, take_ranges
@@ -70,9 +71,18 @@ class TagRecall(RecallChannel[TagParams]):
     """
 
     params_model = TagParams
+
+    @classmethod
+    def requires(cls, params: TagParams) -> tuple[needs.Need, ...]:
+        """Item ``tags`` or ``category``; real timestamps for ``half_life_days``."""
+        out = [needs.item_columns(("tags", "category"), "the user's tag profile", "(none)")]
+        if params.half_life_days is not None:
+            out.append(needs.real_time("time decay in days"))
+        return tuple(out)
+
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         tags, _ = dataset.item_tags
         tags = sp.csr_matrix(tags, dtype=np.float64)
         per_item = np.asarray(tags.sum(axis=1)).ravel()

@@ -15,6 +15,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix
 from funnelrec.models.layers import EmbeddingModel
@@ -57,6 +58,20 @@ class TwoTowerRecall(EmbeddingRecall[TwoTowerParams]):
     """Known users and users with a history are served; others get an empty row."""
 
     params_model = TwoTowerParams
+
+    @classmethod
+    def requires(cls, params: TwoTowerParams) -> tuple[needs.Need, ...]:
+        """The ``user_columns`` and the ``content_column`` when given."""
+        out = [
+            needs.Need((needs.user_column(c),), "user features", "fix user_columns (null = auto)")
+            for c in params.user_columns or []
+        ]
+        if params.content_column is not None:
+            out.append(
+                needs.item_columns((params.content_column,), "item vectors", "content_column")
+            )
+        return tuple(out)
+
     example_params: ClassVar[dict[str, Any]] = {
         "dim": 16,
         "epochs": 2,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from funnelrec.eval.funnel import FunnelReport
 from funnelrec.report.build import RunReport
 from funnelrec.report.summary import DataSummary
 from funnelrec.train.loop import TrainingRun
@@ -39,36 +40,45 @@ def popularity_chart(data: DataSummary) -> bytes:
 
 def stage_order(runs: Sequence[RunReport]) -> list[str]:
     """Union of the runs' funnel stages: recall channels first, then the stages in order."""
+    return _stage_order([run.funnel for run in runs])
+
+
+def _stage_order(reports: Sequence[FunnelReport]) -> list[str]:
     order: list[str] = []
-    for run in runs:
-        order += [s.stage for s in run.funnel.stages if s.stage not in order]
+    for report in reports:
+        order += [s.stage for s in report.stages if s.stage not in order]
     return sorted(order, key=lambda s: (not s.startswith("recall:"), order.index(s)))
 
 
 def funnel_chart(runs: Sequence[RunReport]) -> bytes:
     """Share of test items kept after each recall channel and each stage (one bar per run)."""
-    stages = stage_order(runs)
-    fig = Figure(figsize=(9, 0.45 * len(stages) * max(len(runs), 1) ** 0.5 + 1.5))
+    return png(funnel_figure({run.name: run.funnel for run in runs}))
+
+
+def funnel_figure(reports: Mapping[str, FunnelReport]) -> Figure:
+    """The funnel chart of one or more ``evaluate_funnel`` reports (by name), as a figure:
+    share of test items kept after each recall channel and each stage, one bar per report.
+    In a notebook: ``IPython.display.Image(png(funnel_figure({"mine": report})))``."""
+    stages = _stage_order(list(reports.values()))
+    n = max(len(reports), 1)
+    fig = Figure(figsize=(9, 0.45 * len(stages) * n**0.5 + 1.5))
     ax = fig.subplots()
-    height = 0.8 / len(runs)
+    height = 0.8 / n
     y = np.arange(len(stages), dtype=np.float64)
-    for i, run in enumerate(runs):
-        kept = {s.stage: s.test_recall for s in run.funnel.stages}
+    for i, (name, report) in enumerate(reports.items()):
+        kept = {s.stage: s.test_recall for s in report.stages}
         values = np.asarray([kept.get(s, np.nan) for s in stages])
-        pos = y + (i - (len(runs) - 1) / 2) * height
-        bars = ax.barh(pos, values, height=height, color=COLORS[i % len(COLORS)], label=run.name)
+        pos = y + (i - (n - 1) / 2) * height
+        bars = ax.barh(pos, values, height=height, color=COLORS[i % len(COLORS)], label=name)
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
     ax.set_yticks(y, stages)
     ax.invert_yaxis()
     ax.set(xlabel="share of test items kept", title="funnel: test items surviving each stage")
-    ax.set_xlim(0, min(1.0, float(np.nanmax([_max_kept(r) for r in runs])) * 1.2 + 0.02))
-    if len(runs) > 1:
+    top = max((s.test_recall for r in reports.values() for s in r.stages), default=0.0)
+    ax.set_xlim(0, min(1.0, top * 1.2 + 0.02))
+    if n > 1:
         ax.legend(loc="lower right", fontsize=8)
-    return png(fig)
-
-
-def _max_kept(run: RunReport) -> float:
-    return max((s.test_recall for s in run.funnel.stages), default=0.0)
+    return fig
 
 
 def tradeoff_chart(runs: Sequence[RunReport]) -> bytes:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, DataError
 from funnelrec.ragged import IntArray
@@ -143,3 +144,13 @@ def unit_vectors(values: pl.Series) -> F32:
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     unit: F32 = (out / np.maximum(norms, 1e-12)).astype(np.float32)
     return unit
+
+
+def similarity_needs(vector_column: str | None, features: str | None) -> tuple[needs.Need, ...]:
+    """Data needs of a similarity source: the vector column, or item tags/category."""
+    if vector_column is not None:
+        return (needs.item_columns((vector_column,), "item vectors", "vector_column"),)
+    if features is None:  # similarity from a recall channel
+        return ()
+    columns = ("tags", "category") if features == "tags" else ("category",)
+    return (needs.item_columns(columns, "item similarity", "features"),)

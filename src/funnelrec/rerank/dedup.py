@@ -13,7 +13,8 @@ import numpy as np
 import polars as pl
 from pydantic import field_validator
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import column_codes, gather, item_column
@@ -63,7 +64,14 @@ class Dedup(Reranker[DedupParams]):
 
     params_model = DedupParams
 
-    def fit(self, dataset: Dataset) -> Self:
+    @classmethod
+    def requires(cls, params: DedupParams) -> tuple[needs.Need, ...]:
+        """The item ``key`` column (e.g. ``title``)."""
+        if params.key is None:
+            return ()
+        return (needs.item_columns((params.key,), "duplicate keys", "key (or key = null)"),)
+
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Compute the key code of every item ``[n_items]`` (``-1`` = no key)."""
         p = self.params
         if p.key is None:

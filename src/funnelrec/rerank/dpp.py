@@ -22,6 +22,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -33,9 +35,10 @@ from funnelrec.rerank._similarity import (
     pairwise_sets,
     pairwise_vectors,
     rows_per_chunk,
+    similarity_needs,
     tag_features,
 )
-from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.rerank.base import Reranker
 from funnelrec.rerank.mmr import _relevance
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -80,11 +83,13 @@ class DPP(Reranker[DPPParams]):
 
     params_model = DPPParams
 
-    def fit(self, dataset: Dataset) -> Self:
-        return self._fit(dataset, {})
+    @classmethod
+    def requires(cls, params: DPPParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
 
-    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
-        return self._fit(dataset, context.channels)
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        return self._fit(dataset, {} if ctx is None else ctx.channels)
 
     def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""

@@ -17,6 +17,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -27,6 +29,7 @@ from funnelrec.rerank._similarity import (
     column_vectors,
     pairwise_sets,
     pairwise_vectors,
+    similarity_needs,
     tag_features,
 )
 from funnelrec.rerank.base import Reranker
@@ -72,7 +75,12 @@ class MMR(Reranker[MMRParams]):
 
     params_model = MMRParams
 
-    def fit(self, dataset: Dataset) -> Self:
+    @classmethod
+    def requires(cls, params: MMRParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
+
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``
         CSR (binary for Jaccard, row-normalised for cosine)."""
         p = self.params

@@ -17,6 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray
 from funnelrec.registry import RERANK
@@ -27,9 +29,10 @@ from funnelrec.rerank._similarity import (
     pairwise_sets,
     pairwise_vectors,
     rows_per_chunk,
+    similarity_needs,
     tag_features,
 )
-from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
@@ -65,13 +68,16 @@ class NearDedup(Reranker[NearDedupParams]):
     """Keeps the first item of each group of near-duplicates, in incoming order."""
 
     params_model = NearDedupParams
+
+    @classmethod
+    def requires(cls, params: NearDedupParams) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)
+
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
 
-    def fit(self, dataset: Dataset) -> Self:
-        return self._fit(dataset, {})
-
-    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
-        return self._fit(dataset, context.channels)
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        return self._fit(dataset, {} if ctx is None else ctx.channels)
 
     def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""

@@ -11,7 +11,8 @@ from typing import Self
 import numpy as np
 from pydantic import Field, model_validator
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -51,7 +52,12 @@ class SeenFilter(Reranker[SeenFilterParams]):
 
     params_model = SeenFilterParams
 
-    def fit(self, dataset: Dataset) -> Self:
+    @classmethod
+    def requires(cls, params: SeenFilterParams) -> tuple[needs.Need, ...]:
+        """Real timestamps for ``exclude_recent_days``."""
+        return (needs.real_time("exclude_recent_days"),) if params.exclude_recent_days else ()
+
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = dataset.n_items
         return self
 

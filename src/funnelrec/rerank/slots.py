@@ -14,7 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import Field, field_validator
 
-from funnelrec import ragged
+from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.ragged import BoolArray, IntArray
@@ -100,6 +101,18 @@ class Slots(Reranker[SlotsParams]):
     """Places rule items at fixed positions; everything else keeps its relative order."""
 
     params_model = SlotsParams
+
+    @classmethod
+    def requires(cls, params: SlotsParams) -> tuple[needs.Need, ...]:
+        """Real timestamps for fresh slots; the ``column`` of category slots."""
+        out: list[needs.Need] = []
+        for rule in params.rules:
+            if isinstance(rule, FreshRule):
+                out.append(needs.real_time("fresh slots (item ages in days)"))
+            elif isinstance(rule, CategoryRule):
+                out.append(needs.item_columns((rule.column,), "category slots", "column"))
+        return tuple(out)
+
     example_params: ClassVar[dict[str, Any]] = {
         "rules": [
             {"kind": "fresh", "positions": [3, 8], "max_age_days": 60, "source": "catalogue"},
@@ -107,7 +120,7 @@ class Slots(Reranker[SlotsParams]):
         ]
     }
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Creation times, the fresh order, and per rule its eligible items and pool.
 
         Raises:

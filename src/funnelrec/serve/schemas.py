@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 from pydantic.config import JsonDict
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# JSON integers that every client reads exactly (RFC 7493: |n| <= 2**53 - 1, doubles hold them);
+# a larger integer id is sent as a string (``"9007199254740993"`` is that item in a catalogue
+# of integer ids)
+SAFE_INT = 2**53 - 1
 MAX_TIME = 1e11  # seconds since the epoch (year 5138): anything past is a typo
-Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)] | Int64
+
+
+def _integral(value: Any) -> Any:
+    """``3.0`` is the integer 3, as JSON Schema's ``integer`` says; booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int64 = Annotated[StrictInt, Field(ge=-SAFE_INT, le=SAFE_INT), BeforeValidator(_integral)]
+Id = Annotated[
+    Annotated[Annotated[StrictStr, Field(min_length=1, max_length=256)], Tag("str")]
+    | Annotated[Int64, Tag("int")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "int"),  # errors name one branch
+]
 # strict: JSON numbers only (``false`` is not 1970); integers are accepted as floats
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, strict=True)]
 ATTRIBUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"

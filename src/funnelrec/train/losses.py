@@ -86,6 +86,47 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, target)
 
 
+def shared_softmax_loss(
+    user: Tensor,
+    positives: Tensor,
+    pos_ids: Tensor,
+    shared: Tensor,
+    shared_ids: Tensor,
+    log_q_pos: Tensor | None = None,
+    log_q_shared: Tensor | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Softmax of each row's own positive against one shared set of negative columns.
+
+    Row ``b`` scores its positive and the ``C`` shared candidates (e.g. a few hundred of the
+    batch's positives plus sampled negatives); a shared column holding the row's own item is
+    masked. The cost per row is ``O(C·d)`` whatever the batch size (the full in-batch softmax
+    is ``O(B·d)`` per row).
+
+    Args:
+        user: ``[B, d]``; positives: ``[B, d]`` vectors of each row's positive, ids ``[B]``.
+        shared: ``[C, d]`` shared candidate vectors, ids ``[C]`` (distinct).
+        log_q_pos, log_q_shared: ``[B]`` / ``[C]`` log expected counts (log-Q correction).
+    """
+    user = user * (1.0 / temperature)
+    pos = (user * positives).sum(-1, keepdim=True)
+    if log_q_pos is not None and log_q_shared is not None:
+        pos = pos - log_q_pos.unsqueeze(1)
+        user_ = torch.cat([user, user.new_ones(len(user), 1)], dim=1)
+        shared = torch.cat([shared, -log_q_shared.unsqueeze(1).to(shared.dtype)], dim=1)
+        neg = user_ @ shared.T
+    else:
+        neg = user @ shared.T
+    # a row's own item among the (distinct) shared columns: one searchsorted, set in place
+    order = torch.argsort(shared_ids)
+    at = torch.searchsorted(shared_ids[order], pos_ids).clamp_max(len(shared_ids) - 1)
+    hit = shared_ids[order][at] == pos_ids
+    neg[torch.nonzero(hit).squeeze(1), order[at[hit]]] = float("-inf")
+    # -log softmax of column 0 of [pos | neg], without building the [B, 1 + C] logits
+    pos = pos.squeeze(1)
+    return (torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos).mean()
+
+
 def mixture_log_q(
     item_ids: Tensor, batch_prob: Tensor, batch_size: int, extra_prob: Tensor | None, n_extra: int
 ) -> Tensor:
@@ -117,7 +158,9 @@ class RetrievalLoss:
 
     ``kind``: ``bpr``/``bce`` score the batch's ``item`` against its ``neg`` ``[B, N]``;
     ``softmax`` scores each row against the batch's distinct items (its own positive, the other
-    rows' positives and the shared ``extra`` negatives), with
+    rows' positives and the shared ``extra`` negatives) or, with ``in_batch``, against its own
+    positive plus the first ``in_batch`` rows' positives and ``extra`` (``shared_softmax_loss``:
+    cost per row independent of the batch size), with
     log-Q correction from ``batch_prob`` ``[n_items]`` (probability of an item being a training
     positive) and ``extra_prob`` ``[n_items]``. Scores are divided by ``temperature``; ``l2``
     penalises the squared norms of the batch's user and item vectors.
@@ -131,17 +174,20 @@ class RetrievalLoss:
         l2: float = 0.0,
         batch_prob: Tensor | None = None,
         extra_prob: Tensor | None = None,
+        in_batch: int | None = None,
     ) -> None:
         if kind not in ("bpr", "bce", "softmax"):
             raise ValueError(f"unknown loss {kind!r}; known: bpr, bce, softmax")
         self.kind, self.temperature, self.l2 = kind, temperature, l2
-        self.batch_prob, self.extra_prob = batch_prob, extra_prob
+        self.batch_prob, self.extra_prob, self.in_batch = batch_prob, extra_prob, in_batch
 
     def __call__(self, model: torch.nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
         if not isinstance(model, EmbeddingModel):
             raise TypeError(f"RetrievalLoss needs an EmbeddingModel, got {type(model).__name__}")
         user = model.user_vectors(batch)
-        if self.kind == "softmax":
+        if self.kind == "softmax" and self.in_batch is not None and self.in_batch < len(user):
+            out, items = self._shared(model, batch, user)
+        elif self.kind == "softmax":
             extra = batch.get("extra")
             cand = batch["item"] if extra is None else torch.cat([batch["item"], extra])
             cand, inverse = torch.unique(cand, return_inverse=True)  # no accidental hits
@@ -160,6 +206,28 @@ class RetrievalLoss:
             neg_s = torch.einsum("bd,bnd->bn", user, neg) / self.temperature
             out = bpr_loss(pos_s, neg_s) if self.kind == "bpr" else pointwise_bce(pos_s, neg_s)
         return out + self.l2 * embedding_l2(user, items) if self.l2 > 0 else out
+
+    def _shared(
+        self, model: EmbeddingModel, batch: Mapping[str, Tensor], user: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``shared_softmax_loss`` over the first ``in_batch`` positives and ``extra``."""
+        assert self.in_batch is not None
+        pos_ids, extra = batch["item"], batch.get("extra")
+        head = pos_ids[: self.in_batch]
+        cand = torch.unique(head if extra is None else torch.cat([head, extra]))
+        items = model.item_vectors(torch.cat([pos_ids, cand]))
+        q_pos = q_cand = None
+        if self.batch_prob is not None:
+            n_extra = 0 if extra is None else len(extra)
+            log_q = mixture_log_q(
+                torch.cat([pos_ids, cand]), self.batch_prob, len(head), self.extra_prob, n_extra
+            )
+            q_pos, q_cand = log_q[: len(pos_ids)], log_q[len(pos_ids) :]
+        size = len(pos_ids)
+        out = shared_softmax_loss(
+            user, items[:size], pos_ids, items[size:], cand, q_pos, q_cand, self.temperature
+        )
+        return out, items
 
 
 def listwise_softmax(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from funnelrec import ragged
 from funnelrec.ragged import IntArray
-from funnelrec.train.losses import mixture_log_q, sampled_softmax_loss
+from funnelrec.train.losses import mixture_log_q, sampled_softmax_loss, shared_softmax_loss
 from funnelrec.train.negatives import NegativeSampler
 
 Layout = Literal["causal", "last"]
@@ -120,6 +120,9 @@ class NextItemLoss:
         batch_prob: ``[n_items]`` probability of an item being a target (log-Q of ``sampled``).
         extra_prob: ``[n_items]`` distribution of the shared extra negatives.
         temperature: logit divisor.
+        in_batch: ``sampled`` only: the first ``in_batch`` targets (plus ``extra``) are the
+            shared negatives of every target (``train.losses.shared_softmax_loss``; ``None``:
+            all the batch's distinct targets).
     """
 
     def __init__(
@@ -130,7 +133,9 @@ class NextItemLoss:
         batch_prob: Tensor | None = None,
         extra_prob: Tensor | None = None,
         temperature: float = 1.0,
+        in_batch: int | None = None,
     ) -> None:
+        self.in_batch = in_batch
         if kind not in ("full", "sampled"):
             raise ValueError(f"unknown next-item loss {kind!r}; known: full, sampled")
         self.kind, self.n_items, self.temperature = kind, n_items, temperature
@@ -150,6 +155,8 @@ class NextItemLoss:
             items = model.item_vectors(torch.arange(self.n_items, device=user.device))
             return F.cross_entropy(user @ items.T / self.temperature, target)
         extra = batch.get("extra")
+        if self.in_batch is not None and self.in_batch < len(target):
+            return self._shared(model, user, target, extra)
         cand = target if extra is None else torch.cat([target, extra])
         cand, inverse = torch.unique(cand, return_inverse=True)
         log_q = None
@@ -159,4 +166,23 @@ class NextItemLoss:
         items = model.item_vectors(cand)
         return sampled_softmax_loss(
             user, items, cand, log_q, self.temperature, inverse[: len(user)]
+        )
+
+    def _shared(
+        self, model: nn.Module, user: Tensor, target: Tensor, extra: Tensor | None
+    ) -> Tensor:
+        """Each target against the first ``in_batch`` targets and ``extra``."""
+        assert self.in_batch is not None
+        head = target[: self.in_batch]
+        cand = torch.unique(head if extra is None else torch.cat([head, extra]))
+        ids = torch.cat([target, cand])
+        items = model.item_vectors(ids)  # type: ignore[operator]
+        q_pos = q_cand = None
+        if self.batch_prob is not None:
+            n_extra = 0 if extra is None else len(extra)
+            log_q = mixture_log_q(ids, self.batch_prob, len(head), self.extra_prob, n_extra)
+            q_pos, q_cand = log_q[: len(target)], log_q[len(target) :]
+        n = len(target)
+        return shared_softmax_loss(
+            user, items[:n], target, items[n:], cand, q_pos, q_cand, self.temperature
         )

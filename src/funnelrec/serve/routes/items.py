@@ -64,10 +64,15 @@ def _records(
 ) -> tuple[list[dict[str, Any]], set[Any]]:
     """Flat records checked against the item table (before anything is written) and the ids
     that are new; new items without ``created_at`` get ``now``."""
+    records = []
+    for i, record in enumerate(raw):
+        try:
+            records.append(flatten(record))
+        except ItemRecordError as exc:
+            raise field_error(("body", "items", i, exc.field), str(exc)) from None
     try:
-        records = [flatten(r) for r in raw]
         _, keys = item_frame(records, served.dataset.item_ids, served.dataset.items.schema)
-    except ItemRecordError as exc:
+    except ItemRecordError as exc:  # a column of the whole batch
         raise field_error(("body", "items", exc.field), str(exc)) from None
     known = served.item_indices(keys) >= 0
     new = set()

@@ -1,7 +1,10 @@
-"""Training throughput vs catalogue size, dense vs sparse embedding gradients (``scale.py``).
+"""In-memory speed tasks of ``scale.py``: training throughput vs catalogue size (``train``)
+and full-ranking evaluation of many users (``eval``).
 
     FUNNELREC_THREADS=2 python benchmarks/scale.py --tasks train --items 10000,200000,1000000
+    FUNNELREC_THREADS=2 python benchmarks/scale.py --tasks eval --eval-users 100000
 
+``train``:
 One in-memory synthetic log per catalogue size: 20k users with 5-99 events each (about 1M
 events), items drawn from a power law (Zipf exponent 0.8), so the batches look alike whatever
 the catalogue; only the tables grow. Each model trains ``--train-batches`` batches through
@@ -22,14 +25,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from harness import cpu_seconds, row
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.splits import split
+from funnelrec.eval.protocol import evaluate
 from funnelrec.models.mf import MatrixFactorization
 from funnelrec.models.sequence.sasrec import SASRec
 from funnelrec.models.towers import TowerSizes, TwoTower
+from funnelrec.recall.mf import MFRecall
 from funnelrec.train.data import PairBatches
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
@@ -90,9 +98,12 @@ def _setup(kind: str, n_items: int, args: argparse.Namespace) -> Setup:
     return model, pairs, loss, lambda b: len(b["item"])
 
 
-def measure(kind: str, n_items: int, sparse: bool, args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    kind: str, n_items: int, sparse: bool, in_batch: int | None, args: argparse.Namespace
+) -> dict[str, float]:
     """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up)."""
     model, batches, loss, count = _setup(kind, n_items, args)
+    loss.in_batch = in_batch
     done = [0]
     clock: list[float] = []
 
@@ -115,21 +126,31 @@ def measure(kind: str, n_items: int, sparse: bool, args: argparse.Namespace) -> 
 
 
 def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
-    """Rows for every model kind at one catalogue size: dense and sparse side by side."""
+    """Rows for every model kind at one catalogue size, its variants side by side: ``dense``
+    (the old path), ``sparse`` (sparse gradients) and ``sparse-shared`` (also ``in_batch``:
+    the first ``--in-batch`` positives and the extra negatives are every row's negatives)."""
     rows = []
+    variants = (
+        ("dense", False, None),
+        ("sparse", True, None),
+        ("sparse-shared", True, args.in_batch),
+    )
     for kind in args.train_models.split(","):
-        dense = measure(kind, n_items, False, args)
-        sparse = measure(kind, n_items, True, args)
-        for name, m in (("dense", dense), ("sparse", sparse)):
+        runs = {
+            name: measure(kind, n_items, sparse, shared, args) for name, sparse, shared in variants
+        }
+        base = runs["dense"]["pairs_per_s"]
+        for name, m in runs.items():
             metrics = {
                 "pairs_per_s": m["pairs_per_s"],
                 "pairs_per_cpu_s": m["pairs_per_cpu_s"],
                 "n_items": n_items,
                 "batch_size": args.seq_batch if kind == "sasrec" else args.batch_size,
                 "n_extra": args.n_extra,
+                "in_batch": args.in_batch if name == "sparse-shared" else 0,
                 "dim": DIM,
                 "batches": args.train_batches,
-                "speedup": sparse["pairs_per_s"] / dense["pairs_per_s"],
+                "speedup": m["pairs_per_s"] / base,
             }
             rows.append(
                 row(
@@ -153,10 +174,85 @@ def dataset_name(n_items: int) -> str:
     )
 
 
+def untrained_mf(data: Dataset) -> MFRecall:
+    """An ``mf`` channel with its initial (random) vectors indexed, as ``fit`` leaves it but
+    without the training epochs."""
+    channel = MFRecall(dim=DIM)
+    channel._prepare(data, [])
+    channel.model_ = channel._new_model()
+    channel.fit_log_ = {}
+    channel.index_ = channel._item_index(channel.model_, channel._indexable(data), "exact")
+    return channel
+
+
+def run_eval(args: argparse.Namespace, n_users: int) -> list[dict[str, Any]]:
+    """Full-ranking ``loo`` evaluation of an ``mf`` channel (exact index) over ``n_users``
+    users with 5-39 events each on a ``--eval-items`` catalogue (power law). The vectors are
+    untrained (random): the cost of ranking every item for every user does not depend on them,
+    so the quality metrics of this row mean nothing; ``users_per_s`` is the figure."""
+    rng = np.random.default_rng(0)
+    lens = rng.integers(5, 40, n_users)
+    pop = 1.0 / np.arange(1, args.eval_items + 1) ** 0.8
+    items = rng.choice(args.eval_items, int(lens.sum()), p=pop / pop.sum())
+    frame = pl.DataFrame({
+        "user_id": np.repeat(np.arange(n_users), lens), "item_id": items,
+        "timestamp": np.arange(len(items), dtype=np.float64),
+    })  # fmt: skip
+    parts = split(Dataset.from_frame(frame), "loo")
+    channel = untrained_mf(parts.train)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    result = evaluate(lambda q: channel.retrieve(q, q.k), parts, ks=(10, 50, 200))
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {"users_per_s": n_users / wall, "users": n_users, "n_items": args.eval_items,
+               "ndcg@10": result.metrics["ndcg@10"]}  # fmt: skip
+    name = f"synthetic-{n_users // 1000}k-users"
+    return [row(name, "loo", "mf-untrained-eval", "recall", metrics, wall, cpu_s=cpu)]
+
+
+def run_itemcf_memory(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
+    """Item-CF fitted in memory on the ``train`` task's synthetic log (about 1M events over
+    ``n_items`` items), side by side with the peer ``implicit`` item-KNN (``CosineRecommender``,
+    ``K = n_neighbours``) on the same user × item matrix, both under the same thread setting.
+    funnelrec's graph is the sequential window only (``global_weight = 0``, as the streamed
+    rows); implicit's is the all-pairs co-occurrence ``XᵀX``: different graphs, same input."""
+    from implicit.nearest_neighbours import CosineRecommender  # benchmark-only peer (bench)
+
+    from funnelrec.recall.itemcf import ItemCFRecall
+
+    offsets, items, _ = synthetic_log(n_items)
+    users = ragged.row_ids(offsets)
+    frame = pl.DataFrame({"user_id": users, "item_id": items,
+                          "timestamp": np.arange(len(items), dtype=np.float64)})  # fmt: skip
+    data = Dataset.from_frame(frame)
+    rows = []
+    start, cpu = time.perf_counter(), cpu_seconds()
+    model = ItemCFRecall(global_weight=0.0).fit(data)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {
+        "events_per_s": len(items) / wall,
+        "events": len(items),
+        "nnz": model.similarity_.nnz,
+    }
+    rows.append(row(dataset_name(n_items), "stream", "itemcf-memory", "recall", metrics, wall,
+                    cpu_s=cpu))  # fmt: skip
+    matrix = data.user_item.tocsr()
+    start, cpu = time.perf_counter(), cpu_seconds()
+    peer = CosineRecommender(K=model.params.n_neighbours)
+    peer.fit(matrix, show_progress=False)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    metrics = {"events_per_s": len(items) / wall, "events": len(items), "nnz": peer.similarity.nnz}
+    rows.append(row(dataset_name(n_items), "stream", "peer-implicit-itemknn-memory", "recall",
+                    metrics, wall, cpu_s=cpu))  # fmt: skip
+    return rows
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eval-users", default="100000", help="users evaluated (eval)")
+    parser.add_argument("--eval-items", type=int, default=20_000)
     parser.add_argument("--items", default="10000,200000,1000000", help="catalogue sizes (train)")
     parser.add_argument("--train-models", default="two_tower,mf,sasrec")
     parser.add_argument("--train-batches", type=int, default=8)
     parser.add_argument("--n-extra", type=int, default=1024)
     parser.add_argument("--max-len", type=int, default=50)
     parser.add_argument("--seq-batch", type=int, default=128)
+    parser.add_argument("--in-batch", type=int, default=512, help="sparse-shared variant")

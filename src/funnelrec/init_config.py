@@ -1,0 +1,233 @@
+"""``funnelrec init``: a funnel config that uses only what the data supports, sized to it.
+
+``propose(profile)`` returns the config as a mapping plus one comment per choice; ``render``
+writes it as commented TOML. Rules (each one a comment in the file):
+
+- item-CF always (co-occurrence is the strongest cheap channel); user-CF up to 100k users;
+  SASRec when histories are long enough to learn order from (median >= 5 events, >= 20k
+  events), with dropout and loss sized to the density and the catalogue;
+- tag recall when items have tags/categories; popular always (cold start); high-CTR only with
+  impressions or ratings/likes; fresh only with real timestamps;
+- a ``repeat`` channel and ``exclude_seen = false`` (no seen filter) when users come back to
+  their items (repeat rate >= ``REPEAT_RATE``);
+- a learned ranker (logistic regression on recall features) over a pass-through pre-rank;
+- dedup by title when items have titles, category scattering when they have categories.
+
+``effort = "quick"`` caps every learned stage at one epoch (tests, smoke runs).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from funnelrec import preflight
+from funnelrec.config import parse_config
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import DataError
+from funnelrec.profile import DataProfile, profile
+
+REPEAT_RATE = 0.2
+Effort = Literal["default", "quick"]
+
+
+@dataclass
+class Proposal:
+    """A config mapping and a comment for each choice (keyed like ``recall.channels.itemcf``)."""
+
+    config: dict[str, Any]
+    notes: dict[str, str] = field(default_factory=dict)
+    header: list[str] = field(default_factory=list)
+
+
+def propose(p: DataProfile, effort: Effort = "default") -> Proposal:
+    """Config for data with profile ``p``.
+
+    Raises:
+        DataError: the data has no interactions (nothing to learn a funnel from).
+    """
+    if p.n_interactions == 0:
+        raise DataError(
+            f"dataset {p.name!r} has no interactions (a catalogue only): init needs an event log"
+        )
+    repeat = max(p.repeat_rate, p.last_repeat_rate) >= REPEAT_RATE
+    out = Proposal(config={"k": 10}, header=_header(p))
+    channels = _channels(p, effort, repeat, out.notes)
+    total = int(min(200, max(50, p.n_items // 5)))
+    out.config["recall"] = {"total": total, "normalisation": "minmax", "channels": channels}
+    out.notes["recall"] = (
+        f"recall budget {total} items (catalogue {p.n_items:,}); minmax-normalised scores"
+    )
+    if repeat:
+        out.config["exclude_seen"] = False
+        out.notes["exclude_seen"] = (
+            f"repeat rate {p.repeat_rate:.2f} (last item {p.last_repeat_rate:.2f}): seen items "
+            "may come back, so the history is not filtered"
+        )
+    out.config["prerank"] = {"name": "passthrough", "keep": total}
+    out.notes["prerank"] = "no cut before the ranker (the recall set is small enough)"
+    out.config["rank"] = _ranker(p, effort)
+    out.notes["rank"] = (
+        "logistic regression on recall scores, provenance and ids, trained on the recall "
+        "stage's own candidates at earlier cut points (next item = positive)"
+    )
+    out.config["rerank"] = _rerank(p, repeat, out.notes)
+    return out
+
+
+def _channels(p: DataProfile, effort: Effort, repeat: bool, notes: dict[str, str]) -> list[Any]:
+    """Recall channels with shares that add up to 1."""
+    chans: list[dict[str, Any]] = []
+
+    def add(name: str, share: float, note: str, **extra: Any) -> None:
+        chans.append({"name": name, "share": share, **extra})
+        notes[f"recall.channels.{name}"] = note
+
+    median = p.seq_len.get("median", 0.0)
+    if repeat:
+        add("repeat", 0.3, "the user's own items by frequency and recency (repeat consumption)")
+    add(
+        "itemcf",
+        0.5,
+        "sequence-aware item co-occurrence over the recent history",
+        weight=3.0,
+        params={"history_len": 20},
+    )
+    if p.n_users <= 100_000:
+        add("usercf", 0.3, f"neighbour users ({p.n_users:,} users: affordable)")
+    if median >= 5 and p.n_interactions >= 20_000:
+        add("sasrec", 0.3, _sasrec_note(p), params=_sasrec(p, effort))
+    if any(c in p.item_columns for c in ("tags", "category")):
+        add("tag", 0.02, "the user's tag/category profile", params={"fallback_popular": True})
+    add("popular", 0.02, "cold-start fallback")
+    if p.impressions or {"rating", "like"} & set(p.feedback):
+        add("high_ctr", 0.01, "best smoothed like-rate (impressions or ratings >= 4 / likes)")
+    if p.real_time and p.span_days >= 30:
+        age = float(round(min(max(p.span_days * 0.1, 7.0), 365.0)))
+        add("fresh", 0.01, f"newest items ({p.span_days:.0f} days of data)", params={
+            "max_age_days": age})  # fmt: skip
+    total = sum(c["share"] for c in chans)
+    for c in chans:
+        c["share"] = round(c["share"] / total, 4)
+    return chans
+
+
+def _sasrec(p: DataProfile, effort: Effort) -> dict[str, Any]:
+    """SASRec params sized to the data (dropout to density, sampled softmax to the catalogue)."""
+    sparse = p.density < 0.002
+    params: dict[str, Any] = {
+        "lr": 0.003,
+        "dropout": 0.5 if sparse else 0.2,
+        "max_len": int(min(max(p.seq_len.get("p90", 50), 20), 50)),
+        "patience": 3,
+        "threads": 2,
+    }
+    if p.n_items > 5000:
+        params.update(loss="sampled", n_extra=2048, batch_size=256)
+    if effort == "quick":
+        params.update(epochs=1, valid_users=200)
+    return params
+
+
+def _sasrec_note(p: DataProfile) -> str:
+    return (
+        f"self-attention over the last events (median history {p.seq_len.get('median', 0):.0f}"
+        f", density {p.density:.4f}); epochs by early stopping on an inner split"
+    )
+
+
+def _ranker(p: DataProfile, effort: Effort) -> dict[str, Any]:
+    cuts = 10 if p.n_users < 5000 else 3
+    params: dict[str, Any] = {"model": "lr", "cuts": cuts, "threads": 2}
+    if effort == "quick":
+        params.update(cuts=1, epochs=1, max_queries=2000)
+    return {"name": "ctr", "keep": 50, "params": params}
+
+
+def _rerank(p: DataProfile, repeat: bool, notes: dict[str, str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not repeat:
+        out.append({"name": "seen_filter"})
+        notes["rerank.seen_filter"] = "items the user already had are not shown again"
+    if "title" in p.item_columns:
+        out.append({"name": "dedup", "params": {"key": "title"}})
+        notes["rerank.dedup"] = "one item per normalised title (re-releases count once)"
+    if "category" in p.item_columns:
+        out.append({"name": "scatter", "params": {"window": 5, "max_per_window": 3}})
+        notes["rerank.scatter"] = "at most 3 of a category in any 5 consecutive slots"
+    return out
+
+
+def _header(p: DataProfile) -> list[str]:
+    return [
+        f"Funnel for {p.name!r}: written by `funnelrec init` from the data profile",
+        f"({p.n_users:,} users, {p.n_items:,} items, {p.n_interactions:,} events, "
+        f"timestamps: {p.timestamps}, feedback: {', '.join(p.feedback) or 'none'}).",
+        "Every stage uses only what the data has; tune it on validation with `funnelrec tune`.",
+    ]
+
+
+def write_config(
+    dataset: Dataset, out: Path, effort: Effort = "default", force: bool = False
+) -> str:
+    """Profile ``dataset``, propose a config, check it and write it to ``out`` as TOML.
+
+    Raises:
+        DataError: no interactions; ``out`` exists and ``force`` is not set.
+    """
+    if out.exists() and not force:
+        raise DataError(f"{out} exists; pass --force to overwrite it")
+    prof = profile(dataset)
+    text = render(propose(prof, effort))
+    config = parse_config(tomllib.loads(text), str(out))
+    preflight.ensure(config, prof)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return text
+
+
+# -- TOML rendering -----------------------------------------------------------------------
+def render(proposal: Proposal) -> str:
+    """The proposal as commented TOML (readable back with ``funnelrec.config.load_config``)."""
+    cfg, notes = proposal.config, proposal.notes
+    lines = [f"# {h}" for h in proposal.header] + [""]
+    for key in ("k", "exclude_seen", "seed"):
+        if key in cfg:
+            lines += [*_comment(notes.get(key)), f"{key} = {_value(cfg[key])}"]
+    if not cfg.get("rerank"):  # an empty chain must be written (the default is seen_filter)
+        lines += ["rerank = []"]
+    recall = cfg["recall"]
+    lines += ["", *_comment(notes.get("recall")), "[recall]"]
+    lines += [f"{k} = {_value(v)}" for k, v in recall.items() if k != "channels"]
+    for ch in recall["channels"]:
+        lines += ["", *_comment(notes.get(f"recall.channels.{ch['name']}")), "[[recall.channels]]"]
+        lines += [f"{k} = {_value(v)}" for k, v in ch.items()]
+    for slot in ("prerank", "rank"):
+        lines += ["", *_comment(notes.get(slot)), f"[{slot}]"]
+        lines += [f"{k} = {_value(v)}" for k, v in cfg[slot].items()]
+    for r in cfg.get("rerank", []):
+        lines += ["", *_comment(notes.get(f"rerank.{r['name']}")), "[[rerank]]"]
+        lines += [f"{k} = {_value(v)}" for k, v in r.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _comment(note: str | None) -> list[str]:
+    return [f"# {note}"] if note else []
+
+
+def _value(v: Any) -> str:
+    """A TOML literal (inline table for mappings)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
