@@ -23,9 +23,9 @@ from harness import RESULTS, data_path, row, write_rows
 from funnelrec.batch import Batch, Schema
 from funnelrec.data.loaders.multitask import load_census_income
 from funnelrec.models.multitask import MultiTaskConfig, build_multitask
-from funnelrec.rank._training import TrainSettings, predict
 from funnelrec.train.loop import seeded
 from funnelrec.train.multitask import TaskWeighting, task_aucs, train_multitask
+from funnelrec.train.rows import TrainSettings, predict
 
 SEEDS = (0, 1, 2, 3, 4)
 CPU_S: list[float] = []  # CPU seconds of every train_eval call (the machine is shared)

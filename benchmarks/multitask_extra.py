@@ -15,9 +15,9 @@ from funnelrec.batch import Batch, FieldSpec, Schema
 from funnelrec.data.loaders.multitask import split622
 from funnelrec.eval import metrics
 from funnelrec.models.multitask import MultiTaskConfig
-from funnelrec.rank._training import TrainSettings, predict
 from funnelrec.rank.fusion import pareto_mask, plot_front, sweep_fusion
 from funnelrec.train.multitask import TaskWeighting
+from funnelrec.train.rows import TrainSettings, predict
 
 CORRELATIONS = (1.0, 0.9, 0.5, 0.0)
 CORR_SEEDS = (0, 1, 2)
@@ -133,8 +133,8 @@ def world_parts() -> tuple[Schema, dict[str, Batch]]:
     slates split 60/20/20 (seed 2024)."""
     from funnelrec.data.synthetic import generate
     from funnelrec.features import FeatureBuilder, FeatureConfig
-    from funnelrec.rank._examples import impression_examples
     from funnelrec.rank.multitask import TaskDef, task_labels
+    from funnelrec.train.examples import impression_examples
 
     ds = generate(**WORLD)
     ex = impression_examples(ds, None, max_queries=10**9, seed=0)

@@ -24,17 +24,18 @@ import torch
 from harness import data_path, load, row, write_rows
 
 from funnelrec.batch import Batch, Schema
+from funnelrec.context import FitContext
 from funnelrec.data.loaders.ctr import load_avazu_sample, load_criteo_sample
 from funnelrec.data.splits import split
 from funnelrec.eval import metrics
 from funnelrec.features import FeatureBuilder, FeatureConfig
 from funnelrec.models.ctr import CTRConfig, build_model
-from funnelrec.rank._examples import count_before, prefix_queries
-from funnelrec.rank._training import TrainSettings, predict, train_model
 from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import PRERANK, RANK
+from funnelrec.train.examples import count_before, prefix_queries
 from funnelrec.train.loop import seeded
+from funnelrec.train.rows import TrainSettings, predict, train_model
 from funnelrec.types import Candidates, Query
 
 TABLE_MODELS = ("lr", "fm", "widedeep", "deepfm", "dcnv2", "xdeepfm", "autoint")
@@ -169,7 +170,8 @@ def latency_benchmark(repeats: int = 300) -> list[dict[str, Any]]:
     fast = {"epochs": 1, "max_queries": 2000, "threads": 1}
     cases = [("rank", RANK, "ctr", "deepfm", 500), ("prerank", PRERANK, "light", "twotower", 1500)]
     for stage, registry, name, model, n in cases:
-        scorer = registry.create(name, {**fast, "model": model}).fit(parts.train, retrieve)
+        ctx = FitContext(retrieve=retrieve)
+        scorer = registry.create(name, {**fast, "model": model}).fit(parts.train, ctx)
         query = parts.test_query(parts.test_users()[:1], 10)
         cands = retrieve(query).truncate(n)
         torch.set_num_threads(1)

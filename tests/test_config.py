@@ -107,3 +107,8 @@ def test_shipped_configs_fit_their_budget() -> None:
     for path in files:
         recall = load_config(path).recall
         assert sum(recall.quotas().values()) <= recall.total, path.name
+
+
+def test_shares_rounded_to_four_decimals_still_fit() -> None:
+    cfg = parse_config(channels(10_000, {"share": 0.3334}, {"share": 0.3333}, {"share": 0.3334}))
+    assert sum(cfg.recall.quotas().values()) <= 10_000

@@ -9,7 +9,6 @@ import torch
 from funnelrec.batch import Batch, FieldSpec, Schema
 from funnelrec.eval import metrics
 from funnelrec.models.multitask import ESMM, MMoE, MultiTaskConfig, build_multitask
-from funnelrec.rank._training import TrainSettings, predict
 from funnelrec.train.loop import seeded
 from funnelrec.train.multitask import (
     TaskWeighting,
@@ -17,6 +16,7 @@ from funnelrec.train.multitask import (
     task_losses,
     train_multitask,
 )
+from funnelrec.train.rows import TrainSettings, predict
 
 SCHEMA = Schema(
     sparse=(FieldSpec("a", 12, "t"), FieldSpec("b", 7, "t")),

@@ -15,9 +15,9 @@ from funnelrec.data.splits import Split
 from funnelrec.errors import ConfigError
 from funnelrec.eval.funnel import evaluate_funnel
 from funnelrec.pipeline import Funnel
-from funnelrec.rank._examples import impression_examples
 from funnelrec.rank.fusion import fuse
 from funnelrec.rank.multitask import MultiTaskRanker, TaskDef, task_labels
+from funnelrec.train.examples import impression_examples
 
 TASKS = [{"name": t, "column": t} for t in ("click", "like", "purchase")]
 FAST = {"epochs": 1, "dim": 4, "bottom": [8], "expert_hidden": [8], "tower": [4],

@@ -61,6 +61,9 @@ class ChannelConfig(StrictModel):
         return self
 
 
+SHARE_SLACK = 1e-3  # shares written with 4 decimals may sum to a little more than 1
+
+
 class RecallConfig(StrictModel):
     """Recall budget: at most ``total`` merged items per query, split among the channels.
 
@@ -68,7 +71,8 @@ class RecallConfig(StrictModel):
     ``share`` gets ``floor(share · total)`` (at least 1); the channels with neither split what
     is left of ``total`` equally, the first ones in config order taking one more item each
     until nothing is left. A ``ConfigError`` naming the channels is raised when the shares
-    sum to more than 1, when quotas and shares together ask for more than ``total``, or when
+    sum to more than 1 (beyond a rounding slack of 0.001, which is scaled away), when quotas
+    and shares together ask for more than ``total``, or when
     too little is left to give every channel without a quota or share at least one item.
 
     ``overfetch``: channels return quota × overfetch items so that dedup across channels
@@ -98,14 +102,16 @@ class RecallConfig(StrictModel):
     def quotas(self) -> dict[str, int]:
         """Items each channel contributes at most (see the budget rule in the class doc)."""
         shared = {c.id: c.share for c in self.channels if c.share is not None}
-        if sum(shared.values()) > 1 + 1e-9:
+        share_sum = sum(shared.values())
+        if share_sum > 1 + SHARE_SLACK:
             listed = ", ".join(f"{k}={v:g}" for k, v in shared.items())
             raise ValueError(
-                f"recall shares sum to {sum(shared.values()):g} > 1 ({listed}); "
+                f"recall shares sum to {share_sum:g} > 1 ({listed}); "
                 "lower them so they sum to at most 1"
             )
+        scale = 1 / share_sum if share_sum > 1 else 1.0  # rounding slack (0.3334 x 3) scaled away
         fixed = {c.id: c.quota for c in self.channels if c.quota is not None}
-        fixed.update({k: max(int(v * self.total + 1e-9), 1) for k, v in shared.items()})
+        fixed.update({k: max(int(v * scale * self.total + 1e-9), 1) for k, v in shared.items()})
         fixed = {c.id: fixed[c.id] for c in self.channels if c.id in fixed}  # config order
         if sum(fixed.values()) > self.total:
             listed = ", ".join(f"{k}={v}" for k, v in fixed.items())
@@ -134,6 +140,28 @@ class ScorerConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class FitConfig(StrictModel):
+    """How the learned stages after recall get their training lists (``Funnel.fit``).
+
+    ``stacking = "oof"`` (default): the channels are fitted on each user's history minus
+    its last ``holdout`` items (``folds`` times, the cut moving back ``holdout`` items each
+    time), retrieve for the cut point, and the held-out items label those lists; then the
+    channels are refitted on the whole training part for serving. ``"in-sample"``: the
+    channels fitted on the whole training part produce the lists (leaky; for comparison).
+    ``channel_fits``: ``"once"`` fits the channels a single time, before the deepest cut,
+    for every fold (cheap); ``"per_fold"`` refits them at every cut. Each list keeps its
+    positives and at most ``max_neg`` of its negatives; at most ``max_queries`` lists per
+    fold.
+    """
+
+    stacking: Literal["oof", "in-sample"] = "oof"
+    holdout: int = Field(default=1, ge=1)
+    folds: int = Field(default=3, ge=1)
+    channel_fits: Literal["once", "per_fold"] = "once"
+    max_neg: int = Field(default=200, ge=1)
+    max_queries: int = Field(default=100_000, ge=1)
+
+
 class RerankConfig(StrictModel):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -151,6 +179,7 @@ class FunnelConfig(StrictModel):
     rerank: list[RerankConfig] = Field(default_factory=lambda: [RerankConfig(name="seen_filter")])
     k: int = Field(default=10, ge=1)
     seed: int = 0
+    fit: FitConfig = FitConfig()
     #: ``False``: the users' own history is not excluded from recall (repeat consumption:
     #: pair it with a ``repeat`` channel and no ``seen_filter``).
     exclude_seen: bool = True

@@ -9,6 +9,7 @@ maps, every stage).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -17,9 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from funnelrec import __version__, preflight
+from funnelrec import __version__, preflight, stacking
 from funnelrec.artifact import check_artifact, reading, write_manifest
 from funnelrec.config import FunnelConfig, load_config, save_config
+from funnelrec.context import FitContext, fit_stage
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import ExternalId, IdMap, coerce_ids
 from funnelrec.data.persist import load_dataset_dir, save_dataset
@@ -27,10 +29,10 @@ from funnelrec.errors import ConfigError, DataError, NotFittedError
 from funnelrec.io import atomic_dir, write_json
 from funnelrec.rank.base import Scorer
 from funnelrec.recall.base import RecallChannel
-from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.registry import PRERANK, RANK, RECALL, RERANK
-from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.rerank.base import ListsFn, Reranker
 from funnelrec.trace import FunnelTrace
+from funnelrec.train.examples import Examples
 from funnelrec.types import Candidates, Query, Slate
 
 
@@ -58,28 +60,75 @@ class Funnel:
 
     # -- training -------------------------------------------------------------------------
     def fit(self, dataset: Dataset, valid: Dataset | None = None) -> Self:
-        """Fit every stage on ``dataset`` (recall first; scorers see recall's candidates).
+        """Fit every stage on ``dataset``: recall first, then the learned stages on the
+        training lists ``[fit]`` asks for (out-of-fold by default, see ``stacking``).
 
         ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
-        that label the lists learned re-rankers train on; never the test part.
+        that label the funnel's lists for early stopping and learned re-rankers; never the
+        test part.
         """
         preflight.ensure(self.config, dataset)  # every data problem at once, before any fit
+        fc = self.config.fit
+        self.fit_log_: dict[str, Any] = {"stacking": fc.stacking}
+        oof: Examples | None = None
+        if fc.stacking == "oof" and self._learns_from_lists():
+            start = time.perf_counter()
+            oof = stacking.oof_examples(dataset, self.config.recall, fc, self.config.seed,
+                                        self.fit_log_)  # fmt: skip
+            self.fit_log_["oof_s"] = round(time.perf_counter() - start, 3)
         for channel in self.channels.values():
-            channel.fit(dataset)
+            fit_stage(channel, dataset, FitContext())
         self.dataset_ = dataset
-        self.preranker.fit(dataset, retrieve=self.recall)
-        self.ranker.fit(dataset, retrieve=self.recall)
+        ctx = self._fit_context(dataset, valid, oof)
+        fit_stage(self.preranker, dataset, ctx)
+        fit_stage(self.ranker, dataset, ctx)
         for i, reranker in enumerate(self.rerankers):
-            reranker.fit_in_funnel(dataset, self._context(i, valid))
+            fit_stage(reranker, dataset, dataclasses.replace(ctx, lists=self._lists(i)))
         return self
 
-    def _context(self, upto: int, valid: Dataset | None, refit: bool = False) -> FunnelContext:
-        """Fitting context of re-ranker ``upto``: channels and the lists it will receive."""
+    def _learns_from_lists(self) -> bool:
+        """Whether a pre-ranker or ranker is learned (anything but the pass-through)."""
+        return self.config.prerank.name != "passthrough" or self.config.rank.name != "passthrough"
+
+    def _fit_context(
+        self, dataset: Dataset, valid: Dataset | None, oof: Examples | None
+    ) -> FitContext:
+        """The context of the stages after recall: channels, lists, validation lists."""
+        fc, seed = self.config.fit, self.config.seed
+        cache: dict[str, Examples | None] = {}
+
+        def examples() -> Examples:
+            if "train" not in cache:
+                cache["train"] = oof if oof is not None else stacking.insample_examples(
+                    dataset, self.recall, fc, seed, self.fit_log_
+                )  # fmt: skip
+            out = cache["train"]
+            assert out is not None
+            return out
+
+        def valid_examples() -> Examples | None:
+            if "valid" not in cache:
+                cache["valid"] = stacking.valid_examples(dataset, valid, self.recall)
+            return cache["valid"]
+
+        return FitContext(
+            channels=self.channels, retrieve=self.recall, examples=examples,
+            valid_examples=valid_examples, valid=valid, tasks=self.config.tasks,
+            stacking=fc.stacking,
+        )  # fmt: skip
+
+    def _lists(self, upto: int) -> ListsFn:
+        """``query -> candidates``: the lists re-ranker ``upto`` receives."""
 
         def lists(query: Query) -> Candidates:
             return self._rerank_chain(query, self._ranked(query)[-1], upto)[-1][1]
 
-        return FunnelContext(channels=self.channels, lists=lists, valid=valid, refit=refit)
+        return lists
+
+    def _context(self, upto: int, valid: Dataset | None, refit: bool = False) -> FitContext:
+        """Fitting context of re-ranker ``upto``: channels and the lists it will receive."""
+        return FitContext(channels=self.channels, lists=self._lists(upto), valid=valid,
+                          refit=refit)  # fmt: skip
 
     # -- inference -----------------------------------------------------------------------
     @property
@@ -90,28 +139,17 @@ class Funnel:
 
     def retrieve_channels(self, query: Query) -> dict[str, Candidates]:
         """Every channel's raw candidates (quota × overfetch items each)."""
-        rc = self.config.recall
-        quotas = rc.quotas()
         if not self.config.exclude_seen:
             query = query.without_exclusions()
-        out = {}
-        for cid, channel in self.channels.items():
-            k = max(int(np.ceil(quotas[cid] * rc.overfetch)), 1)
-            cands = channel.retrieve(query, k)
-            out[cid] = dataclasses.replace(cands, channels=(cid,))
-        return out
+        return stacking.retrieve_channels(self.channels, self.config.recall, query)
 
     def recall(self, query: Query) -> Candidates:
-        """The merged recall set for ``query``."""
-        return self._merge(self.retrieve_channels(query))
+        """The merged recall set for ``query`` (with every channel's evidence)."""
+        per_channel = self.retrieve_channels(query)
+        return stacking.annotate(query, self._merge(per_channel), per_channel, self.channels)
 
     def _merge(self, per_channel: dict[str, Candidates]) -> Candidates:
-        rc = self.config.recall
-        quotas = rc.quotas()
-        results = [
-            ChannelResult(c.id, per_channel[c.id], quotas[c.id], c.weight) for c in rc.channels
-        ]
-        return merge(results, rc.normalisation, total=rc.total if rc.backfill else None)
+        return stacking.merge_channels(self.config.recall, per_channel)
 
     def run(self, query: Query) -> FunnelTrace:
         """Run every stage for a batch of queries and keep each stage's output."""
@@ -136,7 +174,7 @@ class Funnel:
     ) -> tuple[dict[str, Candidates], Candidates, Candidates, Candidates]:
         """Per-channel candidates, merged set, pre-rank and rank outputs (after their cuts)."""
         per_channel = self.retrieve_channels(query)
-        merged = self._merge(per_channel)
+        merged = stacking.annotate(query, self._merge(per_channel), per_channel, self.channels)
         pre = self.preranker.score(query, merged).truncate(self.config.prerank.keep)
         ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
         return per_channel, merged, pre, ranked
@@ -213,7 +251,7 @@ class Funnel:
         for channel in self.channels.values():
             channel.upsert_items(self.dataset_, idx)
         for i, reranker in enumerate(self.rerankers):  # item keys, categories: cheap to refit
-            reranker.fit_in_funnel(self.dataset_, self._context(i, None, refit=True))
+            fit_stage(reranker, self.dataset_, self._context(i, None, refit=True))
         return idx
 
     # -- persistence ----------------------------------------------------------------------

@@ -9,8 +9,9 @@ other state (e.g. torch modules) override ``_save_state``/``_load_state``.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from funnelrec.errors import ConfigError, NotFittedError
 from funnelrec.io import atomic_dir, read_json, write_json
 from funnelrec.needs import Need
+
+if TYPE_CHECKING:  # pragma: no cover
+    from funnelrec.context import FitContext
+    from funnelrec.data.dataset import Dataset
 
 
 class Params(BaseModel):
@@ -30,8 +35,14 @@ class Params(BaseModel):
 P = TypeVar("P", bound=Params)
 
 
-class Stage(Generic[P]):
-    """Base class of recall channels, scorers and re-rankers."""
+class Stage(ABC, Generic[P]):
+    """Base class of recall channels, scorers and re-rankers.
+
+    The one fit contract: ``fit(dataset, ctx=None) -> self``. ``ctx`` (a
+    ``funnelrec.context.FitContext``) carries what the funnel offers a stage (fitted
+    channels, out-of-fold training lists, the validation part, the tasks); ``None`` when the
+    stage is fitted on its own.
+    """
 
     kind: ClassVar[str] = "stage"
     registered_name: ClassVar[str] = ""
@@ -59,6 +70,10 @@ class Stage(Generic[P]):
     def requires(cls, params: Any) -> tuple[Need, ...]:
         """Needs of this stage with these (validated) params; default: the class's ``needs``."""
         return cls.needs
+
+    @abstractmethod
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        """Fit on ``dataset`` (the training part), using ``ctx`` when fitted in a funnel."""
 
     # -- fitted state ---------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
+from funnelrec import provenance
 from funnelrec.data.ids import IdMap
 from funnelrec.types import Candidates
 
@@ -223,7 +224,7 @@ def _slate_rows(
 
 def _channels(c: Candidates, i: int) -> list[str]:
     if c.channel_ranks is not None:
-        return [c.channels[k] for k in np.flatnonzero(c.channel_ranks[i] >= 0)]
+        return list(provenance.found_by(c, i))
     if c.source is not None and c.channels:
         return [c.channels[int(c.source[i])]]
     return []

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from funnelrec.context import FitContext
 from funnelrec.data.splits import Split
 from funnelrec.errors import NotFittedError
 from funnelrec.recall.itemcf import ItemCFRecall
@@ -41,7 +42,7 @@ def test_scores_same_items_sorted(
     tmp_path: Path,
 ) -> None:
     query, cands, retrieve = inputs
-    scorer = make(reg, name).fit(world_split.train, retrieve=retrieve)
+    scorer = make(reg, name).fit(world_split.train, FitContext(retrieve=retrieve))
     out = scorer.score(query, cands)
     assert out.batch_size == cands.batch_size
     np.testing.assert_array_equal(out.lengths(), cands.lengths())
@@ -80,7 +81,7 @@ def merged_recall(world_split: Split) -> Any:
 @pytest.fixture(scope="module")
 def fitted_on_recall(world_split: Split, merged_recall: Any) -> dict[str, Any]:
     return {
-        i: make(reg, name).fit(world_split.train, retrieve=merged_recall)
+        i: make(reg, name).fit(world_split.train, FitContext(retrieve=merged_recall))
         for i, (reg, name) in zip(IDS, CASES, strict=True)
     }
 

@@ -51,6 +51,8 @@ def test_store_rows_stack_on_the_base_with_its_id_maps(world: Dataset, tmp_path:
     # position 5 lies below the only click (position 0) and the first two: not examined
     assert new["item_idx"].to_list() == [world.n_items, ds.item_ids.index("i0003")]
     assert new["clicked"].to_list() == [1, 0]
+    raw = load_store_dataset(url, base=world, examined_only=False).impressions
+    assert raw is not None and raw.height == world.impressions.height + 3  # no correction
 
 
 def test_store_alone_and_export(tmp_path: Path) -> None:

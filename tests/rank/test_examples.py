@@ -9,8 +9,8 @@ from funnelrec import ragged
 from funnelrec.batch import Batch
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
-from funnelrec.rank._examples import impression_examples, prefix_queries, recall_examples
-from funnelrec.rank._training import GroupBatches
+from funnelrec.train.examples import impression_examples, prefix_queries, recall_examples
+from funnelrec.train.rows import GroupBatches
 from funnelrec.types import Candidates, Query
 
 

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funnelrec import ragged
+from funnelrec.context import FitContext as FunnelContext
 from funnelrec.errors import ConfigError
 from funnelrec.models.mf import MatrixFactorization
 from funnelrec.registry import RERANK
-from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.rerank.base import Reranker
 from funnelrec.types import Candidates, Query
 
 

@@ -11,13 +11,13 @@ import torch
 
 from funnelrec import ragged
 from funnelrec.config import FunnelConfig
+from funnelrec.context import FitContext as FunnelContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
 from funnelrec.eval import metrics
 from funnelrec.models.prm import PRM
 from funnelrec.pipeline import Funnel
 from funnelrec.registry import RERANK
-from funnelrec.rerank.base import FunnelContext
 from funnelrec.train.losses import listwise_softmax
 from funnelrec.types import Candidates, Query
 

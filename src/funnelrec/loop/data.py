@@ -129,8 +129,11 @@ def export_store(spec: str, out: Path) -> dict[str, int]:
     return {name: frame.height for name, frame in frames.items()}
 
 
-def load_store_dataset(spec: str, base: Dataset | None = None) -> Dataset:
-    """A ``Dataset`` from a store's events and impressions, on top of ``base`` if given."""
+def load_store_dataset(
+    spec: str, base: Dataset | None = None, examined_only: bool = True
+) -> Dataset:
+    """A ``Dataset`` from a store's events and impressions, on top of ``base`` if given
+    (``examined_only=False``: every impression trains, without the position-bias correction)."""
     store = open_spec(spec)
     try:
         events, impressions, _ = store_frames(store)
@@ -139,6 +142,8 @@ def load_store_dataset(spec: str, base: Dataset | None = None) -> Dataset:
         store.close()
     if base is None and events.is_empty():
         raise DataError(f"{spec}: the store holds no events to train on")
+    if not examined_only:
+        impressions = impressions.with_columns(pl.lit(True).alias("examined"))
     return stack(base, events, impressions, items, name=f"store:{spec}")
 
 
@@ -236,7 +241,7 @@ def _grow_users(table: pl.DataFrame, total: int) -> pl.DataFrame:
     return pl.concat([table, new], how="diagonal_relaxed")
 
 
-def load_specs(specs: list[str]) -> Dataset:
+def load_specs(specs: list[str], examined_only: bool = True) -> Dataset:
     """``--data`` given one or more times: the first may be any dataset spec, the rest (or
     all) store URLs stacked in order."""
     from funnelrec.data.loaders import load_dataset
@@ -244,12 +249,15 @@ def load_specs(specs: list[str]) -> Dataset:
     if not specs:
         raise DataError("no --data given")
     first, rest = specs[0], specs[1:]
-    dataset = load_store_dataset(first) if is_store_spec(first) else load_dataset(first)
+    if is_store_spec(first):
+        dataset = load_store_dataset(first, examined_only=examined_only)
+    else:
+        dataset = load_dataset(first)
     for spec in rest:
         if not is_store_spec(spec):
             raise DataError(
                 f"--data {spec!r}: only store URLs (sqlite:///..., redis://...) can be stacked "
                 "on the first dataset"
             )
-        dataset = load_store_dataset(spec, base=dataset)
+        dataset = load_store_dataset(spec, base=dataset, examined_only=examined_only)
     return dataset

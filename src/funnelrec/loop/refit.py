@@ -69,6 +69,7 @@ class RefitPlan:
         k: list length of the holdout metric.
         final_fit: refit an accepted candidate on all data before publishing it.
         nice: niceness increment of the fitting child process.
+        examined_only: train on examined impressions only (position-bias correction).
     """
 
     config: Path
@@ -82,6 +83,7 @@ class RefitPlan:
     k: int = 10
     final_fit: bool = True
     nice: int = 10
+    examined_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -170,11 +172,13 @@ def _query_in(funnel: Funnel, past: Dataset, users: np.ndarray, k: int, now: flo
     )
 
 
-def _fit_child(config: str, data: list[str], until: float | None, out: str, nice: int) -> None:
+def _fit_child(
+    config: str, data: list[str], until: float | None, out: str, nice: int, examined: bool
+) -> None:
     """Child process: load, (cut), fit, save. Runs at lower priority."""
     if nice:
         os.nice(nice)
-    dataset = load_specs(data)
+    dataset = load_specs(data, examined_only=examined)
     if until is not None:
         dataset = before(dataset, until)
     Funnel(load_config(config)).fit(dataset).save(out)
@@ -184,7 +188,7 @@ def fit_in_child(plan: RefitPlan, until: float | None, out: Path) -> float:
     """Fit in a spawned low-priority process; returns seconds (``DataError`` if it fails)."""
     start = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
-    args = (str(plan.config), list(plan.data), until, str(out), plan.nice)
+    args = (str(plan.config), list(plan.data), until, str(out), plan.nice, plan.examined_only)
     proc = ctx.Process(target=_fit_child, args=args, name="funnelrec-refit-fit")
     proc.start()
     proc.join()
@@ -195,7 +199,7 @@ def fit_in_child(plan: RefitPlan, until: float | None, out: Path) -> float:
 
 def refit_once(plan: RefitPlan) -> Decision:
     """One guarded refit round (see the module doc)."""
-    dataset = load_specs(list(plan.data))
+    dataset = load_specs(list(plan.data), examined_only=plan.examined_only)
     serving = Funnel.load(plan.serving)
     cut = choose_cut(dataset, serving.dataset.max_timestamp, plan)
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
@@ -212,7 +216,7 @@ def refit_once(plan: RefitPlan) -> Decision:
             fit_s += fit_in_child(plan, None, final)
         else:
             candidate_dir.rename(final)
-        artifacts = str(final.resolve())
+        artifacts = str(final.absolute())  # the link, not one version of it
     rule = f"candidate {cand_r:.4f} vs serving {serve_r:.4f} (margin {plan.margin:.0%})"
     decision = Decision(
         accepted, serve_r, cand_r, artifacts, str(candidate_dir), n_users, cut, fit_s,

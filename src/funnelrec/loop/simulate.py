@@ -45,6 +45,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: Path
     refit: bool = False
+    position_debias: bool = True  # refits train on examined impressions only
 
 
 class SimConfig(BaseModel):
@@ -238,6 +239,7 @@ def _refit(
         k=cfg.k,
         final_fit=cfg.final_fit,
         nice=cfg.nice,
+        examined_only=spec.position_debias,
     )
     decision = refit_once(plan)
     run.decisions.append(vars(decision))

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import Field, model_validator
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
-from funnelrec.rank.base import RetrieveFn
 from funnelrec.rank.ctr import CTRParams, CTRRanker, ModelName
 from funnelrec.registry import PRERANK
 
@@ -51,10 +51,10 @@ class LightPreranker(CTRRanker):
         "teacher": {"model": "fm", "epochs": 1, "dim": 4, "threads": 1},
     }
 
-    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         assert isinstance(p, LightParams)
-        examples = self._examples(dataset, retrieve)
+        examples = self._examples(dataset, ctx)
         soft = None
         if p.teacher is not None:
             teacher = CTRRanker(CTRRanker.validate_params(dict(p.teacher)))

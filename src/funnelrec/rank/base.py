@@ -1,6 +1,7 @@
 """``Scorer``: pre-rankers and rankers re-score the candidates of the previous stage.
 
-``fit(dataset, retrieve)`` receives the funnel's recall function so a model can train on
+``fit(dataset, ctx)`` receives the funnel's ``FitContext``: its out-of-fold training lists
+(``ctx.examples``) and its recall function (``ctx.retrieve``), so a model trains on
 exposure-consistent candidates (the items recall really shows it) rather than only random
 negatives. ``score`` returns the same items with new scores, each row sorted descending;
 the previous scores stay in ``stage_scores``.
@@ -9,9 +10,8 @@ the previous scores stay in ``stage_scores``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, TypeVar
 
-from funnelrec.data.dataset import Dataset
 from funnelrec.stage import Params, Stage
 from funnelrec.types import Candidates, Query
 
@@ -24,9 +24,6 @@ class Scorer(Stage[P]):
     """Base class of pre-rank and rank stages."""
 
     kind: ClassVar[str] = "rank"
-
-    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
-        raise NotImplementedError
 
     def score(self, query: Query, candidates: Candidates) -> Candidates:
         """Re-score ``candidates`` (same items), rows sorted by the new score."""

@@ -17,18 +17,19 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.features import Batch, FeatureBuilder, FeatureConfig
 from funnelrec.io import read_json, write_json
 from funnelrec.models.ctr import CTR_MODELS, CTRConfig, CTRModel, build_model
 from funnelrec.models.ctr.base import Interest
 from funnelrec.ragged import FloatArray
-from funnelrec.rank._examples import Examples, concat, impression_examples, recall_examples
-from funnelrec.rank._training import Loss, TrainSettings, predict, train_model
-from funnelrec.rank.base import RetrieveFn, Scorer
+from funnelrec.rank.base import Scorer
 from funnelrec.registry import RANK
 from funnelrec.stage import Params
+from funnelrec.train.examples import Examples, concat, impression_examples, recall_examples
 from funnelrec.train.loop import Optimizer, seeded
+from funnelrec.train.rows import Loss, TrainSettings, predict, train_model
 from funnelrec.types import Candidates, Query
 
 ModelName = Literal[
@@ -98,8 +99,8 @@ class CTRRanker(Scorer[CTRParams]):
     }
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
-        return self.fit_examples(dataset, self._examples(dataset, retrieve))
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        return self.fit_examples(dataset, self._examples(dataset, ctx))
 
     def fit_examples(
         self, dataset: Dataset, examples: Examples, soft: FloatArray | None = None
@@ -120,13 +121,18 @@ class CTRRanker(Scorer[CTRParams]):
         }
         return self
 
-    def _examples(self, dataset: Dataset, retrieve: RetrieveFn | None) -> Examples:
+    def _examples(self, dataset: Dataset, ctx: FitContext | None) -> Examples:
+        """The funnel's training lists (``ctx.examples``, out-of-fold) when it gives them and
+        no impressions are used; else examples built here with the funnel's recall."""
         p = self.params
+        retrieve = None if ctx is None else ctx.retrieve
         has_imp = dataset.impressions is not None and dataset.impressions.height > 0
         if p.train_on == "impressions" and not has_imp:
             raise ValueError("train_on='impressions' but the dataset has no impressions")
         use_imp = has_imp and p.train_on in ("impressions", "auto", "both")
         use_recall = p.train_on in ("recall", "both") or not use_imp
+        if use_recall and not use_imp and ctx is not None and ctx.examples is not None:
+            return ctx.examples()
         parts = []
         if use_imp:
             parts.append(impression_examples(dataset, retrieve, p.max_queries, p.seed))

@@ -27,20 +27,20 @@ import polars as pl
 import torch
 from pydantic import Field, model_validator
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.features import FeatureBuilder
 from funnelrec.io import read_json
 from funnelrec.models.multitask import Arch, MultiTaskConfig, MultiTaskModel, build_multitask
-from funnelrec.rank._examples import Examples
-from funnelrec.rank._training import predict
-from funnelrec.rank.base import RetrieveFn
 from funnelrec.rank.ctr import CTRParams, CTRRanker
 from funnelrec.rank.fusion import FusionKind, fuse
 from funnelrec.registry import PRERANK, RANK
 from funnelrec.stage import Params, Stage
+from funnelrec.train.examples import Examples
 from funnelrec.train.loop import seeded
 from funnelrec.train.multitask import TaskWeighting, Weighting, train_multitask
+from funnelrec.train.rows import predict
 from funnelrec.types import Candidates, Query
 
 BASE_COLUMNS = ("click", "clicked")
@@ -152,9 +152,9 @@ class MultiTaskRanker(CTRRanker):
         assert isinstance(self.params, MultiTaskParams)
         return self.params
 
-    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.mt_params
-        examples = self._examples(dataset, retrieve)
+        examples = self._examples(dataset, ctx)
         labels = task_labels(dataset, examples, p.tasks)
         examples = Examples(examples.query, examples.candidates, labels)  # labels [N, T]
         builder = FeatureBuilder(p.features).fit(dataset, examples.candidates.channels)

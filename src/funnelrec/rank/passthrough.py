@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
-from funnelrec.rank.base import RetrieveFn, Scorer
+from funnelrec.rank.base import Scorer
 from funnelrec.registry import RANK
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -17,7 +18,7 @@ class PassthroughRanker(Scorer[Params]):
 
     kind: ClassVar[str] = "rank"
 
-    def fit(self, dataset: Dataset, retrieve: RetrieveFn | None = None) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = dataset.n_items
         return self
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.errors import ConfigError
@@ -25,7 +26,7 @@ from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import load_index, make_index
 from funnelrec.models.layers import EmbeddingModel
-from funnelrec.ragged import BoolArray, IntArray
+from funnelrec.ragged import BoolArray, FloatArray, IntArray
 from funnelrec.recall.base import RecallChannel
 from funnelrec.stage import Params
 from funnelrec.train import features
@@ -162,7 +163,7 @@ class EmbeddingRecall(RecallChannel[P]):
         with seeded(self.params.seed):
             return self._build_model()
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self._prepare(dataset, self._user_columns())
         p = self.params
         model, result = self._new_model(), None
@@ -290,6 +291,38 @@ class EmbeddingRecall(RecallChannel[P]):
             "user_feats": torch.from_numpy(feats),
         }
         return batch, rows
+
+    # -- scoring any item (ranker features) ---------------------------------------------------
+    def item_vectors(self, items: IntArray) -> FloatMatrix:
+        """``[n, d]`` the model's vectors of ``items`` (unknown items: zeros)."""
+        self.check_fitted()
+        known = (items >= 0) & (items < self.sizes_["n_items"])
+        out = np.zeros((len(items), 0), dtype=np.float32)
+        vecs = _item_vectors(self.model_, items[known]) if known.any() else None
+        if vecs is not None:
+            out = np.zeros((len(items), vecs.shape[1]), dtype=np.float32)
+            out[known] = vecs
+        return out
+
+    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
+        """``[N]`` the channel's score ``<user vector, item vector>`` of every candidate, found
+        by this channel or not (0 for rows without a user vector and unknown items)."""
+        self.check_fitted()
+        out = np.zeros(len(candidates), dtype=np.float32)
+        batch, rows = self._query_batch(query)
+        if len(rows) == 0 or len(candidates) == 0:
+            return out
+        with torch.no_grad():
+            self.model_.eval()
+            users = self.model_.user_vectors(batch).cpu().numpy()
+        slot = np.full(query.batch_size, -1, dtype=np.int64)
+        slot[rows] = np.arange(len(rows))
+        pick = slot[candidates.row_ids()]
+        ok = pick >= 0
+        items = self.item_vectors(candidates.item_idx[ok])
+        if items.shape[1]:
+            out[ok] = np.einsum("nd,nd->n", users[pick[ok]], items)
+        return out
 
     # -- persistence -------------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:

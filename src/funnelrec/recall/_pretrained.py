@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.index.factory import make_index
@@ -47,7 +48,7 @@ P = TypeVar("P", bound=PretrainedParams)
 class PretrainedItemRecall(RecallChannel[P]):
     """Holds ``item_vectors_`` ``[n_items, d]`` and their index."""
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         source = RECALL.create(p.source, p.source_params).fit(dataset)
         if not isinstance(source, EmbeddingRecall):

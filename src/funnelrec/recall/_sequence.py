@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.eval.protocol import evaluate, subsample_users
@@ -78,7 +79,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         codes = dataset.item_categories[0].astype(np.int64)
         self.item_category_ = codes if self.params.side_info else codes[:0]
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self._prepare(dataset, [])
         p = self.params
         model, result = self._new_model(), None

@@ -25,6 +25,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import load_index, make_index
@@ -75,7 +76,7 @@ class ALSRecall(RecallChannel[ALSParams]):
     params_model = ALSParams
     example_params: ClassVar[dict[str, Any]] = {"factors": 8, "iterations": 3, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         matrix = self._values(interaction_counts(dataset))
         model = self._model()

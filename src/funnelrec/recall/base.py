@@ -7,7 +7,7 @@ users (``user_idx == -1`` / empty history) handled by falling back or returning 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,9 +25,6 @@ class RecallChannel(Stage[P]):
 
     kind: ClassVar[str] = "recall"
     personalized: ClassVar[bool] = True
-
-    def fit(self, dataset: Dataset) -> Self:
-        raise NotImplementedError
 
     def retrieve(self, query: Query, k: int) -> Candidates:
         """Top ``k`` candidates per query, excluding the query's exclusion lists."""

@@ -23,6 +23,7 @@ from funnelrec.content.extract import extract, item_texts
 from funnelrec.content.reduce import PCAReducer
 from funnelrec.content.registry import ContentEncoder, F32Matrix, create_encoder
 from funnelrec.content.store import vector_column
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import VectorIndex
 from funnelrec.index.factory import make_index
@@ -93,7 +94,7 @@ class ContentRecall(RecallChannel[ContentParams]):
         "pca_dim": 16,
     }
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         raw, valid = self._raw_vectors(dataset.items)
         p = self.params
         self.pca_mean_ = np.zeros(0, dtype=np.float32)

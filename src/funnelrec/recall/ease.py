@@ -24,6 +24,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._history import history_matrix
@@ -64,7 +65,7 @@ class EASERecall(RecallChannel[EASEParams]):
     params_model = EASEParams
     example_params: ClassVar[dict[str, Any]] = {"l2": 50.0, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         items = self._model_items(dataset)
         x = dataset.user_item[:, items]

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._grouped import (
@@ -82,7 +83,7 @@ class FreshRecall(RecallChannel[FreshParams]):
     personalized: ClassVar[bool] = False
     example_params: ClassVar[dict[str, Any]] = {"per_category": True, "max_age_days": 120.0}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.reference_ = float(dataset.max_timestamp)
         self._index(dataset)
         return self

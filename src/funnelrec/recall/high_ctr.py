@@ -22,6 +22,7 @@ import polars as pl
 from pydantic import Field, PositiveFloat
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._grouped import (
@@ -102,7 +103,7 @@ class HighCtrRecall(RecallChannel[HighCtrParams]):
 
     personalized: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         clicks, shows = self._evidence(dataset)
         eligible = shows >= self.params.min_impressions
         if self.params.prior is not None:

@@ -25,6 +25,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import make_index
@@ -74,12 +75,12 @@ class Item2VecRecall(RecallChannel[Item2VecParams]):
         "dim": 8, "walks_per_item": 2, "walk_length": 6, "epochs": 1, "threads": 1,
     }  # fmt: skip
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         self.graph_ = item_graph(dataset, p.max_gap, p.window_s)
         rng = np.random.default_rng(p.seed)
         walks = random_walks(self.graph_, p.walks_per_item, p.walk_length, rng)
-        centre, ctx = skipgram_pairs(walks, p.context)
+        centre, context = skipgram_pairs(walks, p.context)
         vocab = ItemVocab.fit(dataset.items, None, p.max_tags)
         self.vocab_ = dataclasses.asdict(vocab)
         cat, tags, _ = vocab.encode(dataset.items)
@@ -89,7 +90,7 @@ class Item2VecRecall(RecallChannel[Item2VecParams]):
             model = self._build_model()
         neg_prob = np.maximum(dataset.item_popularity, 0.0) ** 0.75
         neg_prob = neg_prob / max(neg_prob.sum(), 1e-12)
-        batches = _PairBatches(centre, ctx, cat, tags, neg_prob, p.batch_size, p.n_neg)
+        batches = _PairBatches(centre, context, cat, tags, neg_prob, p.batch_size, p.n_neg)
         result = fit(
             model, batches, _loss, epochs=p.epochs, lr=p.lr, seed=p.seed,
             progress=p.progress, num_threads=p.threads,

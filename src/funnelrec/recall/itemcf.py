@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
@@ -117,7 +118,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
 
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)

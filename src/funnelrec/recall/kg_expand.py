@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
 from funnelrec.index.factory import make_index
@@ -75,7 +76,7 @@ class KGExpandRecall(RecallChannel[KGExpandParams]):
     )
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "epochs": 2, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         p = self.params
         graph = KnowledgeGraph.from_dataset(dataset)
         item_node = graph.item_entity.copy()

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall._history import history_matrix
 from funnelrec.recall._kg import KnowledgeGraph, entity_labels, item_names
@@ -56,7 +57,7 @@ class MetaPathRecall(RecallChannel[MetaPathParams]):
     )
     example_params: ClassVar[dict[str, Any]] = {}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         graph = KnowledgeGraph.from_dataset(dataset)
         links = _item_links(graph, dataset.n_items)
         degree = np.diff(sp.csc_matrix(links).indptr).astype(np.float64)

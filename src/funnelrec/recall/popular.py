@@ -10,6 +10,7 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall.base import RecallChannel, global_topk
@@ -70,7 +71,7 @@ class PopularRecall(RecallChannel[PopularParams]):
 
     personalized: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         a = dataset.arrays
         age_days = (dataset.max_timestamp - a.timestamp) / DAY
         weight = self._feedback_weight(dataset)

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall._grouped import finish
 from funnelrec.recall.base import RecallChannel
@@ -51,7 +52,7 @@ class RepeatRecall(RecallChannel[RepeatParams]):
     params_model = RepeatParams
     example_params: ClassVar[dict[str, Any]] = {"half_life_events": 5.0, "min_count": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = int(dataset.n_items)
         return self
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._grouped import F64, exclusion_counts, finish, group_lists, take_ranges
@@ -81,7 +82,7 @@ class TagRecall(RecallChannel[TagParams]):
 
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         tags, _ = dataset.item_tags
         tags = sp.csr_matrix(tags, dtype=np.float64)
         per_item = np.asarray(tags.sum(axis=1)).ravel()

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import F64Array, recent_matrix, row_topn, sparse_topk
@@ -57,7 +58,7 @@ class UserCFRecall(RecallChannel[UserCFParams]):
     params_model = UserCFParams
     personalized: ClassVar[bool] = True
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the normalised user vectors ``users_`` and the binary ``items_`` matrix
         (both ``[n_users, n_items]``), item weights ``item_weight_`` and target factors
         ``target_weight_`` (``[n_items]``)."""

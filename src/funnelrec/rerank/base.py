@@ -7,10 +7,10 @@ rules that insert items on purpose (e.g. fixed-type slots), which mark them in `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, TypeVar
+from collections.abc import Callable
+from typing import ClassVar, Self, TypeVar
 
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.stage import Params, Stage
 from funnelrec.types import Candidates, Query, Slate
@@ -19,23 +19,7 @@ P = TypeVar("P", bound=Params)
 ListsFn = Callable[[Query], Candidates]
 
 
-@dataclass(frozen=True)
-class FunnelContext:
-    """What a re-ranker may use when it is fitted inside a ``Funnel``.
-
-    Attributes:
-        channels: the fitted recall channels by id (e.g. for their item embeddings).
-        lists: ``query -> candidates``: the lists the funnel feeds this re-ranker (recall,
-            pre-rank, rank and the re-rankers before it), uncut; ``None`` outside a funnel.
-        valid: a held-out part whose interactions label those lists (learned re-rankers);
-            ``None`` when the funnel was fitted without one.
-        refit: ``True`` when refitting after item upserts (learned weights are kept).
-    """
-
-    channels: Mapping[str, Any] = field(default_factory=dict)
-    lists: ListsFn | None = None
-    valid: Dataset | None = None
-    refit: bool = False
+FunnelContext = FitContext  # the fit context of re-rankers before the one contract (alias)
 
 
 class Reranker(Stage[P]):
@@ -43,13 +27,9 @@ class Reranker(Stage[P]):
 
     kind: ClassVar[str] = "rerank"
 
-    def fit(self, dataset: Dataset) -> Self:
-        raise NotImplementedError
-
-    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
-        """Fit inside a funnel; re-rankers that need the funnel's channels or lists override
-        this (the default ignores ``context`` and calls ``fit``)."""
-        return self.fit(dataset)
+    def fit_in_funnel(self, dataset: Dataset, context: FitContext) -> Self:
+        """Same as ``fit(dataset, context)`` (kept for callers of the older API)."""
+        return self.fit(dataset, context)
 
     def rerank(self, query: Query, candidates: Candidates, k: int) -> Slate:
         """Final list of at most ``k`` items per query."""

@@ -14,6 +14,7 @@ import polars as pl
 from pydantic import field_validator
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import column_codes, gather, item_column
@@ -70,7 +71,7 @@ class Dedup(Reranker[DedupParams]):
             return ()
         return (needs.item_columns((params.key,), "duplicate keys", "key (or key = null)"),)
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Compute the key code of every item ``[n_items]`` (``-1`` = no key)."""
         p = self.params
         if p.key is None:

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -37,7 +38,7 @@ from funnelrec.rerank._similarity import (
     similarity_needs,
     tag_features,
 )
-from funnelrec.rerank.base import FunnelContext, Reranker
+from funnelrec.rerank.base import Reranker
 from funnelrec.rerank.mmr import _relevance
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -87,11 +88,8 @@ class DPP(Reranker[DPPParams]):
         """The ``vector_column``, or the item tags/category similarity is computed from."""
         return similarity_needs(params.vector_column, params.features)
 
-    def fit(self, dataset: Dataset) -> Self:
-        return self._fit(dataset, {})
-
-    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
-        return self._fit(dataset, context.channels)
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        return self._fit(dataset, {} if ctx is None else ctx.channels)
 
     def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""

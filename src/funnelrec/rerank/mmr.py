@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -79,7 +80,7 @@ class MMR(Reranker[MMRParams]):
         """The ``vector_column``, or the item tags/category similarity is computed from."""
         return similarity_needs(params.vector_column, params.features)
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``
         CSR (binary for Jaccard, row-normalised for cosine)."""
         p = self.params

@@ -27,16 +27,17 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from funnelrec import ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.io import read_json, write_json
 from funnelrec.models.prm import PRM
 from funnelrec.ragged import IntArray
-from funnelrec.rank._examples import prefix_queries, retrieve_all
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import pad, spread, take_order
-from funnelrec.rerank.base import FunnelContext, ListsFn, Reranker
+from funnelrec.rerank.base import ListsFn, Reranker
 from funnelrec.stage import Params
+from funnelrec.train.examples import prefix_queries, retrieve_all
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import listwise_softmax
 from funnelrec.types import Candidates, Query
@@ -78,16 +79,13 @@ class PRMReranker(Reranker[PRMParams]):
     params_model = PRMParams
     example_params: ClassVar[dict[str, Any]] = {"epochs": 2, "dim": 8, "threads": 1}
 
-    def fit(self, dataset: Dataset) -> Self:
-        popular = PopularRecall().fit(dataset)
-        return self._fit(dataset, lambda q: popular.retrieve(q, self.params.max_len), None)
-
-    def fit_in_funnel(self, dataset: Dataset, context: FunnelContext) -> Self:
-        if context.refit and self.is_fitted:  # item upserts: new items score as unknown
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
+        if ctx is not None and ctx.refit and self.is_fitted:  # item upserts: unknown items
             return self
-        if context.lists is None:
-            return self.fit(dataset)
-        return self._fit(dataset, context.lists, context.valid)
+        if ctx is None or ctx.lists is None:
+            popular = PopularRecall().fit(dataset)
+            return self._fit(dataset, lambda q: popular.retrieve(q, self.params.max_len), None)
+        return self._fit(dataset, ctx.lists, ctx.valid)
 
     def fitted_state(self) -> dict[str, Any]:
         return {k: v for k, v in super().fitted_state().items() if k not in _NOT_JSON}

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.registry import RERANK
@@ -53,7 +54,7 @@ class Scatter(Reranker[ScatterParams]):
         """The item category ``column``."""
         return (needs.item_columns((params.column,), "categories to scatter", "column"),)
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Category code per item ``[n_items]`` (``-1`` = none)."""
         values = item_column(dataset, self.params.column, self.registered_name)
         self.category_codes_ = column_codes(values)

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
@@ -56,7 +57,7 @@ class SeenFilter(Reranker[SeenFilterParams]):
         """Real timestamps for ``exclude_recent_days``."""
         return (needs.real_time("exclude_recent_days"),) if params.exclude_recent_days else ()
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = dataset.n_items
         return self
 

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from funnelrec import needs, ragged
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.ragged import BoolArray, IntArray
@@ -119,7 +120,7 @@ class Slots(Reranker[SlotsParams]):
         ]
     }
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Creation times, the fresh order, and per rule its eligible items and pool.
 
         Raises:

@@ -117,9 +117,14 @@ def shared_softmax_loss(
         neg = user_ @ shared.T
     else:
         neg = user @ shared.T
-    neg = neg.masked_fill(shared_ids.unsqueeze(0) == pos_ids.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos, neg], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(user), dtype=torch.long, device=user.device))
+    # a row's own item among the (distinct) shared columns: one searchsorted, set in place
+    order = torch.argsort(shared_ids)
+    at = torch.searchsorted(shared_ids[order], pos_ids).clamp_max(len(shared_ids) - 1)
+    hit = shared_ids[order][at] == pos_ids
+    neg[torch.nonzero(hit).squeeze(1), order[at[hit]]] = float("-inf")
+    # -log softmax of column 0 of [pos | neg], without building the [B, 1 + C] logits
+    pos = pos.squeeze(1)
+    return (torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos).mean()
 
 
 def mixture_log_q(

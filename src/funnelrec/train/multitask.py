@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from funnelrec.batch import Batch
 from funnelrec.eval import metrics
 from funnelrec.ragged import FloatArray
-from funnelrec.rank._training import RowBatches, TrainSettings, predict
 from funnelrec.train.loop import FitResult, fit, resolve_device
+from funnelrec.train.rows import RowBatches, TrainSettings, predict
 
 Weighting = Literal["fixed", "uncertainty", "mgda"]
 

@@ -9,8 +9,8 @@ import torch
 from funnelrec.batch import Batch, FieldSpec, Schema
 from funnelrec.eval import metrics
 from funnelrec.models.ctr import CTR_MODELS, CTRConfig, build_model
-from funnelrec.rank._training import TrainSettings, predict, train_model
 from funnelrec.train.loop import seeded
+from funnelrec.train.rows import TrainSettings, predict, train_model
 
 SCHEMA = Schema(
     sparse=(

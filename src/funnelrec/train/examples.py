@@ -169,7 +169,6 @@ def recall_examples(
     seed: int,
 ) -> Examples:
     """Cut-point queries over recall candidates plus random items (see module doc)."""
-    rng = np.random.default_rng(seed)
     lens = ragged.lengths(dataset.sequences[0])
     cut = np.arange(cuts, dtype=np.int64)
     users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), cuts)
@@ -177,8 +176,35 @@ def recall_examples(
     ok = pos >= 1
     users, pos = users[ok], pos[ok]
     keep = _subset(len(users), max_queries, seed)
-    users, pos = users[keep], pos[keep]
+    return cut_examples(
+        dataset, retrieve, users[keep], pos[keep], horizon=horizon, max_neg=max_neg,
+        n_random=n_random, seed=seed,
+    )  # fmt: skip
+
+
+def cut_examples(
+    dataset: Dataset,
+    retrieve: RetrieveFn | None,
+    users: IntArray,
+    pos: IntArray,
+    *,
+    horizon: int,
+    max_neg: int,
+    n_random: int,
+    seed: int,
+    now: float | None = None,
+) -> Examples:
+    """One labelled list per cut ``(users[r], pos[r])``: history = the user's first
+    ``pos[r]`` items (time order), positives = the next ``horizon`` items, candidates =
+    ``retrieve``'s list for that query (the user's later items dropped, at most ``max_neg``
+    negatives kept) plus ``n_random`` random items. Without ``retrieve`` the candidates are
+    the positives plus at least 20 random items. ``now``: the queries' request time
+    (default: the time of the first positive)."""
+    rng = np.random.default_rng(seed)
+    lens = ragged.lengths(dataset.sequences[0])
     query = prefix_queries(dataset, users, pos)
+    if now is not None:
+        query = dataclasses.replace(query, now=np.full(len(users), now, dtype=np.float64))
     n_pos = np.minimum(lens[users] - pos, horizon)
     p_off, p_items = _slices(dataset, users, pos, n_pos)
     if retrieve is not None:

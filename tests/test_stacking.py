@@ -1,0 +1,130 @@
+"""Out-of-fold stacking: the fit contract, the training lists, LambdaMART in a funnel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pytest
+
+from funnelrec import ragged, stacking
+from funnelrec.config import FitConfig, parse_config
+from funnelrec.context import FitContext, fit_stage
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.splits import Split
+from funnelrec.eval.lift import bootstrap_lift
+from funnelrec.pipeline import Funnel
+from funnelrec.recall.popular import PopularRecall
+from funnelrec.stage import Params, Stage
+
+RECALL = {
+    "total": 60,
+    "channels": [
+        {"name": "itemcf", "share": 0.6, "weight": 2.0},
+        {"name": "popular", "share": 0.4},
+    ],
+}
+LAMBDAMART = {"n_estimators": 20, "min_data_in_leaf": 5, "threads": 1}
+CONFIG: dict[str, Any] = {
+    "k": 10,
+    "fit": {"folds": 2, "max_neg": 20},
+    "recall": RECALL,
+    "prerank": {"keep": 60},
+    "rank": {"name": "lambdamart", "keep": 30, "params": LAMBDAMART},
+}
+
+
+def test_stage_is_abstract_and_old_fit_signatures_are_tolerated(world: Dataset) -> None:
+    class NoFit(Stage[Params]):
+        pass
+
+    with pytest.raises(TypeError):
+        NoFit()  # type: ignore[abstract]
+
+    class OldStyle(Stage[Params]):
+        def fit(self, dataset: Dataset) -> Self:  # type: ignore[override]
+            self.n_ = dataset.n_items
+            return self
+
+    assert fit_stage(OldStyle(), world, FitContext()).n_ == world.n_items
+    assert fit_stage(PopularRecall(), world, FitContext()).is_fitted
+
+
+def test_inner_dataset_drops_each_users_last_items(world: Dataset) -> None:
+    inner, users, pos = stacking.inner_dataset(world, 2)
+    lens = ragged.lengths(world.sequences[0])
+    inner_lens = ragged.lengths(inner.sequences[0])
+    np.testing.assert_array_equal(users, np.flatnonzero(lens > 2))
+    np.testing.assert_array_equal(pos, lens[users] - 2)
+    np.testing.assert_array_equal(inner_lens[users], lens[users] - 2)
+    short = lens <= 2
+    np.testing.assert_array_equal(inner_lens[short], lens[short])
+    # the kept items are each user's first ones, in time order
+    u, i_off, w_off = int(users[0]), inner.sequences[0], world.sequences[0]
+    kept = inner.sequences[1][i_off[u] : i_off[u + 1]]
+    np.testing.assert_array_equal(kept, world.sequences[1][w_off[u] : w_off[u] + pos[0]])
+
+
+def test_oof_lists_come_from_channels_that_never_saw_the_labels(world_split: Split) -> None:
+    cfg = parse_config(CONFIG)
+    log: dict[str, Any] = {}
+    ex = stacking.oof_examples(world_split.train, cfg.recall, cfg.fit, 0, log)
+    assert [f["queries"] for f in log["folds"]] == [ex.query.batch_size // 2] * 2
+    # every positive is the item right after its query's history, in the user's sequence
+    rows = ex.candidates.row_ids()[ex.labels > 0]
+    seq_off, seq_items, _ = world_split.train.sequences
+    users = ex.query.user_idx[rows]
+    cut = ragged.lengths(ex.query.history_offsets)[rows]
+    np.testing.assert_array_equal(
+        ex.candidates.item_idx[ex.labels > 0], seq_items[seq_off[users] + cut]
+    )
+    # channel evidence is attached to every list
+    assert {"ch:itemcf", "ch:popular", "recall"} <= set(ex.candidates.stage_scores)
+
+
+def test_annotate_copies_each_channels_own_score(world_split: Split) -> None:
+    funnel = Funnel(parse_config({**CONFIG, "rank": {"keep": 30}})).fit(world_split.train)
+    query = world_split.test_query(world_split.test_users()[:30], 10)
+    per_channel = funnel.retrieve_channels(query)
+    merged = funnel.recall(query)
+    own = per_channel["itemcf"]
+    for b in range(3):
+        items, scores = own.row(b)
+        lookup = dict(zip(items.tolist(), scores.tolist(), strict=True))
+        m_items = merged.row(b)[0]
+        got = merged.stage_scores["ch:itemcf"][merged.offsets[b] : merged.offsets[b + 1]]
+        want = [lookup.get(i, 0.0) for i in m_items.tolist()]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["oof", "in-sample"])
+def test_lambdamart_funnel_fits_saves_and_loads(
+    world_split: Split, tmp_path: Path, mode: str
+) -> None:
+    cfg = parse_config({**CONFIG, "fit": {**CONFIG["fit"], "stacking": mode}})
+    funnel = Funnel(cfg).fit(world_split.train, valid=world_split.valid)
+    assert funnel.fit_log_["stacking"] == mode
+    log = funnel.ranker.fit_log_
+    assert log["stacking"] == mode and 1 <= log["best_iteration"] <= 20
+    assert set(log["importance"]) == set(funnel.ranker.features_.names)
+    query = world_split.test_query(world_split.test_users()[:50], 10)
+    before = funnel.recommend(query)
+    funnel.save(tmp_path / "f")
+    assert (tmp_path / "f" / "rank" / "model.txt").read_text().startswith("tree")
+    again = Funnel.load(tmp_path / "f").recommend(query)
+    np.testing.assert_array_equal(again.item_idx, before.item_idx)
+
+
+def test_fit_config_rejects_unknown_stacking() -> None:
+    with pytest.raises(ValueError):
+        FitConfig.model_validate({"stacking": "leaky"})
+
+
+def test_bootstrap_lift_known_answers() -> None:
+    b = np.linspace(0.0, 1.0, 200)
+    lift = bootstrap_lift(b + 0.1, b)
+    assert lift.diff == pytest.approx(0.1) and lift.lo == pytest.approx(0.1)
+    assert lift.hi == pytest.approx(0.1)
+    noisy = bootstrap_lift(b, b[::-1])
+    assert noisy.lo < 0 < noisy.hi and noisy.diff == pytest.approx(0.0)
