@@ -125,3 +125,17 @@ def test_explain_uses_the_bound_dataset_and_adds_titles(trace: FunnelTrace) -> N
     with pytest.raises(ValueError, match="item_ids"):
         bare.explain(0)
     assert "title" not in bare.explain(0, trace.dataset.item_ids)["merged"][0]
+
+
+def test_slate_columns_are_stages_not_the_rankers_recall_evidence(trace: FunnelTrace) -> None:
+    """The stacking ranker's inputs (``ch:``/``cs:``/``sim_max:`` stage_scores keys) stay out
+    of the slate table: only the stages' own scores are columns (the demo showed 12 columns)."""
+    assert trace.slate is not None
+    slate = trace.slate
+    evidence = {"ch:itemcf": np.zeros(len(slate.item_idx), dtype=np.float32)}
+    slate.stage_scores.update(evidence)
+    try:
+        columns = trace.view(0).slate_columns
+    finally:
+        del slate.stage_scores["ch:itemcf"]
+    assert "ch:itemcf" not in columns and {"recall", "prerank", "rank"} <= set(columns)

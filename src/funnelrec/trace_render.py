@@ -206,7 +206,9 @@ def _slate_rows(
     slate: Candidates, row: int, item_ids: IdMap, titles: list[str] | None
 ) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     lo, hi = int(slate.offsets[row]), int(slate.offsets[row + 1])
-    stages = [s for s in slate.stage_scores if s not in ("score",)]
+    # per-stage scores only: recall evidence for the stacking ranker (``ch:``/``cs:``/``sim_*:``
+    # columns, see ``stacking.py``) is ranker input, not a stage's score
+    stages = [s for s in slate.stage_scores if s != "score" and ":" not in s]
     has_reason = slate.reasons is not None and any(slate.reasons[lo:hi])
     columns = ("#", "item", *(("title",) if titles else ()), "channels", *stages)
     columns = (*columns, "reason") if has_reason else columns
