@@ -111,7 +111,7 @@ def run_channel(name: str, parts: Split, dataset: str, restrict: Any = None) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--part", action="append", choices=["cold", "loo"])

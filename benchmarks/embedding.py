@@ -172,7 +172,7 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--protocol", default="loo")
     parser.add_argument("--model", action="append", help="channel[:variant] (repeatable)")
     parser.add_argument("--params", default="{}", help="JSON params overriding PARAMS")
@@ -187,12 +187,13 @@ def main() -> None:
     models = args.model or ["mf", "mf:softmax", "two_tower", "youtube_dnn"]
     threads = min(args.threads, 2)
     tuned = set(models if args.tune == [] else args.tune or [])
-    rows = [run(args.dataset, args.protocol, m, override, m in tuned, threads) for m in models]
-    for r in rows:
+    for m in models:  # each row is written as soon as it is measured
+        r = run(args.dataset, args.protocol, m, override, m in tuned, threads)
         print(r["model"], r["metrics"], f"fit {r['fit_s']} s", f"peak {r['fit_peak_mb']} MB",
-              f"epochs {r.get('epochs')}", f"internal valid {r.get('internal_valid')}")  # fmt: skip
-    if not args.no_write:
-        write_rows("embedding", rows)
+              f"epochs {r.get('epochs')}", f"internal valid {r.get('internal_valid')}",
+              flush=True)  # fmt: skip
+        if not args.no_write:
+            write_rows("embedding", [r])
 
 
 if __name__ == "__main__":

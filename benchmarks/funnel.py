@@ -32,7 +32,7 @@ RULE = "config choices made on the validation part (internal_valid); test read o
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--protocol", default="loo")
     parser.add_argument("--config", default=str(ROOT / "configs" / "ml-100k.toml"))
     parser.add_argument("--name", default=None, help="model name in the result row")

@@ -38,9 +38,16 @@ def add_data_args(parser: argparse.ArgumentParser, default: str = "ml-100k") -> 
 
 def dataset_name(args: argparse.Namespace) -> str:
     """Name for result rows: the shared name, or the ``--data`` path's stem."""
-    if getattr(args, "data", None):
-        return Path(args.data).stem or Path(args.data).name
-    return str(args.dataset)
+    return dataset_label(getattr(args, "data", None) or args.dataset)
+
+
+def dataset_label(spec: str) -> str:
+    """``spec`` as a result-row name: shared names and ``synthetic-*`` as given, a path
+    (``--data PATH``) as its file stem or folder name."""
+    path = Path(spec).expanduser()
+    if spec in {p.name for p in SHARED_DATA.glob("*")} or not path.exists():
+        return spec
+    return path.stem if path.is_file() else path.name
 
 
 def load(name: str) -> Any:
@@ -104,7 +111,7 @@ def row(
         metrics = {**metrics, "cpu_s": cpu_s, "cpu_per_wall": cpu_s / max(wall_s, 1e-9)}
         metrics["threads"] = resolve_threads()
     return {
-        "dataset": dataset,
+        "dataset": dataset_label(dataset),
         "protocol": protocol,
         "model": model,
         "stage": stage,

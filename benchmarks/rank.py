@@ -192,7 +192,7 @@ def latency_benchmark(repeats: int = 300) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="criteo-sample")
+    parser.add_argument("--dataset", "--data", default="criteo-sample")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--models", default=None, help="comma-separated subset")
     parser.add_argument("--latency", action="store_true", help="scoring latency only")

@@ -71,7 +71,7 @@ def run(dataset: str, protocol: str, model: str, config: str | None = None) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--protocol", default="loo")
     parser.add_argument("--model", action="append", help="channel name (repeatable)")
     parser.add_argument(

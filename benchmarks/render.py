@@ -46,6 +46,10 @@ MAIN_METRICS = (
     "recall@50",
     "ild",
     "categories@10",
+    *(f"ctr_r{r}" for r in range(1, 11)),
+    "ctr_final",
+    "ctr_pos1",
+    "ctr_pos10",
 )
 # stages compared with peer figures, and the metric of their `× best peer` column
 RATIO_METRIC = {"recall": "ndcg@10", "funnel": "ndcg@10", "rank": "auc"}

@@ -185,7 +185,7 @@ def latency() -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--config", default="configs/ml-100k-rerank.toml")
     parser.add_argument("--latency", action="store_true")
     args = parser.parse_args()

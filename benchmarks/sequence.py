@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import torch
-from harness import load, row, write_rows
+from harness import dataset_label, load, row, write_rows
 
 from funnelrec.data.splits import split
 from funnelrec.eval.interests import interest_report
@@ -64,12 +64,21 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def params_for(dataset: str, data: Any, model: str) -> dict[str, Any]:
+    """``PARAMS`` of a shared dataset; any other data (``--data PATH``) takes those of the
+    shared dataset it resembles (a large sparse catalogue: Beauty's, else ml-100k's)."""
+    if dataset not in PARAMS:
+        dataset = "amazon-beauty-seq" if data.n_items > 5000 else "ml-100k"
+    return PARAMS[dataset].get(model, {})
+
+
 def run(dataset: str, model: str, override: dict[str, Any]) -> dict[str, Any]:
     data = load(dataset)
     parts = split(data, "loo")
     fields = RECALL.get(model.split(":")[0]).params_model.model_fields
     given = {k: v for k, v in override.items() if k in fields}  # where the channel takes it
-    params = {**({"threads": 1} if "threads" in fields else {}), **PARAMS[dataset][model], **given}
+    params = {**({"threads": 1} if "threads" in fields else {}), **params_for(dataset, data, model)}
+    params.update(given)
     start, cpu = time.perf_counter(), time.process_time()
     channel = RECALL.create(model.split(":")[0], params).fit(parts.train)
     fit_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
@@ -80,7 +89,7 @@ def run(dataset: str, model: str, override: dict[str, Any]) -> dict[str, Any]:
     metrics.update(interest_report(recommend, parts, k=200))
     log: dict[str, Any] = getattr(channel, "fit_log_", {})  # training-free: no log
     return row(
-        dataset, "loo", model, "recall", metrics, time.perf_counter() - start,
+        dataset_label(dataset), "loo", model, "recall", metrics, time.perf_counter() - start,
         fit_s=round(fit_s, 2), cpu_s=round(cpu_s, 2), epochs=log.get("epochs_run"),
         best_epoch=log.get("best_epoch"), internal_valid=log.get("best_metric"),
         params=params, n_users=result.n_users,
@@ -89,7 +98,7 @@ def run(dataset: str, model: str, override: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--model", action="append", help="channel[:variant] (repeatable)")
     parser.add_argument(
         "--params", default="{}", help="JSON params overriding PARAMS (where taken)"

@@ -321,7 +321,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", "--data", default="ml-100k")
     parser.add_argument("--config", default=str(ROOT / "configs" / "ml-100k.toml"))
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,8 @@ def test_shipped_configs_fit_their_budget() -> None:
     demo = root / "src" / "funnelrec" / "configs" / "demo.toml"
     files = [*sorted((root / "configs").glob("*.toml")), demo]
     for path in files:
+        if "recall" not in tomllib.loads(path.read_text()):
+            continue  # not a funnel config (e.g. the simulator's)
         recall = load_config(path).recall
         assert sum(recall.quotas().values()) <= recall.total, path.name
 

@@ -128,7 +128,7 @@ def _sasrec(p: DataProfile, effort: Effort) -> dict[str, Any]:
     if p.n_items > 5000:
         params.update(loss="sampled", n_extra=2048, batch_size=256)
     if effort == "quick":
-        params.update(epochs=1, valid_users=200)
+        params.update(epochs=1, dim=16, max_len=20, batch_size=512, early_stop=False)
     return params
 
 

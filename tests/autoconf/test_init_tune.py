@@ -47,7 +47,7 @@ def test_init_on_every_shared_dataset_fits_and_evaluates(folder: str, tmp_path: 
     write_config(dataset, out, effort="quick")
     config = load_config(out)  # as written, no edits
     assert check(config, dataset) == []
-    parts = split(first_users(dataset, 150), "loo")
+    parts = split(first_users(dataset, 100), "loo")
     funnel = Funnel(config).fit(parts.train, valid=parts.valid)
     report = evaluate_funnel(funnel, parts, consistency_k=None)
     assert report.n_users > 0 and 0.0 <= report.metrics["ndcg@10"] <= 1.0

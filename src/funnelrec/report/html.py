@@ -111,10 +111,35 @@ def _stages_section(runs: Sequence[RunReport]) -> str:
         rows = [[s.stage, *[s.metrics.get(m, "-") for m in keys]] for s in run.stages]
         parts.append(f"<h3>{escape(run.name)}: first {run.k} items of each stage</h3>")
         parts.append(_table(f"stage-table-{i}", ["stage", *keys], rows))
+        parts.append(_lift_html(run, i))
         final = run.final()
         parts.append(f"<h3>{escape(run.name)}: final slate</h3>")
         parts.append(_table(f"metrics-table-{i}", ["metric", "value"], list(final.items())))
     return _section("stages", "Metrics per stage", "".join(parts))
+
+
+def _lift_html(run: RunReport, i: int) -> str:
+    """NDCG@k after each stage (a stage that lowers it is marked) and the lift over the best
+    channel alone with its bootstrap 95% interval."""
+    lift = run.lift
+    if not lift:
+        return ""
+    rows, prev = [], None
+    for stage, value in lift["stage_ndcg"].items():
+        mark = "lowers accuracy" if prev is not None and value < prev - 1e-12 else ""
+        rows.append([stage, value, mark])
+        prev = value
+    best = lift["best_channel"]
+    text = (
+        f"<p>Final slate vs the best channel alone ({escape(best)}, NDCG@{run.k} "
+        f"{lift['channel_ndcg'][best]:.4f}): {lift['diff']:+.4f} "
+        f"[{lift['lo']:+.4f}, {lift['hi']:+.4f}] (bootstrap 95%), ×{lift['ratio']:.3f}.</p>"
+    )
+    return (
+        f"<h3>{escape(run.name)}: NDCG@{run.k} after each stage</h3>"
+        + _table(f"lift-table-{i}", ["stage", f"ndcg@{run.k}", "note"], rows)
+        + text
+    )
 
 
 def _tradeoff_section(runs: Sequence[RunReport]) -> str:
