@@ -1,5 +1,5 @@
-"""Multi-task ranker ``multitask`` (and the pre-ranker of the same name): one model, several
-objectives (click, like, purchase...), one fused ranking score.
+"""Multi-task ranker ``multitask``: one model, several objectives (click, like, purchase...),
+one fused ranking score (its pre-rank version: ``prerank/multitask.py``).
 
 Task definitions (``TaskDef`` in ``funnelrec/tasks.py``: name, label column, threshold, fusion
 weight) are the same
@@ -35,7 +35,7 @@ from funnelrec.io import read_json
 from funnelrec.models.multitask import Arch, MultiTaskConfig, MultiTaskModel, build_multitask
 from funnelrec.rank.ctr import CTRParams, CTRRanker
 from funnelrec.rank.fusion import FusionKind, fuse
-from funnelrec.registry import PRERANK, RANK
+from funnelrec.registry import RANK
 from funnelrec.stage import Stage
 from funnelrec.tasks import BASE_COLUMNS, TaskDef, default_tasks, require_column
 from funnelrec.train.examples import Examples
@@ -185,20 +185,3 @@ class MultiTaskRanker(CTRRanker):
         model = build_multitask(self.builder_.schema, self.model_config())
         model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
         self.model_ = model.eval()
-
-
-class MultiTaskPrerankParams(MultiTaskParams):
-    """Pre-ranker defaults: a small shared-bottom model (same tasks as the ranker)."""
-
-    arch: Arch = "sharedbottom"
-    bottom: tuple[int, ...] = (32,)
-    tower: tuple[int, ...] = ()
-    dim: int = Field(default=8, ge=1)
-
-
-@PRERANK.register("multitask")
-class MultiTaskPreranker(MultiTaskRanker):
-    """The pre-rank version: same task definitions and fusion, a lighter model."""
-
-    kind: ClassVar[str] = "prerank"
-    params_model = MultiTaskPrerankParams
