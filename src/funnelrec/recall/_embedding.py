@@ -9,6 +9,7 @@ history), one index search with the query's exclusions; other rows are empty.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
@@ -113,8 +114,9 @@ class EmbeddingRecall(RecallChannel[P]):
     """Base class: subclasses build the model and say which rows and items are usable."""
 
     # -- subclass hooks ----------------------------------------------------------------------
+    @abstractmethod
     def _build_model(self) -> EmbeddingModel:
-        raise NotImplementedError
+        """A new (untrained) model for the fitted dataset's sizes."""
 
     def _history(self) -> tuple[int, HistoryMode]:
         """Most recent history items fed to the model (``0``: none) and how they are taken."""

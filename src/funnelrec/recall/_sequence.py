@@ -10,6 +10,7 @@ after training count at once; a query without history gets an empty row.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, Literal, Self, TypeVar
 
 import numpy as np
@@ -61,8 +62,9 @@ class SequenceRecall(EmbeddingRecall[S]):
 
     layout: Layout = "causal"
 
+    @abstractmethod
     def _build_model(self) -> EmbeddingModel:
-        raise NotImplementedError
+        """A new (untrained) sequence model for the fitted dataset's sizes."""
 
     def _category_tensor(self) -> torch.Tensor | None:
         cats = self.item_category_
