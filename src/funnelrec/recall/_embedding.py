@@ -226,18 +226,26 @@ class EmbeddingRecall(RecallChannel[P]):
         )  # fmt: skip
 
     def _validator(self, inner: Split) -> ValidateFn:
+        """``valid_metric`` on the validation users of ``inner`` (training part indexed)."""
         p = self.params
         users = subsample_users(inner.valid_users(), p.valid_users, p.seed)
-        indexable = self._indexable(inner.train)
+        return self._ranking_validator(inner, users, self._indexable(inner.train), "valid")
+
+    def _ranking_validator(
+        self, inner: Split, users: IntArray, indexable: IntArray, part: str
+    ) -> ValidateFn:
+        """``valid_metric`` of full ranking over an exact index of ``indexable`` items for
+        ``users`` of ``inner``'s ``part`` (the early-stopping signal of the fit loop)."""
+        metric = self.params.valid_metric
 
         def validate(model: nn.Module) -> float:
             assert isinstance(model, EmbeddingModel)
             index = self._item_index(model, indexable, "exact")
             result = evaluate(
-                lambda q: self._search(model, index, q, q.k), inner, ks=(10, 50), part="valid",
+                lambda q: self._search(model, index, q, q.k), inner, ks=(10, 50), part=part,
                 users=users,
             )  # fmt: skip
-            return result.metrics[p.valid_metric]
+            return result.metrics[metric]
 
         return validate
 
