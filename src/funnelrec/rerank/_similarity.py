@@ -9,7 +9,7 @@ outside the fitted catalogue (or without a description) are similar to nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +21,7 @@ from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, DataError
 from funnelrec.ragged import IntArray
-from funnelrec.rerank._items import item_column
+from funnelrec.rerank._items import Padded, item_column
 
 F32 = npt.NDArray[np.float32]
 SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
@@ -33,6 +33,42 @@ def rows_per_chunk(width: int, dim: int) -> int:
 
 
 SetSimilarity = Literal["jaccard", "cosine"]
+
+
+def chunks(view: Padded, dim: int) -> Iterator[tuple[slice, Padded]]:
+    """Row slices of a padded batch and their ``Padded`` views, sized by ``rows_per_chunk``
+    (so each chunk's ``[b, N, N]`` similarities stay within ``SIM_BUDGET``)."""
+    step = rows_per_chunk(view.width, dim)
+    for lo in range(0, len(view.items), step):
+        part = slice(lo, lo + step)
+        yield part, Padded(view.flat[part], view.items[part], view.valid[part])
+
+
+def item_description(
+    dataset: Dataset,
+    stage: str,
+    *,
+    vector_column: str | None = None,
+    channel: str | None = None,
+    channels: Mapping[str, Any] | None = None,
+    features: Literal["tags", "category"] | None = "tags",
+    similarity: SetSimilarity = "cosine",
+) -> tuple[F32, sp.csr_matrix]:
+    """The fitted item description of a similarity re-ranker: unit vectors ``[n_items, d]``
+    (from ``vector_column``, else the recall ``channel``'s item embeddings) with an empty
+    ``[n_items, 0]`` CSR, or empty ``[n_items, 0]`` vectors with the ``features`` CSR
+    ``[n_items, T]`` (binary for Jaccard, row-normalised for cosine)."""
+    n = dataset.n_items
+    vectors = np.zeros((n, 0), dtype=np.float32)
+    feats = sp.csr_matrix((n, 0), dtype=np.float32)
+    if vector_column is not None:
+        vectors = column_vectors(dataset, vector_column, stage)
+    elif channel is not None:
+        vectors = channel_vectors(channels or {}, channel, n, stage)
+    else:
+        assert features is not None
+        feats = tag_features(dataset, features, similarity)
+    return vectors, feats
 
 
 def tag_features(
