@@ -58,21 +58,16 @@ class VectorIndex(ABC):
         out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         if k == 0 or len(self) == 0 or len(q) == 0:
             return out_ids, out_scores
-        self._search(q, k, offsets, excl, out_ids, out_scores)
+        self._search(q, offsets, excl, (out_ids, out_scores))
         return out_ids, out_scores
 
     @abstractmethod
     def _search(
-        self,
-        q: FloatMatrix,
-        k: int,
-        offsets: IntArray,
-        excl: IntArray,
-        out_ids: IntArray,
-        out_scores: FloatMatrix,
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
     ) -> None:
-        """Fill ``out_ids`` / ``out_scores`` ``[B, k]`` (pre-filled ``-1`` / ``-inf``) for
-        checked queries ``q`` ``[B, dim]`` (``k >= 1``, ``B >= 1``, the index not empty)."""
+        """Fill ``out`` = (ids, scores) ``[B, k]`` (pre-filled ``-1`` / ``-inf``) for checked
+        queries ``q`` ``[B, dim]`` (``k >= 1``, ``B >= 1``, the index not empty) and their
+        ragged exclusions ``offsets`` ``[B+1]`` / ``excl`` ``[E]``."""
 
     @abstractmethod
     def __len__(self) -> int: ...

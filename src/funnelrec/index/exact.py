@@ -96,15 +96,11 @@ class ExactIndex(VectorIndex):
         self._vectors, self._ids = vectors, ids
 
     def _search(
-        self,
-        q: FloatMatrix,
-        k: int,
-        offsets: IntArray,
-        excl: IntArray,
-        out_ids: IntArray,
-        out_scores: FloatMatrix,
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
     ) -> None:
         """Exact top ``k``: blocks of queries scored against every vector (torch ``topk``)."""
+        out_ids, out_scores = out
+        k = out_ids.shape[1]
         # Excluded (row, position) pairs, restricted to ids present in the index.
         excl_pos = self._pos.get(excl)
         excl_rows = row_ids(offsets)[excl_pos >= 0]

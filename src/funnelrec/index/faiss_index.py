@@ -82,16 +82,12 @@ class FaissIndex(VectorIndex):
         """Constructor parameters, written to the JSON header."""
 
     def _search(
-        self,
-        q: FloatMatrix,
-        k: int,
-        offsets: IntArray,
-        excl: IntArray,
-        out_ids: IntArray,
-        out_scores: FloatMatrix,
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
     ) -> None:
         """Approximate top ``k``: Faiss fetches ``k`` + the row's exclusions (bucketed by
         power of two), then the excluded ids are dropped."""
+        out_ids, out_scores = out
+        k = out_ids.shape[1]
         fetch = np.minimum(k + lengths(offsets), self._capacity())
         bucket = np.ceil(np.log2(fetch)).astype(np.int64)
         for b in np.unique(bucket):
