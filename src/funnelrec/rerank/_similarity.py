@@ -190,3 +190,13 @@ def similarity_needs(vector_column: str | None, features: str | None) -> tuple[n
         return ()
     columns = ("tags", "category") if features == "tags" else ("category",)
     return (needs.item_columns(columns, "item similarity", "features"),)
+
+
+class SimilarityNeeds:
+    """Mixin of the similarity re-rankers (MMR, DPP, near-dedup): ``requires`` is the
+    ``vector_column``, or the item tags/category the similarity is computed from."""
+
+    @classmethod
+    def requires(cls, params: Any) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)

@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
@@ -29,11 +28,11 @@ from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, take_order
 from funnelrec.rerank._similarity import (
     F32,
+    SimilarityNeeds,
     chunks,
     item_description,
     pairwise_sets,
     pairwise_vectors,
-    similarity_needs,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.rerank.mmr import _relevance
@@ -75,15 +74,10 @@ class DPPParams(Params):
 
 
 @RERANK.register("dpp")
-class DPP(Reranker[DPPParams]):
+class DPP(SimilarityNeeds, Reranker[DPPParams]):
     """Greedy DPP MAP selection per row; items keep their incoming scores."""
 
     params_model = DPPParams
-
-    @classmethod
-    def requires(cls, params: DPPParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         return self._fit(dataset, {} if ctx is None else ctx.channels)

@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
@@ -24,11 +23,11 @@ from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, spread, take_order
 from funnelrec.rerank._similarity import (
     SetSimilarity,
+    SimilarityNeeds,
     chunks,
     item_description,
     pairwise_sets,
     pairwise_vectors,
-    similarity_needs,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
@@ -68,15 +67,10 @@ class MMRParams(Params):
 
 
 @RERANK.register("mmr")
-class MMR(Reranker[MMRParams]):
+class MMR(SimilarityNeeds, Reranker[MMRParams]):
     """Greedy MMR diversification of each row; items keep their incoming scores."""
 
     params_model = MMRParams
-
-    @classmethod
-    def requires(cls, params: MMRParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``

@@ -16,18 +16,17 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad
 from funnelrec.rerank._similarity import (
+    SimilarityNeeds,
     chunks,
     item_description,
     pairwise_sets,
     pairwise_vectors,
-    similarity_needs,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
@@ -61,15 +60,10 @@ class NearDedupParams(Params):
 
 
 @RERANK.register("near_dedup")
-class NearDedup(Reranker[NearDedupParams]):
+class NearDedup(SimilarityNeeds, Reranker[NearDedupParams]):
     """Keeps the first item of each group of near-duplicates, in incoming order."""
 
     params_model = NearDedupParams
-
-    @classmethod
-    def requires(cls, params: NearDedupParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
 
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
 
