@@ -30,7 +30,7 @@ from funnelrec.models.layers import EmbeddingModel
 from funnelrec.ragged import BoolArray, FloatArray, IntArray
 from funnelrec.recall.base import RecallChannel
 from funnelrec.stage import Params
-from funnelrec.train import features
+from funnelrec.train import side_features
 from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
 from funnelrec.train.losses import RetrievalLoss
@@ -142,16 +142,16 @@ class EmbeddingRecall(RecallChannel[P]):
         table = dataset.users
         cols: list[str] = []
         if table is not None:
-            cols = features.auto_user_columns(table) if user_columns is None else user_columns
+            cols = side_features.auto_user_columns(table) if user_columns is None else user_columns
             unknown = [c for c in cols if c not in table.columns]
             if unknown:
                 raise ConfigError(f"user_columns {unknown} not in the users table {table.columns}")
-        vocabs = [features.fit_vocab(table[c]) for c in cols] if table is not None else []
+        vocabs = [side_features.fit_vocab(table[c]) for c in cols] if table is not None else []
         self.user_columns_, self.user_vocab_ = cols, vocabs
         self.user_feats_ = (
             np.zeros((dataset.n_users, 0), dtype=np.int64)
             if table is None
-            else features.encode_table(table, cols, vocabs)
+            else side_features.encode_table(table, cols, vocabs)
         )
         self.sizes_: dict[str, Any] = {
             "n_users": dataset.n_users,
