@@ -64,7 +64,8 @@ def test_fit_on_empty_interactions_is_a_data_error(
     empty = tmp_path / "u.data"
     empty.write_text("")
     config = write_config(tmp_path / "c.toml", [])
-    code, err = cli(monkeypatch, capsys, "fit", "-c", str(config), "-d", str(empty), "-o", "x")
+    out = str(tmp_path / "x")
+    code, err = cli(monkeypatch, capsys, "fit", "-c", str(config), "-d", str(empty), "-o", out)
     assert (code, err) == (2, f"error: {empty}: no interactions (empty file?): nothing to fit")
     assert not (tmp_path / "x").exists()
 
@@ -82,10 +83,13 @@ def test_missing_item_file_names_the_file_and_the_stage(
     out = str(tmp_path / "o")
     code, err = cli(monkeypatch, capsys, "fit", "-c", str(config), "-d", str(folder), "-o", out)
     assert code == 2
-    assert err == (
-        f"error: item file {folder / 'u.item'} is missing: rerank dedup needs its 'title' "
-        "column (add the file, or remove the stage from the config)"
-    )
+    assert err.splitlines()[:2] == [
+        f"error: config does not fit dataset 'ml-100k' (1 problem; item file "
+        f"{folder / 'u.item'} is missing):",
+        "  - rerank[0] dedup: needs item column 'title' (duplicate keys); set key (or key = "
+        "null) to an existing item column, add the column to the item table, or drop this "
+        "stage (item columns are: none)",
+    ]
 
 
 def test_interactions_with_items_absent_from_the_item_table_warn_with_a_count() -> None:

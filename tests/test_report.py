@@ -157,7 +157,8 @@ def test_cli_report_json_and_errors(artifacts: list[Path], tmp_path: Path) -> No
     assert_self_contained(parse_report(out.read_text(encoding="utf-8")))
     bad = CliRunner().invoke(app, [*args, "--protocol", "nope"])
     assert isinstance(bad.exception, ConfigError) and "nope" in str(bad.exception)
-    assert CliRunner().invoke(app, [*args, "--k", "0"]).exit_code == 2
+    bad_k = CliRunner().invoke(app, [*args, "--k", "0"])  # main() turns it into exit 2
+    assert isinstance(bad_k.exception, ConfigError) and "k must be >= 1" in str(bad_k.exception)
     missing = CliRunner().invoke(app, [*args[:1], "--artifacts", str(tmp_path), *args[3:]])
     assert isinstance(missing.exception, NotFittedError) and str(tmp_path) in str(missing.exception)
 
@@ -190,7 +191,7 @@ def test_cli_fit_json_writes_training_log(tmp_path: Path) -> None:
     config = tmp_path / "mf.toml"
     config.write_text(
         'k = 10\n[recall]\ntotal = 50\n[[recall.channels]]\nname = "mf"\n'
-        "params = { dim = 8, epochs = 2, threads = 1, valid_users = 50 }\n"
+        "params = { dim = 8, epochs = 2, threads = 1, valid_users = 50, refit = false }\n"
     )
     out = tmp_path / "art"
     data = "synthetic:n_users=300,n_items=200,n_interactions=6000"

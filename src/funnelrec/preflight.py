@@ -83,8 +83,17 @@ def ensure(config: FunnelConfig, data: Dataset | DataProfile) -> None:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(
             f"config does not fit dataset {name!r} ({len(problems)} problem"
-            f"{'s' if len(problems) > 1 else ''}):\n{lines}"
+            f"{'s' if len(problems) > 1 else ''}{_missing_file(data, problems)}):\n{lines}"
         )
+
+
+def _missing_file(data: Dataset | DataProfile, problems: list[Problem]) -> str:
+    """``"; item file X is missing"`` when a loader found no item file and a stage needs an
+    item column (the cause, not only the symptom)."""
+    missing = data.meta.get("missing_item_file") if isinstance(data, Dataset) else None
+    if missing and any(p.missing.startswith("item column") for p in problems):
+        return f"; item file {missing} is missing"
+    return ""
 
 
 def _known(need: needs.Need, prof: DataProfile) -> str:

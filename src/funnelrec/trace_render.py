@@ -65,6 +65,13 @@ class TraceView:
         text = {c: widths.pop(c) for c in _TEXT_COLUMNS[1:] if c in widths}
         room = width - sum(widths.values()) - 2 * len(self.slate_columns)
         limits = _share(text, room)
+        rows = [list(r) for r in self.slate_rows]
+        if "channels" in limits:  # name the channels that fit, then how many more;
+            where = self.slate_columns.index("channels")  # the room they leave goes to the rest
+            for cells in rows:
+                cells[where] = fit_names(cells[where], limits["channels"])
+            text["channels"] = max([len("channels"), *(len(c[where]) for c in rows)])
+            limits = _share(text, room)
         for name in self.slate_columns:
             slate.add_column(
                 name,
@@ -73,11 +80,7 @@ class TraceView:
                 overflow="ellipsis",
                 max_width=limits.get(name),
             )
-        where = self.slate_columns.index("channels") if "channels" in limits else -1
-        for row in self.slate_rows:
-            cells = list(row)
-            if where >= 0:  # name the channels that fit, then how many more
-                cells[where] = fit_names(cells[where], limits["channels"])
+        for cells in rows:
             slate.add_row(*cells)
         stages = _table("What each stage did")
         for i, name in enumerate(STAGE_COLUMNS):

@@ -103,7 +103,8 @@ def fit(
         with progress(f"loading {data}", not show):
             dataset = load_specs(data)
         if len(dataset) == 0:
-            raise DataError(f"{data}: no interactions (empty file?): nothing to fit")
+            where = ", ".join(map(str, data)) if isinstance(data, list) else data
+            raise DataError(f"{where}: no interactions (empty file?): nothing to fit")
         start = time.perf_counter()
         with progress(f"fitting on {dataset.name}", not show), record_runs() as runs:
             funnel.fit(dataset)
