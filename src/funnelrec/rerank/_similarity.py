@@ -18,6 +18,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, DataError
 from funnelrec.ragged import IntArray
@@ -190,6 +191,17 @@ def similarity_needs(vector_column: str | None, features: str | None) -> tuple[n
         return ()
     columns = ("tags", "category") if features == "tags" else ("category",)
     return (needs.item_columns(columns, "item similarity", "features"),)
+
+
+def description_of(
+    params: Any, dataset: Dataset, stage: str, ctx: FitContext | None
+) -> tuple[F32, sp.csr_matrix]:
+    """``item_description`` from a re-ranker's params (``vector_column``, ``channel``,
+    ``features``) and the funnel's fitted channels (``ctx``; none outside a funnel)."""
+    return item_description(
+        dataset, stage, vector_column=params.vector_column, channel=params.channel,
+        channels=None if ctx is None else ctx.channels, features=params.features,
+    )  # fmt: skip
 
 
 class SimilarityNeeds:

@@ -15,7 +15,7 @@ relevance.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,7 @@ from funnelrec.rerank._similarity import (
     F32,
     SimilarityNeeds,
     chunks,
-    item_description,
+    description_of,
     pairwise_sets,
     pairwise_vectors,
 )
@@ -80,15 +80,9 @@ class DPP(SimilarityNeeds, Reranker[DPPParams]):
     params_model = DPPParams
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        return self._fit(dataset, {} if ctx is None else ctx.channels)
-
-    def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""
         p = self.params
-        self.vectors_, self.features_ = item_description(
-            dataset, self.registered_name, vector_column=p.vector_column, channel=p.channel,
-            channels=channels, features=p.features,
-        )  # fmt: skip
+        self.vectors_, self.features_ = description_of(p, dataset, self.registered_name, ctx)
         self.use_vectors_ = p.vector_column is not None or p.channel is not None
         return self
 

@@ -24,7 +24,7 @@ from funnelrec.rerank._items import Padded, pad
 from funnelrec.rerank._similarity import (
     SimilarityNeeds,
     chunks,
-    item_description,
+    description_of,
     pairwise_sets,
     pairwise_vectors,
 )
@@ -68,15 +68,9 @@ class NearDedup(SimilarityNeeds, Reranker[NearDedupParams]):
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        return self._fit(dataset, {} if ctx is None else ctx.channels)
-
-    def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""
         p = self.params
-        self.vectors_, self.features_ = item_description(
-            dataset, self.registered_name, vector_column=p.vector_column, channel=p.channel,
-            channels=channels, features=p.features,
-        )  # fmt: skip
+        self.vectors_, self.features_ = description_of(p, dataset, self.registered_name, ctx)
         return self
 
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
