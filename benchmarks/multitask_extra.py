@@ -133,7 +133,8 @@ def world_parts() -> tuple[Schema, dict[str, Batch]]:
     slates split 60/20/20 (seed 2024)."""
     from funnelrec.data.synthetic import generate
     from funnelrec.features import FeatureBuilder, FeatureConfig
-    from funnelrec.rank.multitask import TaskDef, task_labels
+    from funnelrec.rank.multitask import task_labels
+    from funnelrec.tasks import TaskDef
     from funnelrec.train.examples import impression_examples
 
     ds = generate(**WORLD)

@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 
 from funnelrec.data.synthetic import START_TIME
-from funnelrec.data.synthetic_behaviour import simulate_clicks
-from funnelrec.data.synthetic_world import WorldSpec, make_catalogue, make_population
+from funnelrec.data.synthetic.behaviour import simulate_clicks
+from funnelrec.data.synthetic.world import WorldSpec, make_catalogue, make_population
 
 
 def write_shards(out: Path, shards: int, per_shard: int, n_items: int, users: int) -> None:

@@ -34,7 +34,7 @@ PAGE = """<!doctype html><meta charset="utf-8">
 def demo_svg(result: demo.DemoResult, out: Path) -> None:
     """Run ``funnelrec demo`` on an already computed result into a recording console."""
     console = Console(record=True, width=92, force_terminal=True, color_system="truecolor")
-    cli.console = console
+    cli.core.console = console
     original = demo.run_demo
     demo.run_demo = lambda *args, **kwargs: result  # type: ignore[assignment]
     try:

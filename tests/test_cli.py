@@ -53,7 +53,7 @@ def demo_run(monkeypatch_module: pytest.MonkeyPatch) -> Any:
 
     result = demo.run_demo(users=300, interactions=6000)
     monkeypatch_module.setattr(demo, "run_demo", lambda *args, **kwargs: result)
-    monkeypatch_module.setattr(cli, "console", Console(width=80, color_system=None))
+    monkeypatch_module.setattr(cli.core, "console", Console(width=80, color_system=None))
     return result
 
 

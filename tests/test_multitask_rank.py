@@ -16,7 +16,8 @@ from funnelrec.errors import ConfigError
 from funnelrec.eval.funnel import evaluate_funnel
 from funnelrec.pipeline import Funnel
 from funnelrec.rank.fusion import fuse
-from funnelrec.rank.multitask import MultiTaskRanker, TaskDef, task_labels
+from funnelrec.rank.multitask import MultiTaskRanker, task_labels
+from funnelrec.tasks import TaskDef
 from funnelrec.train.examples import impression_examples
 
 TASKS = [{"name": t, "column": t} for t in ("click", "like", "purchase")]

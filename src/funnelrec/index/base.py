@@ -33,7 +33,6 @@ class VectorIndex(ABC):
     def add(self, ids: IntArray, vectors: FloatMatrix) -> None:
         """Add (or, for ids already present, replace) vectors ``[n, dim]`` under ``ids``."""
 
-    @abstractmethod
     def search(
         self,
         queries: FloatMatrix,
@@ -41,8 +40,34 @@ class VectorIndex(ABC):
         exclude_offsets: IntArray | None = None,
         exclude_ids: IntArray | None = None,
     ) -> tuple[IntArray, FloatMatrix]:
-        """Top ``k`` ids and scores per query ``[B, k]`` (``-1`` / ``-inf`` padding),
-        never returning an id listed in that query's ragged exclusions."""
+        """Top ``k`` ids and scores per query, never returning an id listed in that query's
+        ragged exclusions (template method: checks and padding here, the search in
+        ``_search``).
+
+        Args:
+            queries: ``[B, dim]`` query vectors.
+            k: Results per query; missing results are ``-1`` / ``-inf``.
+            exclude_offsets: ``[B+1]`` ragged offsets into ``exclude_ids``.
+            exclude_ids: ``[E]`` ids never returned for their query.
+
+        Returns:
+            ids ``[B, k]`` int64 and scores ``[B, k]`` float32, best first.
+        """
+        q, offsets, excl = check_search(queries, k, self.dim, exclude_offsets, exclude_ids)
+        out_ids = np.full((len(q), k), -1, dtype=np.int64)
+        out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        if k == 0 or len(self) == 0 or len(q) == 0:
+            return out_ids, out_scores
+        self._search(q, offsets, excl, (out_ids, out_scores))
+        return out_ids, out_scores
+
+    @abstractmethod
+    def _search(
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
+    ) -> None:
+        """Fill ``out`` = (ids, scores) ``[B, k]`` (pre-filled ``-1`` / ``-inf``) for checked
+        queries ``q`` ``[B, dim]`` (``k >= 1``, ``B >= 1``, the index not empty) and their
+        ragged exclusions ``offsets`` ``[B+1]`` / ``excl`` ``[E]``."""
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -20,7 +20,6 @@ from funnelrec.index.base import (
     IdPositions,
     VectorIndex,
     check_add,
-    check_search,
 )
 from funnelrec.io import atomic_dir, read_json, write_json
 from funnelrec.ragged import IntArray, row_ids
@@ -96,29 +95,12 @@ class ExactIndex(VectorIndex):
         ids[: self._n] = self._ids[: self._n]
         self._vectors, self._ids = vectors, ids
 
-    def search(
-        self,
-        queries: FloatMatrix,
-        k: int,
-        exclude_offsets: IntArray | None = None,
-        exclude_ids: IntArray | None = None,
-    ) -> tuple[IntArray, FloatMatrix]:
-        """Exact top ``k`` per query.
-
-        Args:
-            queries: ``[B, dim]`` query vectors.
-            k: Results per query; rows with fewer candidates are padded with ``-1`` / ``-inf``.
-            exclude_offsets: ``[B+1]`` ragged offsets into ``exclude_ids``.
-            exclude_ids: ``[E]`` ids never returned for their query.
-
-        Returns:
-            ids ``[B, k]`` int64 and scores ``[B, k]`` float32, best first.
-        """
-        q, offsets, excl = check_search(queries, k, self.dim, exclude_offsets, exclude_ids)
-        out_ids = np.full((len(q), k), -1, dtype=np.int64)
-        out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
-        if k == 0 or self._n == 0 or len(q) == 0:
-            return out_ids, out_scores
+    def _search(
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
+    ) -> None:
+        """Exact top ``k``: blocks of queries scored against every vector (torch ``topk``)."""
+        out_ids, out_scores = out
+        k = out_ids.shape[1]
         # Excluded (row, position) pairs, restricted to ids present in the index.
         excl_pos = self._pos.get(excl)
         excl_rows = row_ids(offsets)[excl_pos >= 0]
@@ -134,7 +116,6 @@ class ExactIndex(VectorIndex):
             out_scores[start:stop, : top.shape[1]] = top.numpy()
             out_ids[start:stop, : top.shape[1]] = self._ids[pos.numpy()]
         out_ids[np.isneginf(out_scores)] = -1
-        return out_ids, out_scores
 
     def _score(
         self, q: FloatMatrix, out: torch.Tensor, excl_rows: IntArray, excl_pos: IntArray

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 import faiss
 import numpy as np
 
-from funnelrec.index.base import FloatMatrix, IdPositions, VectorIndex, check_add, check_search
+from funnelrec.index.base import FloatMatrix, IdPositions, VectorIndex, check_add
 from funnelrec.index.exact import HEADER, read_header
 from funnelrec.io import atomic_dir, write_json
 from funnelrec.ragged import IntArray, lengths, membership, offsets_from_lengths
@@ -81,29 +81,13 @@ class FaissIndex(VectorIndex):
     def params(self) -> dict[str, Any]:
         """Constructor parameters, written to the JSON header."""
 
-    def search(
-        self,
-        queries: FloatMatrix,
-        k: int,
-        exclude_offsets: IntArray | None = None,
-        exclude_ids: IntArray | None = None,
-    ) -> tuple[IntArray, FloatMatrix]:
-        """Approximate top ``k`` per query, never returning a query's excluded ids.
-
-        Args:
-            queries: ``[B, dim]`` query vectors.
-            k: Results per query; missing results are ``-1`` / ``-inf``.
-            exclude_offsets: ``[B+1]`` ragged offsets into ``exclude_ids``.
-            exclude_ids: ``[E]`` ids never returned for their query.
-
-        Returns:
-            ids ``[B, k]`` int64 and scores ``[B, k]`` float32, best first.
-        """
-        q, offsets, excl = check_search(queries, k, self.dim, exclude_offsets, exclude_ids)
-        out_ids = np.full((len(q), k), -1, dtype=np.int64)
-        out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
-        if k == 0 or len(self) == 0 or len(q) == 0:
-            return out_ids, out_scores
+    def _search(
+        self, q: FloatMatrix, offsets: IntArray, excl: IntArray, out: tuple[IntArray, FloatMatrix]
+    ) -> None:
+        """Approximate top ``k``: Faiss fetches ``k`` + the row's exclusions (bucketed by
+        power of two), then the excluded ids are dropped."""
+        out_ids, out_scores = out
+        k = out_ids.shape[1]
         fetch = np.minimum(k + lengths(offsets), self._capacity())
         bucket = np.ceil(np.log2(fetch)).astype(np.int64)
         for b in np.unique(bucket):
@@ -111,7 +95,6 @@ class FaissIndex(VectorIndex):
             ids, scores = self._fetch(q[rows], int(fetch[rows].max()))
             sub_offsets, sub_excl = take_rows(offsets, excl, rows)
             out_ids[rows], out_scores[rows] = drop_excluded(ids, scores, sub_offsets, sub_excl, k)
-        return out_ids, out_scores
 
     def save(self, directory: Path) -> None:
         """Write ``index.json`` (kind, dim, params), ``index.faiss`` and ``ids.npz``."""

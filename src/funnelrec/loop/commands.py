@@ -1,4 +1,4 @@
-"""Logic of the loop's CLI commands (``refit``, ``report --store``, ``simulate``); ``cli.py``
+"""Logic of the loop's CLI commands (``refit``, ``report --store``, ``simulate``); ``cli/loop.py``
 keeps thin typer functions over these."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec.data.synthetic_world import WorldSpec, make_catalogue, make_population
+from funnelrec.data.synthetic.world import WorldSpec, make_catalogue, make_population
 
 F64 = npt.NDArray[np.float64]
 

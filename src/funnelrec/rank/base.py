@@ -9,6 +9,7 @@ the previous scores stay in ``stage_scores``.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
@@ -34,5 +35,6 @@ class Scorer(Stage[P]):
             )
         return self._score(query, candidates).sorted()
 
+    @abstractmethod
     def _score(self, query: Query, candidates: Candidates) -> Candidates:
-        raise NotImplementedError
+        """``candidates`` with new scores (same items; ``score`` sorts the rows)."""

@@ -30,7 +30,7 @@ from funnelrec.funnel_features import FunnelFeatureConfig, FunnelFeatures
 from funnelrec.io import read_json, write_json
 from funnelrec.rank.base import Scorer
 from funnelrec.recall.popular import PopularRecall
-from funnelrec.registry import PRERANK, RANK
+from funnelrec.registry import RANK
 from funnelrec.stage import Params
 from funnelrec.train.examples import Examples, recall_examples
 from funnelrec.types import Candidates, Query
@@ -165,13 +165,6 @@ class LambdaMARTRanker(Scorer[LambdaMARTParams]):
             tables = {k: npz[k] for k in npz.files}
         self.features_ = FunnelFeatures.from_state(read_json(directory / "features.json"), tables)
         self.model_ = lgb.Booster(model_file=str(directory / "model.txt"))
-
-
-@PRERANK.register("lambdamart")
-class LambdaMARTPreranker(LambdaMARTRanker):
-    """The same model in the pre-rank slot (configure it light: few trees and leaves)."""
-
-    kind: ClassVar[str] = "prerank"
 
 
 def _dataset(

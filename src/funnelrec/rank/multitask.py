@@ -1,7 +1,8 @@
-"""Multi-task ranker ``multitask`` (and the pre-ranker of the same name): one model, several
-objectives (click, like, purchase...), one fused ranking score.
+"""Multi-task ranker ``multitask``: one model, several objectives (click, like, purchase...),
+one fused ranking score (its pre-rank version: ``prerank/multitask.py``).
 
-Task definitions (``TaskDef``: name, label column, threshold, fusion weight) are the same
+Task definitions (``TaskDef`` in ``funnelrec/tasks.py``: name, label column, threshold, fusion
+weight) are the same
 objects for the pre-ranker and the ranker; in a funnel config they are written once at the
 top level (``[[tasks]]``) and handed to every scorer that takes ``tasks``.
 
@@ -29,40 +30,21 @@ from pydantic import Field, model_validator
 
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
 from funnelrec.features import FeatureBuilder
 from funnelrec.io import read_json
 from funnelrec.models.multitask import Arch, MultiTaskConfig, MultiTaskModel, build_multitask
 from funnelrec.rank.ctr import CTRParams, CTRRanker
 from funnelrec.rank.fusion import FusionKind, fuse
-from funnelrec.registry import PRERANK, RANK
-from funnelrec.stage import Params, Stage
+from funnelrec.registry import RANK
+from funnelrec.stage import Stage
+from funnelrec.tasks import BASE_COLUMNS, TaskDef, default_tasks, require_column
 from funnelrec.train.examples import Examples
 from funnelrec.train.loop import seeded
 from funnelrec.train.multitask import TaskWeighting, Weighting, train_multitask
 from funnelrec.train.rows import predict
 from funnelrec.types import Candidates, Query
 
-BASE_COLUMNS = ("click", "clicked")
 F32 = npt.NDArray[np.float32]
-
-
-class TaskDef(Params):
-    """One objective: ``column`` of the interaction log (``click``/``clicked``: the base
-    label), positive when the value ``> threshold``; ``weight`` in the fused score."""
-
-    name: str
-    column: str
-    threshold: float = 0.5
-    weight: float = Field(default=1.0, ge=0)
-
-
-def _default_tasks() -> list[TaskDef]:
-    return [
-        TaskDef(name="click", column="click"),
-        TaskDef(name="like", column="like"),
-        TaskDef(name="purchase", column="purchase"),
-    ]
 
 
 class MultiTaskParams(CTRParams):
@@ -72,7 +54,7 @@ class MultiTaskParams(CTRParams):
     ``tasks``, the training ``weighting`` (``loss_weights`` for ``fixed``, ``min_weights``
     for ``mgda``) and the score ``fusion`` (task weights from ``tasks``)."""
 
-    tasks: list[TaskDef] = Field(default_factory=_default_tasks, min_length=1)
+    tasks: list[TaskDef] = Field(default_factory=default_tasks, min_length=1)
     arch: Arch = "mmoe"
     bottom: tuple[int, ...] = (128, 64)
     experts: int = Field(default=4, ge=1)
@@ -99,15 +81,6 @@ class MultiTaskParams(CTRParams):
         if self.loss != "bce":
             raise ValueError("multi-task ranking trains with loss='bce'")
         return self
-
-
-def require_column(task: TaskDef, log: pl.DataFrame) -> None:
-    """A ``ConfigError`` naming the task and its column when ``log`` lacks the column."""
-    if task.column not in log.columns:
-        raise ConfigError(
-            f"task {task.name!r}: unknown label column {task.column!r}; the interaction "
-            f"log has {log.columns}"
-        )
 
 
 def task_labels(dataset: Dataset, examples: Examples, tasks: list[TaskDef]) -> F32:
@@ -212,20 +185,3 @@ class MultiTaskRanker(CTRRanker):
         model = build_multitask(self.builder_.schema, self.model_config())
         model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
         self.model_ = model.eval()
-
-
-class MultiTaskPrerankParams(MultiTaskParams):
-    """Pre-ranker defaults: a small shared-bottom model (same tasks as the ranker)."""
-
-    arch: Arch = "sharedbottom"
-    bottom: tuple[int, ...] = (32,)
-    tower: tuple[int, ...] = ()
-    dim: int = Field(default=8, ge=1)
-
-
-@PRERANK.register("multitask")
-class MultiTaskPreranker(MultiTaskRanker):
-    """The pre-rank version: same task definitions and fusion, a lighter model."""
-
-    kind: ClassVar[str] = "prerank"
-    params_model = MultiTaskPrerankParams

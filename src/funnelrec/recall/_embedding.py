@@ -9,6 +9,7 @@ history), one index search with the query's exclusions; other rows are empty.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
@@ -29,7 +30,7 @@ from funnelrec.models.layers import EmbeddingModel
 from funnelrec.ragged import BoolArray, FloatArray, IntArray
 from funnelrec.recall.base import RecallChannel
 from funnelrec.stage import Params
-from funnelrec.train import features
+from funnelrec.train import side_features
 from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
 from funnelrec.train.losses import RetrievalLoss
@@ -113,8 +114,9 @@ class EmbeddingRecall(RecallChannel[P]):
     """Base class: subclasses build the model and say which rows and items are usable."""
 
     # -- subclass hooks ----------------------------------------------------------------------
+    @abstractmethod
     def _build_model(self) -> EmbeddingModel:
-        raise NotImplementedError
+        """A new (untrained) model for the fitted dataset's sizes."""
 
     def _history(self) -> tuple[int, HistoryMode]:
         """Most recent history items fed to the model (``0``: none) and how they are taken."""
@@ -140,16 +142,16 @@ class EmbeddingRecall(RecallChannel[P]):
         table = dataset.users
         cols: list[str] = []
         if table is not None:
-            cols = features.auto_user_columns(table) if user_columns is None else user_columns
+            cols = side_features.auto_user_columns(table) if user_columns is None else user_columns
             unknown = [c for c in cols if c not in table.columns]
             if unknown:
                 raise ConfigError(f"user_columns {unknown} not in the users table {table.columns}")
-        vocabs = [features.fit_vocab(table[c]) for c in cols] if table is not None else []
+        vocabs = [side_features.fit_vocab(table[c]) for c in cols] if table is not None else []
         self.user_columns_, self.user_vocab_ = cols, vocabs
         self.user_feats_ = (
             np.zeros((dataset.n_users, 0), dtype=np.int64)
             if table is None
-            else features.encode_table(table, cols, vocabs)
+            else side_features.encode_table(table, cols, vocabs)
         )
         self.sizes_: dict[str, Any] = {
             "n_users": dataset.n_users,
@@ -224,18 +226,26 @@ class EmbeddingRecall(RecallChannel[P]):
         )  # fmt: skip
 
     def _validator(self, inner: Split) -> ValidateFn:
+        """``valid_metric`` on the validation users of ``inner`` (training part indexed)."""
         p = self.params
         users = subsample_users(inner.valid_users(), p.valid_users, p.seed)
-        indexable = self._indexable(inner.train)
+        return self._ranking_validator(inner, users, self._indexable(inner.train), "valid")
+
+    def _ranking_validator(
+        self, inner: Split, users: IntArray, indexable: IntArray, part: str
+    ) -> ValidateFn:
+        """``valid_metric`` of full ranking over an exact index of ``indexable`` items for
+        ``users`` of ``inner``'s ``part`` (the early-stopping signal of the fit loop)."""
+        metric = self.params.valid_metric
 
         def validate(model: nn.Module) -> float:
             assert isinstance(model, EmbeddingModel)
             index = self._item_index(model, indexable, "exact")
             result = evaluate(
-                lambda q: self._search(model, index, q, q.k), inner, ks=(10, 50), part="valid",
+                lambda q: self._search(model, index, q, q.k), inner, ks=(10, 50), part=part,
                 users=users,
             )  # fmt: skip
-            return result.metrics[p.valid_metric]
+            return result.metrics[metric]
 
         return validate
 

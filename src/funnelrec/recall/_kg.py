@@ -13,9 +13,19 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from funnelrec import needs
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.ragged import IntArray
+
+KG_NEEDS = (
+    needs.Need(
+        (needs.KG,),
+        "knowledge-graph triples linked to items",
+        "load a KG (RecBole .kg/.link or KGCN kg.txt) or drop this channel",
+    ),
+)
+"""Needs of every knowledge-graph channel (``kg_expand``, ``metapath``)."""
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,18 @@ after training count at once; a query without history gets an empty row.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, Literal, Self, TypeVar
 
 import numpy as np
 import torch
 from pydantic import Field
-from torch import nn
 
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
-from funnelrec.eval.protocol import evaluate, subsample_users
+from funnelrec.eval.protocol import subsample_users
 from funnelrec.models.layers import EmbeddingModel
-from funnelrec.models.sequence.base import SequenceEncoder
 from funnelrec.ragged import BoolArray
 from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log, use_sparse
 from funnelrec.train.data import HistoryMode
@@ -61,8 +60,9 @@ class SequenceRecall(EmbeddingRecall[S]):
 
     layout: Layout = "causal"
 
+    @abstractmethod
     def _build_model(self) -> EmbeddingModel:
-        raise NotImplementedError
+        """A new (untrained) sequence model for the fitted dataset's sizes."""
 
     def _category_tensor(self) -> torch.Tensor | None:
         cats = self.item_category_
@@ -133,18 +133,7 @@ class SequenceRecall(EmbeddingRecall[S]):
         """NDCG@10 (or ``valid_metric``) of each user's held-out last item."""
         p = self.params
         users = subsample_users(inner.test_users(), p.valid_users, p.seed)
-        indexable = self._indexable(inner.history)
-
-        def validate(model: nn.Module) -> float:
-            assert isinstance(model, SequenceEncoder)
-            index = self._item_index(model, indexable, "exact")
-            result = evaluate(
-                lambda q: self._search(model, index, q, q.k), inner, ks=(10, 50), part="test",
-                users=users,
-            )  # fmt: skip
-            return result.metrics[p.valid_metric]
-
-        return validate
+        return self._ranking_validator(inner, users, self._indexable(inner.history), "test")
 
     def model_kwargs(self) -> dict[str, Any]:
         """Arguments every encoder takes."""

@@ -7,6 +7,7 @@ users (``user_idx == -1`` / empty history) handled by falling back or returning 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -33,8 +34,9 @@ class RecallChannel(Stage[P]):
             raise ValueError(f"k must be >= 1, got {k}")
         return self._retrieve(query, k)
 
+    @abstractmethod
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        raise NotImplementedError
+        """Top ``k`` candidates per query (``k >= 1``, the stage fitted)."""
 
     def upsert_items(self, dataset: Dataset, item_idx: npt.NDArray[np.int64]) -> None:
         """Hook called after the funnel's catalogue grew or changed (``Funnel.upsert_items``).

@@ -35,9 +35,9 @@ from funnelrec.recall._history import history_matrix
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
-from funnelrec.train.features import ItemVocab
 from funnelrec.train.loop import fit, seeded
 from funnelrec.train.losses import pointwise_bce
+from funnelrec.train.side_features import ItemVocab
 from funnelrec.types import Candidates, Query
 
 

@@ -21,7 +21,6 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.index.base import FloatMatrix, VectorIndex
@@ -29,7 +28,7 @@ from funnelrec.index.factory import make_index
 from funnelrec.models.transe import KGEmbedding, make_kge
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._history import history_matrix
-from funnelrec.recall._kg import KnowledgeGraph
+from funnelrec.recall._kg import KG_NEEDS, KnowledgeGraph
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
@@ -67,13 +66,7 @@ class KGExpandRecall(RecallChannel[KGExpandParams]):
     """Served rows: known users (with ``interactions``) and users with indexed history."""
 
     params_model = KGExpandParams
-    needs = (
-        needs.Need(
-            (needs.KG,),
-            "knowledge-graph triples linked to items",
-            "load a KG (RecBole .kg/.link or KGCN kg.txt) or drop this channel",
-        ),
-    )
+    needs = KG_NEEDS
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "epochs": 2, "threads": 1}
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:

@@ -19,11 +19,11 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from pydantic import Field
 
-from funnelrec import needs, ragged
+from funnelrec import ragged
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall._history import history_matrix
-from funnelrec.recall._kg import KnowledgeGraph, entity_labels, item_names
+from funnelrec.recall._kg import KG_NEEDS, KnowledgeGraph, entity_labels, item_names
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
@@ -48,13 +48,7 @@ class MetaPathRecall(RecallChannel[MetaPathParams]):
     """Users without a history, or whose items have no KG paths, get an empty row."""
 
     params_model = MetaPathParams
-    needs = (
-        needs.Need(
-            (needs.KG,),
-            "knowledge-graph triples linked to items",
-            "load a KG (RecBole .kg/.link or KGCN kg.txt) or drop this channel",
-        ),
-    )
+    needs = KG_NEEDS
     example_params: ClassVar[dict[str, Any]] = {}
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:

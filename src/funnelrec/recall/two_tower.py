@@ -24,7 +24,7 @@ from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall
 from funnelrec.registry import RECALL
 from funnelrec.train.data import HistoryMode
-from funnelrec.train.features import ItemVocab
+from funnelrec.train.side_features import ItemVocab
 
 
 class TwoTowerParams(EmbeddingParams):

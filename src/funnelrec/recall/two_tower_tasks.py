@@ -1,6 +1,6 @@
 """Two-tower recall trained with the funnel's task definitions: ``two_tower_tasks``.
 
-The same ``tasks`` as the multi-task pre-ranker and ranker (``rank/multitask.py``; written
+The same ``tasks`` (``funnelrec/tasks.py``) as the multi-task pre-ranker and ranker (written
 once in the funnel config) weight the training events: event ``e`` gets
 ``v_e = Σ_t w_t · [value_t(e) > threshold_t]`` (a ``click`` task counts every event) and is
 kept in an epoch with probability ``max(v_e / max_e v_e, min_keep)``, so the recall stage
@@ -19,9 +19,9 @@ from pydantic import Field
 from torch import Tensor
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.rank.multitask import BASE_COLUMNS, TaskDef, _default_tasks, require_column
 from funnelrec.recall.two_tower import TwoTowerParams, TwoTowerRecall
 from funnelrec.registry import RECALL
+from funnelrec.tasks import BASE_COLUMNS, TaskDef, default_tasks, require_column
 from funnelrec.train.data import PairBatches
 
 F64 = npt.NDArray[np.float64]
@@ -30,7 +30,7 @@ F64 = npt.NDArray[np.float64]
 class TwoTowerTasksParams(TwoTowerParams):
     """``TwoTowerParams`` plus ``tasks`` and ``min_keep`` (keep probability floor)."""
 
-    tasks: list[TaskDef] = Field(default_factory=_default_tasks, min_length=1)
+    tasks: list[TaskDef] = Field(default_factory=default_tasks, min_length=1)
     min_keep: float = Field(default=0.1, gt=0, le=1)
 
 

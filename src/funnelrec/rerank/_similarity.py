@@ -9,7 +9,7 @@ outside the fitted catalogue (or without a description) are similar to nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -18,10 +18,11 @@ import polars as pl
 import scipy.sparse as sp
 
 from funnelrec import needs
+from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, DataError
 from funnelrec.ragged import IntArray
-from funnelrec.rerank._items import item_column
+from funnelrec.rerank._items import Padded, item_column
 
 F32 = npt.NDArray[np.float32]
 SIM_BUDGET = 1 << 22  # float32 entries of [b, N, N] per chunk (16 MiB)
@@ -33,6 +34,42 @@ def rows_per_chunk(width: int, dim: int) -> int:
 
 
 SetSimilarity = Literal["jaccard", "cosine"]
+
+
+def chunks(view: Padded, dim: int) -> Iterator[tuple[slice, Padded]]:
+    """Row slices of a padded batch and their ``Padded`` views, sized by ``rows_per_chunk``
+    (so each chunk's ``[b, N, N]`` similarities stay within ``SIM_BUDGET``)."""
+    step = rows_per_chunk(view.width, dim)
+    for lo in range(0, len(view.items), step):
+        part = slice(lo, lo + step)
+        yield part, Padded(view.flat[part], view.items[part], view.valid[part])
+
+
+def item_description(
+    dataset: Dataset,
+    stage: str,
+    *,
+    vector_column: str | None = None,
+    channel: str | None = None,
+    channels: Mapping[str, Any] | None = None,
+    features: Literal["tags", "category"] | None = "tags",
+    similarity: SetSimilarity = "cosine",
+) -> tuple[F32, sp.csr_matrix]:
+    """The fitted item description of a similarity re-ranker: unit vectors ``[n_items, d]``
+    (from ``vector_column``, else the recall ``channel``'s item embeddings) with an empty
+    ``[n_items, 0]`` CSR, or empty ``[n_items, 0]`` vectors with the ``features`` CSR
+    ``[n_items, T]`` (binary for Jaccard, row-normalised for cosine)."""
+    n = dataset.n_items
+    vectors = np.zeros((n, 0), dtype=np.float32)
+    feats = sp.csr_matrix((n, 0), dtype=np.float32)
+    if vector_column is not None:
+        vectors = column_vectors(dataset, vector_column, stage)
+    elif channel is not None:
+        vectors = channel_vectors(channels or {}, channel, n, stage)
+    else:
+        assert features is not None
+        feats = tag_features(dataset, features, similarity)
+    return vectors, feats
 
 
 def tag_features(
@@ -154,3 +191,24 @@ def similarity_needs(vector_column: str | None, features: str | None) -> tuple[n
         return ()
     columns = ("tags", "category") if features == "tags" else ("category",)
     return (needs.item_columns(columns, "item similarity", "features"),)
+
+
+def description_of(
+    params: Any, dataset: Dataset, stage: str, ctx: FitContext | None
+) -> tuple[F32, sp.csr_matrix]:
+    """``item_description`` from a re-ranker's params (``vector_column``, ``channel``,
+    ``features``) and the funnel's fitted channels (``ctx``; none outside a funnel)."""
+    return item_description(
+        dataset, stage, vector_column=params.vector_column, channel=params.channel,
+        channels=None if ctx is None else ctx.channels, features=params.features,
+    )  # fmt: skip
+
+
+class SimilarityNeeds:
+    """Mixin of the similarity re-rankers (MMR, DPP, near-dedup): ``requires`` is the
+    ``vector_column``, or the item tags/category the similarity is computed from."""
+
+    @classmethod
+    def requires(cls, params: Any) -> tuple[needs.Need, ...]:
+        """The ``vector_column``, or the item tags/category similarity is computed from."""
+        return similarity_needs(params.vector_column, params.features)

@@ -7,6 +7,7 @@ rules that insert items on purpose (e.g. fixed-type slots), which mark them in `
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Self, TypeVar
 
@@ -42,5 +43,6 @@ class Reranker(Stage[P]):
             )
         return Slate.of(self._rerank(query, candidates, k))
 
+    @abstractmethod
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
-        raise NotImplementedError
+        """At most ``k`` of ``candidates`` per row, in slate order (inputs checked)."""

@@ -15,14 +15,12 @@ relevance.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
@@ -30,13 +28,11 @@ from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, take_order
 from funnelrec.rerank._similarity import (
     F32,
-    channel_vectors,
-    column_vectors,
+    SimilarityNeeds,
+    chunks,
+    description_of,
     pairwise_sets,
     pairwise_vectors,
-    rows_per_chunk,
-    similarity_needs,
-    tag_features,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.rerank.mmr import _relevance
@@ -78,31 +74,16 @@ class DPPParams(Params):
 
 
 @RERANK.register("dpp")
-class DPP(Reranker[DPPParams]):
+class DPP(SimilarityNeeds, Reranker[DPPParams]):
     """Greedy DPP MAP selection per row; items keep their incoming scores."""
 
     params_model = DPPParams
 
-    @classmethod
-    def requires(cls, params: DPPParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
-
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        return self._fit(dataset, {} if ctx is None else ctx.channels)
-
-    def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""
-        p, name = self.params, self.registered_name
-        self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
-        self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
+        p = self.params
+        self.vectors_, self.features_ = description_of(p, dataset, self.registered_name, ctx)
         self.use_vectors_ = p.vector_column is not None or p.channel is not None
-        if p.vector_column is not None:
-            self.vectors_ = column_vectors(dataset, p.vector_column, name)
-        elif p.channel is not None:
-            self.vectors_ = channel_vectors(channels, p.channel, dataset.n_items, name)
-        else:
-            self.features_ = tag_features(dataset, p.features, "cosine")
         return self
 
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
@@ -110,10 +91,7 @@ class DPP(Reranker[DPPParams]):
         steps = min(k, view.width)
         order = np.full((candidates.batch_size, steps), -1, dtype=np.int64)
         rel = _relevance(view, candidates.scores, self.params.relevance)
-        chunk_rows = rows_per_chunk(view.width, self.vectors_.shape[1])
-        for lo in range(0, candidates.batch_size, chunk_rows):
-            part = slice(lo, lo + chunk_rows)
-            chunk = Padded(view.flat[part], view.items[part], view.valid[part])
+        for part, chunk in chunks(view, self.vectors_.shape[1]):
             sims = self.similarities(chunk.items)
             order[part] = greedy_map(chunk, rel[part], sims, steps, self.params)
         return take_order(candidates, order)

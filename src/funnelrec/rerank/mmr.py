@@ -14,23 +14,20 @@ from typing import Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import IntArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad, spread, take_order
 from funnelrec.rerank._similarity import (
-    SIM_BUDGET,
     SetSimilarity,
-    column_vectors,
+    SimilarityNeeds,
+    chunks,
+    item_description,
     pairwise_sets,
     pairwise_vectors,
-    similarity_needs,
-    tag_features,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
@@ -70,27 +67,20 @@ class MMRParams(Params):
 
 
 @RERANK.register("mmr")
-class MMR(Reranker[MMRParams]):
+class MMR(SimilarityNeeds, Reranker[MMRParams]):
     """Greedy MMR diversification of each row; items keep their incoming scores."""
 
     params_model = MMRParams
-
-    @classmethod
-    def requires(cls, params: MMRParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         """Store the item description: unit vectors ``[n_items, d]`` or a ``[n_items, T]``
         CSR (binary for Jaccard, row-normalised for cosine)."""
         p = self.params
-        if p.vector_column is not None:
-            self.vectors_ = column_vectors(dataset, p.vector_column, self.registered_name)
-            self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
-            return self
-        self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
         sim: SetSimilarity = "cosine" if p.similarity == "cosine" else "jaccard"
-        self.features_ = tag_features(dataset, p.features, sim)
+        self.vectors_, self.features_ = item_description(
+            dataset, self.registered_name, vector_column=p.vector_column, features=p.features,
+            similarity=sim,
+        )  # fmt: skip
         return self
 
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
@@ -98,11 +88,7 @@ class MMR(Reranker[MMRParams]):
         steps = min(k, view.width)
         order = np.full((candidates.batch_size, steps), -1, dtype=np.int64)
         rel = _relevance(view, candidates.scores, self.params.relevance)
-        per_row = view.width * max(view.width, self.vectors_.shape[1])
-        chunk_rows = max(1, SIM_BUDGET // per_row)
-        for lo in range(0, candidates.batch_size, chunk_rows):
-            part = slice(lo, lo + chunk_rows)
-            chunk = Padded(view.flat[part], view.items[part], view.valid[part])
+        for part, chunk in chunks(view, self.vectors_.shape[1]):
             order[part] = self._greedy(chunk, rel[part], self._similarities(chunk.items), steps)
         return take_order(candidates, order)
 

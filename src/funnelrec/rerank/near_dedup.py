@@ -14,23 +14,19 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
-import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from funnelrec import needs
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import BoolArray
 from funnelrec.registry import RERANK
 from funnelrec.rerank._items import Padded, pad
 from funnelrec.rerank._similarity import (
-    channel_vectors,
-    column_vectors,
+    SimilarityNeeds,
+    chunks,
+    description_of,
     pairwise_sets,
     pairwise_vectors,
-    rows_per_chunk,
-    similarity_needs,
-    tag_features,
 )
 from funnelrec.rerank.base import Reranker
 from funnelrec.stage import Params
@@ -64,44 +60,24 @@ class NearDedupParams(Params):
 
 
 @RERANK.register("near_dedup")
-class NearDedup(Reranker[NearDedupParams]):
+class NearDedup(SimilarityNeeds, Reranker[NearDedupParams]):
     """Keeps the first item of each group of near-duplicates, in incoming order."""
 
     params_model = NearDedupParams
 
-    @classmethod
-    def requires(cls, params: NearDedupParams) -> tuple[needs.Need, ...]:
-        """The ``vector_column``, or the item tags/category similarity is computed from."""
-        return similarity_needs(params.vector_column, params.features)
-
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        return self._fit(dataset, {} if ctx is None else ctx.channels)
-
-    def _fit(self, dataset: Dataset, channels: Any) -> Self:
         """Unit item vectors ``[n_items, d]`` or a cosine-normalised tag CSR."""
-        p, name = self.params, self.registered_name
-        self.vectors_ = np.zeros((dataset.n_items, 0), dtype=np.float32)
-        self.features_ = sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
-        if p.vector_column is not None:
-            self.vectors_ = column_vectors(dataset, p.vector_column, name)
-        elif p.channel is not None:
-            self.vectors_ = channel_vectors(channels, p.channel, dataset.n_items, name)
-        else:
-            assert p.features is not None
-            self.features_ = tag_features(dataset, p.features, "cosine")
+        p = self.params
+        self.vectors_, self.features_ = description_of(p, dataset, self.registered_name, ctx)
         return self
 
     def _rerank(self, query: Query, candidates: Candidates, k: int) -> Candidates:
         view = pad(candidates)
         keep = np.zeros(view.flat.shape, dtype=np.bool_)
-        chunk_rows = rows_per_chunk(view.width, self.vectors_.shape[1])
-        for lo in range(0, candidates.batch_size, chunk_rows):
-            part = slice(lo, lo + chunk_rows)
-            keep[part] = self._first_of_groups(
-                Padded(view.flat[part], view.items[part], view.valid[part])
-            )
+        for part, chunk in chunks(view, self.vectors_.shape[1]):
+            keep[part] = self._first_of_groups(chunk)
         flat_keep = np.zeros(len(candidates), dtype=np.bool_)
         flat_keep[view.flat[keep]] = True
         return candidates.filter(flat_keep).truncate(k)

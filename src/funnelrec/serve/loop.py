@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from funnelrec.serve.batcher import RowResult
 from funnelrec.serve.impressions import ImpressionLog, new_request_id
+from funnelrec.serve.microbatch import RowResult
 from funnelrec.serve.model import ServedFunnel, load_served
 from funnelrec.serve.online import OnlineCounters, attach
 from funnelrec.serve.query import Request

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from funnelrec.serve.batcher import Batcher
 from funnelrec.serve.loop import Loop
 from funnelrec.serve.metrics import Metrics
+from funnelrec.serve.microbatch import Batcher
 from funnelrec.serve.model import ServedFunnel, load_served
 from funnelrec.serve.settings import Settings
 from funnelrec.serve.store.base import Store, open_store

@@ -6,6 +6,7 @@ from fastapi import Depends
 from fastapi.params import Depends as DependsParam
 
 from funnelrec.serve.auth import Guard
+from funnelrec.serve.errors import ApiError
 from funnelrec.serve.schemas import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
@@ -40,3 +41,10 @@ def errors(*codes: int, notes: dict[int, str] | None = None) -> Responses:
 def guards(guard: Guard | None) -> list[DependsParam]:
     """Router dependencies: the token guard, or none when no token is configured."""
     return [] if guard is None else [Depends(guard)]
+
+
+def check_batch_size(n: int, limit: int, what: str) -> None:
+    """HTTP 413 naming the batch size and the limit when a batch of ``n`` ``what`` (events,
+    items) is larger than ``limit``."""
+    if n > limit:
+        raise ApiError(413, "payload too large", f"{n} {what} in one batch; the limit is {limit}")

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError, field_error
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.routes._common import errors, guards
+from funnelrec.serve.routes._common import check_batch_size, errors, guards
 from funnelrec.serve.schemas import EventBatch, EventsAccepted
 from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import Event
@@ -42,12 +42,7 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         summary="Ingest a batch of user events",
     )
     async def post_events(batch: EventBatch) -> EventsAccepted:
-        if len(batch.events) > settings.max_events:
-            raise ApiError(
-                413,
-                "payload too large",
-                f"{len(batch.events)} events in one batch; the limit is {settings.max_events}",
-            )
+        check_batch_size(len(batch.events), settings.max_events, "events")
         received = time.time()
         _check_timestamps(batch, received + settings.max_future_s, received)
         events = _events(state.current, batch, received)

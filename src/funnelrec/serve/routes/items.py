@@ -8,9 +8,9 @@ from starlette.concurrency import run_in_threadpool
 
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.catalogue import ItemRecordError, flatten, item_frame
-from funnelrec.serve.errors import ApiError, field_error
+from funnelrec.serve.errors import field_error
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.routes._common import errors, guards
+from funnelrec.serve.routes._common import check_batch_size, errors, guards
 from funnelrec.serve.schemas import ItemBatch, ItemsUpserted
 from funnelrec.serve.state import ServeState
 
@@ -36,12 +36,7 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         summary="Add or update catalogue items",
     )
     async def put_items(batch: ItemBatch) -> ItemsUpserted:
-        if len(batch.items) > settings.max_items:
-            raise ApiError(
-                413,
-                "payload too large",
-                f"{len(batch.items)} items in one batch; the limit is {settings.max_items}",
-            )
+        check_batch_size(len(batch.items), settings.max_items, "items")
         async with state.catalogue_lock:  # no reload between the store write and the funnel
             served = state.current
             records, new = _records(

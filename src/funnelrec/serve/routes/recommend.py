@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from funnelrec.serve.auth import Guard
-from funnelrec.serve.batcher import RowResult
+from funnelrec.serve.microbatch import RowResult
 from funnelrec.serve.model import ServedFunnel
 from funnelrec.serve.query import Request, slate_cap
 from funnelrec.serve.routes._common import errors, guards

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec.data.synthetic_world import DAY, F64, Catalogue, Population, PrefixSampler, WorldSpec
+from funnelrec.data.synthetic.world import DAY, F64, Catalogue, Population, PrefixSampler, WorldSpec
 from funnelrec.ragged import BoolArray, IntArray, offsets_from_lengths
 
 SERIES, RELATED, STAY, CREATOR, FRESH, EXPLORE, INTEREST, ANY = range(8)

@@ -1,6 +1,6 @@
 """A synthetic recommendation world: the embedded default dataset of the demo and the tests.
 
-Generative story (details in ``synthetic_world`` and ``synthetic_behaviour``):
+Generative story (details in ``synthetic/world.py`` and ``synthetic/behaviour.py``):
 
 1. **Catalogue.** Items get a category (16 named ones), a creator specialised in that category,
    sometimes a series (parts published one after another), category-correlated tags, a title
@@ -26,10 +26,10 @@ import dataclasses
 import numpy as np
 import polars as pl
 
-from funnelrec.data import synthetic_vocab as vocab
 from funnelrec.data.dataset import Dataset
-from funnelrec.data.synthetic_behaviour import feedback, impressions, simulate_clicks
-from funnelrec.data.synthetic_world import (
+from funnelrec.data.synthetic import vocab
+from funnelrec.data.synthetic.behaviour import feedback, impressions, simulate_clicks
+from funnelrec.data.synthetic.world import (
     F64,
     Catalogue,
     Population,

@@ -1,5 +1,7 @@
 """Side features as integer codes for embedding models (``0`` = missing/unknown everywhere).
 
+(Not the rankers' ``FeatureBuilder``: that is ``funnelrec/features.py``.)
+
 User attributes: categorical columns of the users table → ``[n_users, F]`` codes.
 Item attributes: category code ``[n_items]``, padded tag codes ``[n_items, T]`` and an optional
 fixed-length float content vector ``[n_items, C]`` from a list-typed item column.

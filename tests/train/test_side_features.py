@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from funnelrec.errors import ConfigError
-from funnelrec.train.features import ItemVocab, auto_user_columns, encode_table, fit_vocab
+from funnelrec.train.side_features import ItemVocab, auto_user_columns, encode_table, fit_vocab
 
 
 def test_auto_user_columns_and_codes() -> None:

@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec.data import synthetic_vocab as vocab
+from funnelrec.data.synthetic import vocab
 from funnelrec.errors import ConfigError
 from funnelrec.ragged import IntArray
 

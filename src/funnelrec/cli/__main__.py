@@ -1,0 +1,5 @@
+"""``python -m funnelrec.cli`` (as ``python -m funnelrec``)."""
+
+from funnelrec.cli import main
+
+main()
