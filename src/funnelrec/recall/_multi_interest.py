@@ -10,7 +10,7 @@ names the interest that found it. Interests come from the query's history (real-
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,13 @@ class MultiInterestRecall(SequenceRecall[Any]):
     """Base: ``layout = last`` training; retrieval per interest + quota merge."""
 
     layout = "last"
+    example_params: ClassVar[dict[str, Any]] = {
+        "dim": 16,
+        "epochs": 2,
+        "max_len": 10,
+        "n_interests": 3,
+        "threads": 1,
+    }
 
     def _search(
         self, model: EmbeddingModel, index: VectorIndex, query: Query, k: int
@@ -57,12 +64,3 @@ class MultiInterestRecall(SequenceRecall[Any]):
         ids, scores = search_interests(index, vecs, query.select(rows), k)
         merged = merge_interests(ids, scores, valid, k, p.merge)
         return interest_candidates(query.batch_size, rows, merged, vecs.shape[1], self.channel_name)
-
-
-MULTI_INTEREST_EXAMPLE: dict[str, Any] = {
-    "dim": 16,
-    "epochs": 2,
-    "max_len": 10,
-    "n_interests": 3,
-    "threads": 1,
-}

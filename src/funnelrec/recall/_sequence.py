@@ -11,7 +11,7 @@ after training count at once; a query without history gets an empty row.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split, split
 from funnelrec.eval.protocol import subsample_users
 from funnelrec.models.layers import EmbeddingModel
+from funnelrec.models.sequence import SequenceEncoder
 from funnelrec.ragged import BoolArray
 from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log, use_sparse
 from funnelrec.train.data import HistoryMode
@@ -53,12 +54,20 @@ class SequenceParams(EmbeddingParams):
 
 
 S = TypeVar("S", bound=SequenceParams)
+E = TypeVar("E", bound=SequenceEncoder)
 
 
 class SequenceRecall(EmbeddingRecall[S]):
-    """Base class: subclasses build their ``SequenceEncoder`` and name the sample layout."""
+    """Base class: subclasses build their ``SequenceEncoder`` (``build_encoder``) and name the
+    sample layout."""
 
     layout: Layout = "causal"
+    example_params: ClassVar[dict[str, Any]] = {
+        "dim": 16,
+        "epochs": 2,
+        "max_len": 10,
+        "threads": 1,
+    }
 
     @abstractmethod
     def _build_model(self) -> EmbeddingModel:
@@ -142,3 +151,10 @@ class SequenceRecall(EmbeddingRecall[S]):
             "item_category": self._category_tensor(),
             "init_std": p.init_std,
         }
+
+    def build_encoder(self, encoder: type[E], *names: str) -> E:
+        """A new ``encoder(n_items, dim, max_len, ...)`` for the fitted sizes, given the params
+        called ``names`` as keywords (e.g. ``"hidden"``, ``"dropout"``) and ``model_kwargs()``."""
+        p = self.params
+        own = {name: getattr(p, name) for name in names}
+        return encoder(self.sizes_["n_items"], p.dim, p.max_len, **own, **self.model_kwargs())

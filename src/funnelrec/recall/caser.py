@@ -1,8 +1,5 @@
-"""Caser recall channel (next-item prediction with convolutions over the last L items).
-
-The user embedding is computed from the last ``max_len`` items of the query's history at
-request time; items come from the ANN index of the item embeddings (``index``).
-"""
+"""Caser recall channel (next-item prediction with convolutions over the last L items);
+training and request-time user vectors as in every sequence channel (``recall/_sequence.py``)."""
 
 from __future__ import annotations
 
@@ -33,8 +30,4 @@ class CaserRecall(SequenceRecall[CaserParams]):
     example_params: ClassVar[dict[str, Any]] = {"dim": 16, "epochs": 2, "max_len": 4, "threads": 1}
 
     def _build_model(self) -> Caser:
-        p = self.params
-        return Caser(
-            self.sizes_["n_items"], p.dim, p.max_len, n_h=p.n_h, n_v=p.n_v, dropout=p.dropout,
-            **self.model_kwargs(),
-        )  # fmt: skip
+        return self.build_encoder(Caser, "n_h", "n_v", "dropout")

@@ -3,16 +3,10 @@ index alone (base and merge in ``recall/_multi_interest.py``)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from pydantic import Field
 
 from funnelrec.models.sequence import ComiRecSA
-from funnelrec.recall._multi_interest import (
-    MULTI_INTEREST_EXAMPLE,
-    MultiInterestParams,
-    MultiInterestRecall,
-)
+from funnelrec.recall._multi_interest import MultiInterestParams, MultiInterestRecall
 from funnelrec.registry import RECALL
 
 
@@ -27,11 +21,6 @@ class ComiRecSARecall(MultiInterestRecall):
     """ComiRec-SA: self-attentive multi-interest extraction."""
 
     params_model = ComiRecParams
-    example_params: ClassVar[dict[str, Any]] = MULTI_INTEREST_EXAMPLE
 
     def _build_model(self) -> ComiRecSA:
-        p = self.params
-        return ComiRecSA(
-            self.sizes_["n_items"], p.dim, p.max_len, n_interests=p.n_interests,
-            hidden=p.hidden, **self.model_kwargs(),
-        )  # fmt: skip
+        return self.build_encoder(ComiRecSA, "n_interests", "hidden")

@@ -1,12 +1,7 @@
-"""GRU4Rec recall channel (next-item prediction with a recurrent network).
-
-The user embedding is computed from the last ``max_len`` items of the query's history at
-request time; items come from the ANN index of the item embeddings (``index``).
-"""
+"""GRU4Rec recall channel: a recurrent network reads the last ``max_len`` behaviours and is
+trained by next-item prediction (training, validation, retrieval: ``recall/_sequence.py``)."""
 
 from __future__ import annotations
-
-from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -27,11 +22,6 @@ class GRU4RecRecall(SequenceRecall[GRU4RecParams]):
     """GRU4Rec: a recurrent network over the behaviour sequence."""
 
     params_model = GRU4RecParams
-    example_params: ClassVar[dict[str, Any]] = {"dim": 16, "epochs": 2, "max_len": 10, "threads": 1}
 
     def _build_model(self) -> GRU4Rec:
-        p = self.params
-        return GRU4Rec(
-            self.sizes_["n_items"], p.dim, p.max_len, hidden=p.hidden, layers=p.layers,
-            dropout=p.dropout, **self.model_kwargs(),
-        )  # fmt: skip
+        return self.build_encoder(GRU4Rec, "hidden", "layers", "dropout")

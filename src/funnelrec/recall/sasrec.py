@@ -1,12 +1,7 @@
-"""SASRec recall channel (next-item prediction with causal self-attention).
-
-The user embedding is computed from the last ``max_len`` items of the query's history at
-request time; items come from the ANN index of the item embeddings (``index``).
-"""
+"""SASRec recall channel: causal self-attention over the last ``max_len`` behaviours, trained
+by next-item prediction like every channel built on ``recall/_sequence.py``."""
 
 from __future__ import annotations
-
-from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -27,11 +22,6 @@ class SASRecRecall(SequenceRecall[SASRecParams]):
     """SASRec: causal self-attention over the behaviour sequence."""
 
     params_model = SASRecParams
-    example_params: ClassVar[dict[str, Any]] = {"dim": 16, "epochs": 2, "max_len": 10, "threads": 1}
 
     def _build_model(self) -> SASRec:
-        p = self.params
-        return SASRec(
-            self.sizes_["n_items"], p.dim, p.max_len, blocks=p.blocks, heads=p.heads,
-            dropout=p.dropout, **self.model_kwargs(),
-        )  # fmt: skip
+        return self.build_encoder(SASRec, "blocks", "heads", "dropout")
