@@ -1,9 +1,12 @@
 """Shared bits of the route modules."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
-from fastapi import Depends
+from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError
@@ -36,6 +39,24 @@ def errors(*codes: int, notes: dict[int, str] | None = None) -> Responses:
     for code in codes:
         out[code] = {"model": ErrorResponse, "description": described.get(code, "error")}
     return out
+
+
+def batch_write_route(
+    api: APIRouter,
+    method: Literal["POST", "PUT"],
+    path: str,
+    model: type[BaseModel],
+    summary: str,
+    note_422: str,
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """Decorator registering on ``api`` a route that stores a batch (``POST /events``,
+    ``PUT /items``): it answers ``model`` and documents the errors every such route may give:
+    token (401, 403), batch size (413), validation (422, described by ``note_422``), store (503).
+    """
+    responses = errors(401, 403, 413, 422, 503, notes={422: note_422})
+    return api.api_route(
+        path, methods=[method], response_model=model, responses=responses, summary=summary
+    )
 
 
 def guards(guard: Guard | None) -> list[DependsParam]:

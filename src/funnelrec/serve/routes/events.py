@@ -15,32 +15,23 @@ from starlette.concurrency import run_in_threadpool
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError, field_error
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.routes._common import check_batch_size, errors, guards
+from funnelrec.serve.routes._common import batch_write_route, check_batch_size, guards
 from funnelrec.serve.schemas import EventBatch, EventsAccepted
 from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import Event
+
+_SUMMARY = "Ingest a batch of user events"
+_NOTE_422 = (
+    "invalid request (the message names the field), or unknown item ids: "
+    "error 'unknown items', detail.unknown_item_ids lists them; nothing is stored"
+)
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
     settings = state.settings
     api = APIRouter(tags=["events"], dependencies=guards(guard))
 
-    @api.post(
-        "/events",
-        response_model=EventsAccepted,
-        responses=errors(
-            401,
-            403,
-            413,
-            422,
-            503,
-            notes={
-                422: "invalid request (the message names the field), or unknown item ids: "
-                "error 'unknown items', detail.unknown_item_ids lists them; nothing is stored"
-            },
-        ),
-        summary="Ingest a batch of user events",
-    )
+    @batch_write_route(api, "POST", "/events", EventsAccepted, _SUMMARY, _NOTE_422)
     async def post_events(batch: EventBatch) -> EventsAccepted:
         check_batch_size(len(batch.events), settings.max_events, "events")
         received = time.time()

@@ -10,33 +10,23 @@ from funnelrec.serve.auth import Guard
 from funnelrec.serve.catalogue import ItemRecordError, flatten, item_frame
 from funnelrec.serve.errors import field_error
 from funnelrec.serve.model import ServedFunnel
-from funnelrec.serve.routes._common import check_batch_size, errors, guards
+from funnelrec.serve.routes._common import batch_write_route, check_batch_size, guards
 from funnelrec.serve.schemas import ItemBatch, ItemsUpserted
 from funnelrec.serve.state import ServeState
 
+_SUMMARY = "Add or update catalogue items"
+_NOTE_422 = (
+    "invalid request: the message names the field (e.g. an attribute whose "
+    "values do not fit the item table's column type); nothing is stored"
+)
+
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
-    settings = state.settings
     api = APIRouter(tags=["items"], dependencies=guards(guard))
 
-    @api.put(
-        "/items",
-        response_model=ItemsUpserted,
-        responses=errors(
-            401,
-            403,
-            413,
-            422,
-            503,
-            notes={
-                422: "invalid request: the message names the field (e.g. an attribute whose "
-                "values do not fit the item table's column type); nothing is stored"
-            },
-        ),
-        summary="Add or update catalogue items",
-    )
+    @batch_write_route(api, "PUT", "/items", ItemsUpserted, _SUMMARY, _NOTE_422)
     async def put_items(batch: ItemBatch) -> ItemsUpserted:
-        check_batch_size(len(batch.items), settings.max_items, "items")
+        check_batch_size(len(batch.items), state.settings.max_items, "items")
         async with state.catalogue_lock:  # no reload between the store write and the funnel
             served = state.current
             records, new = _records(
