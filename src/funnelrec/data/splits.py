@@ -26,7 +26,17 @@ PROTOCOLS: tuple[str, ...] = ("loo", "rs811", "temporal", "split622")
 
 @dataclass(frozen=True)
 class Split:
-    """Train / validation / test parts of one dataset under one protocol."""
+    """Train / validation / test parts of one dataset under one protocol.
+
+    Attributes:
+        protocol: the protocol's name (one of ``PROTOCOLS``).
+        train: what models fit on.
+        valid: the held-out part for early stopping and every choice made before test.
+        test: the held-out part reported; users' history at test time is ``history``.
+
+    The three parts share the catalogue and the id maps; each holds only its own
+    interactions (and impressions).
+    """
 
     protocol: str
     train: Dataset

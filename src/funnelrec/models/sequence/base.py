@@ -105,6 +105,28 @@ class SequenceEncoder(EmbeddingModel):
         return out, target
 
 
+class RecencyPositions(nn.Embedding):
+    """Position embeddings counted back from the most recent behaviour (``0`` = the latest),
+    so left padding never shifts them; positions past ``max_len - 1`` share the last row.
+
+    Args:
+        max_len: positions with a row of their own.
+        dim: embedding size.
+        init_std: normal init of the table.
+    """
+
+    def __init__(self, max_len: int, dim: int, init_std: float) -> None:
+        super().__init__(max_len, dim)
+        nn.init.normal_(self.weight, 0.0, init_std)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        """``[L, d]`` embeddings of the columns of ``seq`` ``[B, L]`` (the last is position 0)."""
+        n = seq.shape[1]
+        pos = torch.arange(n - 1, -1, -1, device=seq.device).clamp(max=self.num_embeddings - 1)
+        out: Tensor = super().forward(pos)
+        return out
+
+
 def padding_mask(seq: Tensor) -> Tensor:
     """``[B, L]`` True where ``seq`` holds an item."""
     return seq > 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from funnelrec.models.sequence.base import SequenceEncoder, padding_mask
+from funnelrec.models.sequence.base import RecencyPositions, SequenceEncoder, padding_mask
 
 
 class ComiRecSA(SequenceEncoder):
@@ -28,18 +28,15 @@ class ComiRecSA(SequenceEncoder):
     ) -> None:
         super().__init__(n_items, dim, max_len, item_category, init_std)
         self.n_interests = n_interests
-        self.positions = nn.Embedding(max_len, dim)
-        nn.init.normal_(self.positions.weight, 0.0, init_std)
+        self.positions = RecencyPositions(max_len, dim, init_std)
         self.attention = nn.Sequential(
             nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, n_interests, bias=False)
         )
 
     def encode(self, seq: Tensor) -> Tensor:
         """``[B, K, d]`` interests."""
-        n = seq.shape[1]
-        pos = torch.arange(n - 1, -1, -1, device=seq.device).clamp(max=self.max_len - 1)
         items = self.embed(seq)
-        scores = self.attention(items + self.positions(pos))  # [B, L, K]
+        scores = self.attention(items + self.positions(seq))  # [B, L, K]
         scores = scores.masked_fill(~padding_mask(seq).unsqueeze(-1), float("-inf"))
         att = torch.softmax(scores, dim=1).nan_to_num(0.0)
         return att.transpose(1, 2) @ items

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funnelrec.models.sequence.base import SequenceEncoder, padding_mask
+from funnelrec.models.sequence.base import RecencyPositions, SequenceEncoder, padding_mask
 
 
 class CausalBlock(nn.Module):
@@ -62,8 +62,7 @@ class SASRec(SequenceEncoder):
         init_std: float = 0.02,
     ) -> None:
         super().__init__(n_items, dim, max_len, item_category, init_std)
-        self.positions = nn.Embedding(max_len, dim)
-        nn.init.normal_(self.positions.weight, 0.0, init_std)
+        self.positions = RecencyPositions(max_len, dim, init_std)
         self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout) for _ in range(blocks))
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
@@ -72,8 +71,7 @@ class SASRec(SequenceEncoder):
         """``[B, L, d]``: output at ``t`` summarises items ``<= t``."""
         n = seq.shape[1]
         real = padding_mask(seq)
-        pos = torch.arange(n - 1, -1, -1, device=seq.device).clamp(max=self.max_len - 1)
-        x = self.embed(seq) * math.sqrt(self.dim) + self.positions(pos)
+        x = self.embed(seq) * math.sqrt(self.dim) + self.positions(seq)
         x = self.drop(x) * real.unsqueeze(-1)
         causal = torch.ones(n, n, dtype=torch.bool, device=seq.device).tril()
         eye = torch.eye(n, dtype=torch.bool, device=seq.device)
