@@ -43,14 +43,17 @@ class Need:
 
 
 def item_column(name: str) -> str:
+    """Need token of an item-table column: ``item:<name>``."""
     return f"item:{name}"
 
 
 def user_column(name: str) -> str:
+    """Need token of a user-table column: ``user:<name>``."""
     return f"user:{name}"
 
 
 def feedback(name: str) -> str:
+    """Need token of a feedback column of the interactions: ``feedback:<name>``."""
     return f"feedback:{name}"
 
 

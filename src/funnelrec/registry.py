@@ -28,6 +28,9 @@ class Registry(Generic[S]):
         self._classes: dict[str, type[S]] = {}
 
     def register(self, name: str) -> Callable[[type[S]], type[S]]:
+        """Class decorator: register the class under ``name`` (sets its ``registered_name``);
+        a second class under the same name raises ``ConfigError``."""
+
         def decorate(cls: type[S]) -> type[S]:
             if name in self._classes and self._classes[name] is not cls:
                 raise ConfigError(f"{self.kind} stage {name!r} is registered twice")
@@ -41,10 +44,12 @@ class Registry(Generic[S]):
         importlib.import_module(self._package)
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (built-in stages loaded first)."""
         self._ensure_loaded()
         return sorted(self._classes)
 
     def get(self, name: str) -> type[S]:
+        """The class registered as ``name``; ``ConfigError`` listing the known names if none."""
         self._ensure_loaded()
         try:
             return self._classes[name]
@@ -54,10 +59,12 @@ class Registry(Generic[S]):
             ) from None
 
     def create(self, name: str, params: Mapping[str, Any] | None = None) -> S:
+        """A new (unfitted) ``name`` stage with ``params`` validated by its ``params_model``."""
         cls = self.get(name)
         return cls(cls.validate_params(dict(params or {})))
 
     def load(self, directory: str | Path) -> S:
+        """The fitted stage saved in ``directory`` (its class named by ``stage.json``)."""
         meta = read_json(Path(directory) / "stage.json")
         return self.get(str(meta["name"])).load(directory)
 

@@ -42,6 +42,18 @@ class Stage(ABC, Generic[P]):
     ``funnelrec.context.FitContext``) carries what the funnel offers a stage (fitted
     channels, out-of-fold training lists, the validation part, the tasks); ``None`` when the
     stage is fitted on its own.
+
+    Args:
+        params: a validated ``params_model`` instance, or ``None`` to build one from
+            ``kwargs`` (unknown keys raise ``ConfigError``).
+        **kwargs: raw params, when ``params`` is not given.
+
+    Attributes:
+        kind: the registry the stage belongs to (``recall``, ``prerank``, ``rank``, ``rerank``).
+        registered_name: the name it is registered under (set by ``Registry.register``).
+        params_model: the pydantic model of its params.
+        needs: what it needs from the data (columns, feedback), checked before ``fit``.
+        params: the validated params of this instance.
     """
 
     kind: ClassVar[str] = "stage"
@@ -73,17 +85,29 @@ class Stage(ABC, Generic[P]):
 
     @abstractmethod
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        """Fit on ``dataset`` (the training part), using ``ctx`` when fitted in a funnel."""
+        """Fit on ``dataset`` (the training part), using ``ctx`` when fitted in a funnel.
+
+        Args:
+            dataset: the interactions (and item/user tables) to learn from.
+            ctx: the funnel's state (``funnelrec.context.FitContext``), or ``None``.
+
+        Returns:
+            ``self``, fitted: its state is in the attributes ending with ``_``.
+        """
 
     # -- fitted state ---------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes (public names ending with ``_``) by name; empty before
+        ``fit``/``load``."""
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     @property
     def is_fitted(self) -> bool:
+        """True once ``fit`` or ``load`` has set fitted state."""
         return bool(self.fitted_state())
 
     def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` (naming the class) unless the stage is fitted."""
         if not self.is_fitted:
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted: call fit(dataset) or load(dir) first"
@@ -106,6 +130,7 @@ class Stage(ABC, Generic[P]):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
+        """A fitted stage from a directory written by ``save`` (params validated again)."""
         directory = Path(directory)
         meta = read_json(directory / "stage.json")
         stage = cls(cls.validate_params(meta["params"]))

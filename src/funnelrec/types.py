@@ -77,6 +77,7 @@ class Query:
 
     @property
     def batch_size(self) -> int:
+        """Number of queries ``B``."""
         return len(self.user_idx)
 
     @classmethod
@@ -123,6 +124,7 @@ class Query:
         )
 
     def with_k(self, k: int) -> Query:
+        """Same queries wanting ``k`` items."""
         return dataclasses.replace(self, k=k)
 
     def select(self, rows: IntArray) -> Query:
@@ -190,6 +192,7 @@ class Candidates:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def empty(cls, batch_size: int, channel: str | None = None) -> Self:
+        """``batch_size`` empty rows (``offsets`` ``[B+1]`` of zeros)."""
         return cls.from_flat(
             np.zeros(batch_size + 1, dtype=np.int64),
             np.zeros(0, dtype=np.int64),
@@ -228,22 +231,27 @@ class Candidates:
     # -- shape --------------------------------------------------------------------------
     @property
     def batch_size(self) -> int:
+        """Number of rows ``B``."""
         return len(self.offsets) - 1
 
     def __len__(self) -> int:
         return len(self.item_idx)
 
     def lengths(self) -> IntArray:
+        """``[B]`` items per row."""
         return ragged.lengths(self.offsets)
 
     def row_ids(self) -> IntArray:
+        """``[N]`` row of each element."""
         return ragged.row_ids(self.offsets)
 
     def row(self, b: int) -> tuple[IntArray, FloatArray]:
+        """Items and scores of row ``b`` (views, ``[n_b]`` each)."""
         lo, hi = int(self.offsets[b]), int(self.offsets[b + 1])
         return self.item_idx[lo:hi], self.scores[lo:hi]
 
     def to_lists(self) -> list[list[int]]:
+        """Items of every row as Python lists (tests, JSON)."""
         return [self.row(b)[0].tolist() for b in range(self.batch_size)]
 
     # -- element-wise selection (keeps every aligned array in step) ----------------------
@@ -264,6 +272,7 @@ class Candidates:
         )
 
     def filter(self, keep: BoolArray) -> Self:
+        """Keep the elements where ``keep`` ``[N]`` is True (order kept)."""
         return self.take(np.flatnonzero(keep).astype(np.int64))
 
     def sorted(self) -> Self:
@@ -275,6 +284,7 @@ class Candidates:
         return self.filter(ragged.first_k_mask(self.offsets, k))
 
     def topk(self, k: int) -> Self:
+        """The ``k`` best-scored items of each row, best first."""
         return self.sorted().truncate(k)
 
     def with_scores(self, scores: npt.NDArray[np.floating], stage: str | None = None) -> Self:
@@ -312,5 +322,6 @@ class Slate(Candidates):
 
     @classmethod
     def of(cls, candidates: Candidates) -> Slate:
+        """The same rows as a ``Slate`` (no copy of the arrays)."""
         fields = {f.name: getattr(candidates, f.name) for f in dataclasses.fields(Candidates)}
         return cls(**fields)

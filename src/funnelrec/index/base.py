@@ -20,7 +20,14 @@ FloatMatrix = npt.NDArray[np.float32]
 
 
 class VectorIndex(ABC):
-    """Maximum-inner-product search; add ids with vectors, search batches of queries."""
+    """Maximum-inner-product search; add ids with vectors, search batches of queries.
+
+    Args:
+        dim: vector size ``d`` (``>= 1``).
+
+    Attributes:
+        is_exact: ``True`` when ``search`` returns the exact top ``k`` (the reference).
+    """
 
     is_exact: ClassVar[bool] = False
 
@@ -70,14 +77,17 @@ class VectorIndex(ABC):
         ragged exclusions ``offsets`` ``[B+1]`` / ``excl`` ``[E]``."""
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Number of vectors in the index."""
 
     @abstractmethod
-    def save(self, directory: Path) -> None: ...
+    def save(self, directory: Path) -> None:
+        """Write the index (its ids, vectors or native index, and settings) to ``directory``."""
 
     @classmethod
     @abstractmethod
-    def load(cls, directory: Path) -> VectorIndex: ...
+    def load(cls, directory: Path) -> VectorIndex:
+        """The index saved in ``directory`` by ``save``."""
 
 
 def check_add(ids: npt.ArrayLike, vectors: npt.ArrayLike, dim: int) -> tuple[IntArray, FloatMatrix]:

@@ -22,12 +22,26 @@ RetrieveFn = Callable[[Query], Candidates]
 
 
 class Scorer(Stage[P]):
-    """Base class of pre-rank and rank stages."""
+    """Base class of pre-rank and rank stages (one scorer serves either slot; a pre-ranker is
+    a ``Scorer`` registered under ``PRERANK`` with ``kind = "prerank"``)."""
 
     kind: ClassVar[str] = "rank"
 
     def score(self, query: Query, candidates: Candidates) -> Candidates:
-        """Re-score ``candidates`` (same items), rows sorted by the new score."""
+        """Re-score ``candidates`` (same items), rows sorted by the new score.
+
+        Args:
+            query: ``B`` queries.
+            candidates: ``B`` ragged rows (``[B+1]`` offsets, ``[N]`` items and scores).
+
+        Returns:
+            The same ``N`` items with new ``[N]`` scores, each row sorted descending; the
+            previous scores stay in ``stage_scores``.
+
+        Raises:
+            NotFittedError: before ``fit``/``load``.
+            ValueError: ``candidates`` and ``query`` differ in batch size.
+        """
         self.check_fitted()
         if candidates.batch_size != query.batch_size:
             raise ValueError(

@@ -22,13 +22,31 @@ P = TypeVar("P", bound=Params)
 
 
 class RecallChannel(Stage[P]):
-    """Base class; subclasses implement ``fit`` and ``_retrieve``."""
+    """Base class; subclasses implement ``fit`` and ``_retrieve``.
+
+    Attributes:
+        personalized: ``False`` for channels whose lists do not depend on the user
+            (popular, fresh, high-CTR): the same ranking for every query, minus exclusions.
+    """
 
     kind: ClassVar[str] = "recall"
     personalized: ClassVar[bool] = True
 
     def retrieve(self, query: Query, k: int) -> Candidates:
-        """Top ``k`` candidates per query, excluding the query's exclusion lists."""
+        """Top ``k`` candidates per query, excluding the query's exclusion lists.
+
+        Args:
+            query: ``B`` queries (history, exclusions, request time).
+            k: most items per row (``>= 1``).
+
+        Returns:
+            ``B`` ragged rows of at most ``k`` distinct items, scores descending, provenance
+            ``channel_name``; a row may be empty (e.g. an unknown user).
+
+        Raises:
+            NotFittedError: before ``fit``/``load``.
+            ValueError: ``k < 1``.
+        """
         self.check_fitted()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -51,6 +69,7 @@ class RecallChannel(Stage[P]):
 
     @property
     def channel_name(self) -> str:
+        """The provenance name of its candidates: the registered name (else the class's)."""
         return self.registered_name or type(self).__name__
 
 
@@ -60,6 +79,15 @@ def dense_topk(
     """Top ``k`` per row of a dense ``[B, n_items]`` score matrix, skipping exclusions.
 
     Entries that are ``-inf``/NaN (or excluded) are never returned.
+
+    Args:
+        scores: ``[B, n_items]`` score of every item for every query (not modified).
+        query: the ``B`` queries (their ragged exclusions are applied).
+        k: most items per row.
+        channel: provenance name of the candidates.
+
+    Returns:
+        ``B`` rows of at most ``k`` items, scores descending.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
     rows = ragged.row_ids(query.exclude_offsets)
@@ -85,7 +113,18 @@ def global_topk(
     k: int,
     channel: str,
 ) -> Candidates:
-    """Top ``k`` of one global ranking (best first) for every query, skipping exclusions."""
+    """Top ``k`` of one global ranking (best first) for every query, skipping exclusions.
+
+    Args:
+        ranked_items: ``[n]`` items, best first.
+        ranked_scores: ``[n]`` their scores.
+        query: the ``B`` queries (their ragged exclusions are applied).
+        k: most items per row.
+        channel: provenance name of the candidates.
+
+    Returns:
+        ``B`` rows: the first ``k`` of ``ranked_items`` not excluded for that query.
+    """
     batch = query.batch_size
     max_excl = int(ragged.lengths(query.exclude_offsets).max(initial=0))
     head = min(len(ranked_items), k + max_excl)

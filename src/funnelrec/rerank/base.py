@@ -33,7 +33,21 @@ class Reranker(Stage[P]):
         return self.fit(dataset, context)
 
     def rerank(self, query: Query, candidates: Candidates, k: int) -> Slate:
-        """Final list of at most ``k`` items per query."""
+        """Final list of at most ``k`` items per query.
+
+        Args:
+            query: ``B`` queries.
+            candidates: ``B`` ragged rows (``[B+1]`` offsets, ``[N]`` items and scores),
+                usually the ranker's output or the previous re-ranker's slate.
+            k: most items per row (``>= 1``).
+
+        Returns:
+            ``B`` rows of at most ``k`` items in slate order.
+
+        Raises:
+            NotFittedError: before ``fit``/``load``.
+            ValueError: ``k < 1``, or ``candidates`` and ``query`` differ in batch size.
+        """
         self.check_fitted()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
