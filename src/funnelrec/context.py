@@ -2,20 +2,7 @@
 
 Every stage is fitted with ``fit(dataset, ctx=None)``. Outside a funnel ``ctx`` is ``None``
 and a stage falls back to what the dataset alone gives (``ItemCF().fit(ds)`` works). Inside a
-funnel (``Funnel.fit``) the context carries:
-
-* ``channels``: the recall channels fitted so far (on the whole training part), by id;
-* ``retrieve``: ``query -> Candidates``: the funnel's merged recall with those channels;
-* ``examples``: ``() -> Examples``: the labelled training lists for learned stages after
-  recall (out-of-fold by default: channels fitted on each user's history before a cut,
-  retrieving for the cut point, labelled by the held-out items; see ``pipeline``);
-* ``valid_examples``: ``() -> Examples``: the funnel's merged recall for the validation
-  users, labelled by their validation items (early stopping on the serving-time view);
-* ``lists``: ``query -> Candidates``: the lists the funnel feeds this (re-ranking) stage;
-* ``valid``: the validation part (never the test part);
-* ``tasks``: the multi-task objective definitions of the config (``None``: single task);
-* ``stacking``: how ``examples`` were built (``"oof"`` or ``"in-sample"``);
-* ``refit``: ``True`` when refitting after item upserts (learned weights are kept).
+funnel (``Funnel.fit``) the context carries the fields documented on ``FitContext``.
 """
 
 from __future__ import annotations
@@ -35,7 +22,25 @@ Stacking = Literal["oof", "in-sample"]
 
 @dataclass(frozen=True)
 class FitContext:
-    """Funnel state handed to ``Stage.fit`` (see module doc); every field is optional."""
+    """Funnel state handed to ``Stage.fit``; every field is optional.
+
+    Attributes:
+        channels: the recall channels fitted so far (on the whole training part), by id.
+        retrieve: ``query -> Candidates``: the funnel's merged recall with those channels
+            (``B`` queries in, ``B`` ragged rows out).
+        examples: ``() -> Examples``: the labelled training lists for learned stages after
+            recall (out-of-fold by default: channels fitted on each user's history before a
+            cut, retrieving for the cut point, labelled by the held-out items; see
+            ``pipeline``).
+        valid_examples: ``() -> Examples``: the funnel's merged recall for the validation
+            users, labelled by their validation items (early stopping on the serving-time
+            view).
+        lists: ``query -> Candidates``: the lists the funnel feeds this (re-ranking) stage.
+        valid: the validation part (never the test part).
+        tasks: the multi-task objective definitions of the config (``None``: single task).
+        stacking: how ``examples`` were built (``"oof"`` or ``"in-sample"``).
+        refit: ``True`` when refitting after item upserts (learned weights are kept).
+    """
 
     channels: Mapping[str, Any] = field(default_factory=dict)
     retrieve: Callable[[Query], Candidates] | None = None
