@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from funnelrec import ragged
 from funnelrec.ragged import BoolArray, IntArray
+from funnelrec.recall.base import top_entries
 from funnelrec.types import Candidates, Query
 
 F64Array = npt.NDArray[np.float64]
@@ -207,8 +208,13 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
         channel: provenance name.
 
     Returns:
-        Candidates sorted by descending score (ties in ascending item order).
+        Candidates sorted by descending score (ties in ascending item order). Small, dense
+        enough batches (serving) take a dense path (``top_entries``) whose ties at the cut
+        keep the lowest items.
     """
+    batch, n_cols = scores.shape
+    if ragged.use_dense(batch, n_cols, 4 * scores.nnz):
+        return _dense_positive_topk(scores, query, k, channel)
     mat = sp.csr_matrix(scores, dtype=np.float64, copy=True)
     mat.sum_duplicates()
     indptr = mat.indptr.astype(np.int64)
@@ -219,3 +225,15 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
     top = row_topn(mat, k)
     cands = Candidates.from_flat(top.indptr.astype(np.int64), top.indices, top.data, channel)
     return cands.sorted()
+
+
+def _dense_positive_topk(
+    scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel: str
+) -> Candidates:
+    """``sparse_topk`` through a dense ``[B, n_items]`` block (positive entries only)."""
+    dense = np.asarray(scores.toarray(), dtype=np.float64)
+    rows = ragged.row_ids(query.exclude_offsets)
+    inside = (query.exclude_items >= 0) & (query.exclude_items < dense.shape[1])
+    dense[rows[inside], query.exclude_items[inside]] = 0.0
+    dense[~(dense > 0)] = -np.inf
+    return top_entries(dense, k, channel)

@@ -59,7 +59,7 @@ def dense_topk(
 ) -> Candidates:
     """Top ``k`` per row of a dense ``[B, n_items]`` score matrix, skipping exclusions.
 
-    Entries that are ``-inf``/NaN (or excluded) are never returned.
+    Entries that are ``-inf``/NaN (or excluded) are never returned; ties as in ``top_entries``.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
     rows = ragged.row_ids(query.exclude_offsets)
@@ -67,15 +67,33 @@ def dense_topk(
     inside = query.exclude_items < n_items
     scores[rows[inside], query.exclude_items[inside]] = -np.inf
     scores[np.isnan(scores)] = -np.inf
-    k_eff = min(k, n_items)
-    if k_eff == 0:
-        return Candidates.empty(scores.shape[0], channel)
-    top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    return Candidates.from_dense(top.astype(np.int64), top_scores, channel)
+    return top_entries(scores, k, channel)
+
+
+def top_entries(scores: npt.NDArray[np.floating[Any]], k: int, channel: str) -> Candidates:
+    """The ``k`` best finite entries of each row of ``scores`` ``[B, n_items]`` (``-inf``: not
+    a candidate), best first. Ties are broken by ascending item, at the cut too, so a row's
+    answer depends on that row alone. Linear in ``B x n_items`` (one partition per row, no
+    full sort); only the kept ``B x k`` entries are sorted."""
+    batch, n_items = scores.shape
+    k = min(k, n_items)
+    if k == 0:
+        return Candidates.empty(batch, channel)
+    keep = scores > -np.inf
+    if k < n_items:
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        keep &= scores >= kth
+        over = np.flatnonzero(keep.sum(axis=1) > k)  # ties at the cut: keep the lowest items
+        if len(over):
+            tie = scores[over] == kth[over]
+            room = k - (scores[over] > kth[over]).sum(axis=1, keepdims=True)
+            keep[over] &= ~tie | (np.cumsum(tie, axis=1) <= room)
+    flat = np.flatnonzero(keep)
+    rows, items = np.divmod(flat, n_items)
+    values = scores.ravel()[flat].astype(np.float32)
+    offsets = ragged.offsets_from_row_ids(rows, batch)
+    order = ragged.sort_within_rows(offsets, values)
+    return Candidates.from_flat(offsets, items[order], values[order], channel)
 
 
 def global_topk(
