@@ -170,6 +170,21 @@ def _stage_sums(text: str) -> dict[str, float]:
     }
 
 
+def mean_batch(before: str, after: str) -> float:
+    """Mean micro-batch size of the funnel runs between two scrapes."""
+    sums: list[dict[str, float]] = []
+    for text in (before, after):
+        found = {"sum": 0.0, "count": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                for part in found:
+                    if sample.name == f"funnelrec_recommend_batch_size_{part}":
+                        found[part] = sample.value
+        sums.append(found)
+    runs = sums[1]["count"] - sums[0]["count"]
+    return (sums[1]["sum"] - sums[0]["sum"]) / runs if runs > 0 else 0.0
+
+
 def stage_ms_per_request(before: str, after: str, requests: int) -> dict[str, float]:
     """Milliseconds of each stage per request between two scrapes: the stage's time in the
     funnel thread summed over micro-batches, over the requests served (about its CPU time:
@@ -315,6 +330,7 @@ def measure(
     after = httpx.get(f"{url}/metrics").text
     result["stages"] = stage_quantiles(baseline, after, 0.99)
     result["stage_ms"] = stage_ms_per_request(baseline, after, result["requests"])
+    result["mean_batch"] = mean_batch(baseline, after)
     result["loadgen"] = "wrk" if use_wrk else "httpx"
     return result
 
@@ -348,6 +364,7 @@ def main() -> None:
     metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics["cpu_ms_per_request"] = result["cpu_ms"]
+    metrics["mean_batch"] = result["mean_batch"]
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})
     print_breakdown(result["cpu_ms"], cpu_stages)
