@@ -7,6 +7,7 @@ users (``user_idx == -1`` / empty history) handled by falling back or returning 
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from typing import Any, ClassVar, TypeVar
 
@@ -54,6 +55,41 @@ class RecallChannel(Stage[P]):
     def channel_name(self) -> str:
         return self.registered_name or type(self).__name__
 
+    @functools.cached_property
+    def score_memo(self) -> ScoreMemo:
+        """Channels with ``score_items`` keep their last retrieval's scores here."""
+        return ScoreMemo()
+
+
+class ScoreMemo:
+    """The score matrix a channel computed in ``retrieve``, handed once to the
+    ``score_items`` call that follows for the same queries (the funnel's annotate step
+    scores the merged candidates right after retrieval): one computation per batch, not two.
+
+    A query matches when it carries the very same history, user and time arrays (a query
+    with other exclusions still matches: they never change a score matrix). A channel
+    calls ``clear`` whenever its fitted state changes.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Query, Any] | None = None
+
+    def put(self, query: Query, scores: Any) -> None:
+        self._entry = (query, scores)
+
+    def take(self, query: Query) -> Any | None:
+        """The remembered matrix if it was computed for ``query``'s inputs (then forgotten)."""
+        entry, self._entry = self._entry, None
+        if entry is None:
+            return None
+        old, scores = entry
+        fields = ("user_idx", "history_offsets", "history_items", "history_ts", "now")
+        same = all(getattr(old, f) is getattr(query, f) for f in fields)
+        return scores if same else None
+
+    def clear(self) -> None:
+        self._entry = None
+
 
 def gather_scores(
     scores: npt.NDArray[np.floating[Any]] | sp.spmatrix | sp.sparray,
@@ -70,7 +106,14 @@ def gather_scores(
     ok = (items >= 0) & (items < scores.shape[1])
     if not ok.any():
         return out
-    if sp.issparse(scores):
+    if sp.issparse(scores) and len(rows) > 1 and np.all(rows[1:] >= rows[:-1]):
+        csr = sp.csr_matrix(scores)  # rows grouped (candidates): one ragged lookup
+        csr.sum_duplicates()
+        offsets = ragged.offsets_from_row_ids(rows[ok], csr.shape[0])
+        indptr = csr.indptr.astype(np.int64)
+        found, pos = ragged.find(offsets, items[ok], indptr, csr.indices.astype(np.int64))
+        picked = np.where(found, csr.data[pos] if len(csr.data) else 0.0, 0.0)
+    elif sp.issparse(scores):
         picked = np.asarray(sp.csr_matrix(scores)[rows[ok], items[ok]]).ravel()
     else:
         picked = np.asarray(scores)[rows[ok], items[ok]]

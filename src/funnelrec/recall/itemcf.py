@@ -125,6 +125,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         sim = _normalise(raw, counts, self.params)
         self.similarity_ = row_topn(sim, self.params.n_neighbours).astype(np.float32)
         self.n_items_ = dataset.n_items
+        self.score_memo.clear()
         return self
 
     def fit_stream(
@@ -169,6 +170,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
                 parts.append(row_topn(sim, self.params.n_neighbours))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
+        self.score_memo.clear()
         return self
 
     def _blocks(self, counts: F64Array, blocks: int | None, max_pairs: int) -> IntArray:
@@ -237,11 +239,17 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         return sp.csr_matrix(recent @ self.similarity_)
 
     def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none)."""
-        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
+        """``[N]`` the channel's score of every candidate (0 where it has none); the matrix
+        of the retrieval just done for the same queries is reused (``ScoreMemo``)."""
+        scores = self.score_memo.take(query)
+        if scores is None:
+            scores = self.score_matrix(query)
+        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        return sparse_topk(self.score_matrix(query), query, k, self.channel_name)
+        scores = self.score_matrix(query)
+        self.score_memo.put(query, scores)
+        return sparse_topk(scores, query, k, self.channel_name)
 
 
 def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:

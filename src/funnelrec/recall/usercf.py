@@ -75,6 +75,7 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         self.users_ = _l2_rows(binary @ sp.diags(weight)).astype(np.float32)
         self.items_ = binary
         self.__dict__.pop("_users_by_item", None)
+        self.score_memo.clear()
         return self
 
     @functools.cached_property
@@ -99,11 +100,16 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         return sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
 
     def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none)."""
-        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
+        """``[N]`` the channel's score of every candidate (0 where it has none); the matrix
+        of the retrieval just done for the same queries is reused (``ScoreMemo``)."""
+        scores = self.score_memo.take(query)
+        if scores is None:
+            scores = self.score_matrix(query)
+        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
 
     def _retrieve(self, query: Query, k: int) -> Candidates:
         scores = self.score_matrix(query)
+        self.score_memo.put(query, scores)
         if sp.issparse(scores):
             return sparse_topk(scores, query, k, self.channel_name)
         return dense_topk(scores, query, k, self.channel_name)
