@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 import torch
-from harness import load, peak_mb, row, write_rows
+from harness import cpu_seconds, load, peak_mb, row, write_rows
 from implicit_peers import fit_peer
 
 from funnelrec.data.splits import split
@@ -147,7 +147,7 @@ def run(
         else:
             extra["internal_valid"] = round(valid_ndcg(model, parts, params, threads), 4)
         extra["rule"] = RULE if model in GRIDS else "library defaults"
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     recommend, channel = recommender(
         model, parts.history if on_history else parts.train, params, threads
     )
@@ -164,6 +164,7 @@ def run(
         extra["rule"] = "early stopping on NDCG@10 of the inner loo split (= the valid item)"
     return row(
         dataset, protocol, model, "recall", metrics, time.perf_counter() - start,
+        cpu_s=cpu_seconds() - cpu0,
         fit_s=round(fit_s, 2), fit_peak_mb=round(fit_peak, 1),
         fit_on="train+valid" if on_history else "train", params=params,
         n_users=result.n_users, **extra,

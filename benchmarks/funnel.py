@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import ROOT, load, row, write_rows
+from harness import ROOT, cpu_seconds, load, row, write_rows
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split
@@ -45,7 +45,7 @@ def main() -> None:
             update={"fit": config.fit.model_copy(update={"stacking": args.stacking})}
         )
     parts = split(load(args.dataset), args.protocol)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     funnel = Funnel(config).fit(parts.train, valid=parts.valid)
     fit_s = time.perf_counter() - start
     report = evaluate_funnel(funnel, parts, ks=(10, 20))
@@ -59,6 +59,7 @@ def main() -> None:
     name = args.name or Path(args.config).stem
     r = row(
         args.dataset, args.protocol, name, "funnel", metrics, time.perf_counter() - start,
+        cpu_seconds() - cpu0,
         fit_s=round(fit_s, 3), eval_s=round(report.wall_s, 3), n_users=report.n_users,
         stacking=config.fit.stacking, rule=RULE, fit_log=_fit_log(funnel), **extra,
     )  # fmt: skip

@@ -347,7 +347,7 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, help="reuse (or create) the fitted funnel here")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    start = time.perf_counter()
+    start, own_cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="funnelrec-serve-") as tmp:
         work = Path(tmp)
         artifact = args.artifacts or work / "artifact"
@@ -357,6 +357,7 @@ def main() -> None:
         try:
             result = measure(f"http://127.0.0.1:{args.port}", users, args, work, proc.pid)
             peak = server_peak_mb(proc.pid)
+            server_cpu = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -372,7 +373,8 @@ def main() -> None:
     model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
     if args.workers > 1:
         model += f"-{args.workers}-workers"
-    r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start)
+    cpu_s = time.process_time() - own_cpu + server_cpu  # this process (fit) + the server
+    r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start, cpu_s)
     r.update(
         peak_mb=round(peak, 1),
         fit_s=round(fit_s, 3),

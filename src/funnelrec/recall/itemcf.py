@@ -43,14 +43,13 @@ from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import (
-    MAX_PENDING,
     F64Array,
     PairSum,
+    pairs_by_distance,
     recent_matrix,
     row_topn,
     sparse_topk,
     user_weights,
-    window_pairs,
 )
 from funnelrec.recall.base import RecallChannel, gather_scores
 from funnelrec.registry import RECALL
@@ -123,7 +122,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)
         sim = _normalise(raw, counts, self.params)
-        self.similarity_ = row_topn(sim, self.params.n_neighbours).astype(np.float32)
+        self.similarity_ = row_topn(sim, self.params.n_neighbours, copy=False).astype(np.float32)
         self.n_items_ = dataset.n_items
         self.score_memo.clear()
         return self
@@ -167,7 +166,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
                     block = sp.csr_matrix(block + sp.load_npz(path))
                     path.unlink()
                 sim = _normalise(block, counts, self.params, row_offset=lo)
-                parts.append(row_topn(sim, self.params.n_neighbours))
+                parts.append(row_topn(sim, self.params.n_neighbours, copy=False))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
         self.score_memo.clear()
@@ -205,22 +204,21 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
     ) -> sp.csr_matrix:
         """Directed, distance-weighted pair weights ``[n_items, n_items]``.
 
-        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, in slices of at most
-        ``MAX_PENDING`` pairs (memory); backward pairs are the same pairs reversed, so the
-        result is ``forward_weight · F + backward_weight · Fᵀ``."""
+        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, one window distance
+        at a time (``PairSum`` folds them in every ``MAX_PENDING`` pairs: memory); backward
+        pairs are the same pairs reversed, so the result is
+        ``forward_weight · F + backward_weight · Fᵀ``."""
         p = self.params
         total = PairSum((n_items, n_items))
-        decay = np.array([p.position_decay ** (d - 1) for d in range(1, p.window + 2)])
-        early, dist = window_pairs(offsets, p.window)
         if n_items < np.iinfo(np.int32).max:  # scipy's index type: no conversion later
             items = items.astype(np.int32)
-        for lo in range(0, len(early), MAX_PENDING):
-            e, d = early[lo : lo + MAX_PENDING], dist[lo : lo + MAX_PENDING]
-            late = e + d
-            w = w_event[e] * decay[d - 1]
+        for d, early in pairs_by_distance(offsets, p.window):
+            early = early[items[early] != items[early + d]]  # no self-pairs (drop them here)
+            late = early + d
+            w = w_event[early] * p.position_decay ** (d - 1)
             if p.time_half_life is not None:
-                w = w * np.exp2(-np.abs(ts[late] - ts[e]) / p.time_half_life)
-            total.add(items[e], items[late], w)
+                w = w * np.exp2(-np.abs(ts[late] - ts[early]) / p.time_half_life)
+            total.add(items[early], items[late], w)
         forward = total.result()
         if p.backward_weight == 0:
             return forward * p.forward_weight if p.forward_weight != 1 else forward
@@ -276,18 +274,20 @@ def _normalise(
     raw: sp.csr_matrix, counts: F64Array, p: ItemCFParams, row_offset: int = 0
 ) -> sp.csr_matrix:
     """Apply ``normalization`` and ``pop_penalty`` to raw pair weights ``[R, n_items]`` of the
-    source items ``row_offset .. row_offset + R`` (all items by default)."""
+    source items ``row_offset .. row_offset + R`` (all items by default). A float64 CSR
+    ``raw`` is changed in place (callers pass the matrix they just built)."""
     n = np.maximum(counts, 1e-12)
-    mat = sp.csr_matrix(raw, dtype=np.float64, copy=True)
+    mat = sp.csr_matrix(raw, dtype=np.float64)
     n_src = n[row_offset : row_offset + mat.shape[0]]
-    rows = ragged.row_ids(mat.indptr.astype(np.int64))
+    lens = np.diff(mat.indptr)
     if p.normalization == "jaccard":
-        union = n_src[rows] + n[mat.indices] - mat.data
+        union = np.repeat(n_src, lens) + n[mat.indices] - mat.data
         mat.data = mat.data / np.maximum(union, mat.data)
     source, target = np.ones_like(n_src), n ** (-p.pop_penalty)
     if p.normalization == "cosine":
         source, target = n_src ** (-p.alpha), target * n ** (p.alpha - 1.0)
     # diag(source) @ mat @ diag(target), entry by entry (no sparse matrix products)
-    mat.data *= source[rows]
-    mat.data *= target[mat.indices]
+    if p.normalization == "cosine" or p.pop_penalty != 0:
+        mat.data *= np.repeat(source, lens)
+        mat.data *= target[mat.indices]
     return mat
