@@ -139,7 +139,8 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         users (``source.chunk_rows`` events at a time), in one pass over the data.
 
         Each chunk's pair weights are summed, cut into blocks of source items and spilled to
-        ``spill_dir`` (a temporary folder; default: the system's); then each block sums its
+        ``spill_dir`` (a temporary folder; default: the system's; a log of one chunk keeps
+        them in memory); then each block sums its
         parts, is normalised and pruned to ``n_neighbours``. Blocks are contiguous item ranges
         with about equal event counts: ``item_blocks`` of them, by default enough that one
         block's raw pairs stay under ``max_pairs``. Peak memory: one chunk's pairs, one
@@ -148,23 +149,23 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         """
         n_items = len(item_ids)
         bounds = self._blocks(item_counts(source, item_ids), item_blocks, max_pairs)
+        ranges = list(itertools.pairwise(bounds.tolist()))
         counts = np.zeros(n_items)
         parts = []
         with tempfile.TemporaryDirectory(prefix="itemcf-", dir=spill_dir) as tmp:
+            store = _BlockStore(Path(tmp), in_memory=source.n_chunks == 1)
             n_chunks = 0
             for chunk in source.chunks(item_ids):
                 raw, seen = self._raw(chunk.offsets, chunk.items, chunk.ts, n_items)
                 counts += seen
-                for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
-                    sp.save_npz(Path(tmp) / f"{b}-{n_chunks}.npz", raw[lo:hi], compressed=False)
+                for b, (lo, hi) in enumerate(ranges):
+                    store.put(b, n_chunks, raw if (lo, hi) == (0, n_items) else raw[lo:hi])
                 n_chunks += 1
                 del raw
-            for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
-                block = sp.csr_matrix((hi - lo, n_items), dtype=np.float64)
-                for c in range(n_chunks):
-                    path = Path(tmp) / f"{b}-{c}.npz"
-                    block = sp.csr_matrix(block + sp.load_npz(path))
-                    path.unlink()
+            for b, (lo, hi) in enumerate(ranges):
+                block = store.take(b, 0) if n_chunks else sp.csr_matrix((hi - lo, n_items))
+                for c in range(1, n_chunks):
+                    block = sp.csr_matrix(block + store.take(b, c))
                 sim = _normalise(block, counts, self.params, row_offset=lo)
                 parts.append(row_topn(sim, self.params.n_neighbours, copy=False))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
@@ -248,6 +249,30 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         scores = self.score_matrix(query)
         self.score_memo.put(query, scores)
         return sparse_topk(scores, query, k, self.channel_name)
+
+
+class _BlockStore:
+    """Per-chunk pair blocks of ``fit_stream``: spilled to ``folder`` (uncompressed ``.npz``),
+    or kept in memory when the log is one chunk (nothing to bound: skip the round trip)."""
+
+    def __init__(self, folder: Path, in_memory: bool) -> None:
+        self.folder = folder
+        self.in_memory = in_memory
+        self._held: dict[tuple[int, int], sp.csr_matrix] = {}
+
+    def put(self, block: int, chunk: int, mat: sp.csr_matrix) -> None:
+        if self.in_memory:
+            self._held[(block, chunk)] = mat
+        else:
+            sp.save_npz(self.folder / f"{block}-{chunk}.npz", mat, compressed=False)
+
+    def take(self, block: int, chunk: int) -> sp.csr_matrix:
+        if self.in_memory:
+            return self._held.pop((block, chunk))
+        path = self.folder / f"{block}-{chunk}.npz"
+        mat = sp.csr_matrix(sp.load_npz(path))
+        path.unlink()
+        return mat
 
 
 def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:
