@@ -122,7 +122,9 @@ class PairSum:
         self._pending, self._n_pending = [], 0
 
 
-def row_topn(mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True) -> sp.csr_matrix:
+def row_topn(
+    mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True, dtype: type = np.float64
+) -> sp.csr_matrix:
     """Keep the ``n`` largest positive entries of every row of a sparse matrix.
 
     Rows with more than ``n`` entries are padded into dense blocks (rows of similar length
@@ -134,6 +136,7 @@ def row_topn(mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True) -> sp.csr
         n: entries kept per row.
         copy: ``False`` lets a float64 CSR ``mat`` be reused (its values changed) instead of
             copied: for callers that own it.
+        dtype: of the returned values (the cut is made on float64 values).
 
     Returns:
         ``[R, C]`` CSR matrix with at most ``n`` stored entries per row, all positive.
@@ -155,7 +158,8 @@ def row_topn(mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True) -> sp.csr
             _mark_topn(indptr, csr.data, rows[lo : lo + step], n, keep)
     kept = np.minimum(lens, n)  # a row keeps all its entries or exactly n of them
     out = sp.csr_matrix(
-        (csr.data[keep], csr.indices[keep], ragged.offsets_from_lengths(kept)), shape=csr.shape
+        (csr.data[keep].astype(dtype), csr.indices[keep], ragged.offsets_from_lengths(kept)),
+        shape=csr.shape,
     )
     out.has_sorted_indices = True  # a mask keeps each row's column order
     return out

@@ -122,7 +122,7 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)
         sim = _normalise(raw, counts, self.params)
-        self.similarity_ = row_topn(sim, self.params.n_neighbours, copy=False).astype(np.float32)
+        self.similarity_ = row_topn(sim, self.params.n_neighbours, copy=False, dtype=np.float32)
         self.n_items_ = dataset.n_items
         self.score_memo.clear()
         return self
