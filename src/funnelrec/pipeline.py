@@ -80,8 +80,9 @@ class Funnel:
             fit_stage(channel, dataset, FitContext())
         self.dataset_ = dataset
         ctx = self._fit_context(dataset, valid, oof)
-        fit_stage(self.preranker, dataset, ctx)
+        # the ranker first: the pre-ranker may distil it (``ctx.teacher``)
         fit_stage(self.ranker, dataset, ctx)
+        fit_stage(self.preranker, dataset, dataclasses.replace(ctx, teacher=self.ranker))
         for i, reranker in enumerate(self.rerankers):
             fit_stage(reranker, dataset, dataclasses.replace(ctx, lists=self._lists(i)))
         return self
