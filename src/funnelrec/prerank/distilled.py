@@ -86,15 +86,29 @@ class DistilledPreranker(LambdaMARTRanker):
         return self.params
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        p = self.dparams
         teacher = None if ctx is None else ctx.teacher
         train = self._train_examples(dataset, ctx)
         valid = None if ctx is None or ctx.valid_examples is None else ctx.valid_examples()
-        features = FunnelFeatures(p.features).fit(dataset, train.candidates)
-        t_train = _targets(teacher, train)
+        features = FunnelFeatures(self.dparams.features).fit(dataset, train.candidates)
+        booster, score = self._boost(features, train, valid, teacher)
+        self.features_, self.model_ = features, booster
+        self.fit_log_ = {
+            "best_iteration": int(booster.current_iteration()),
+            "valid_consistency": None if score is None else round(float(score), 5),
+            "teacher": None if teacher is None else teacher.registered_name,
+            "n_lists": int(train.query.batch_size),
+            "n_rows": len(train.labels),
+        }
+        return self
+
+    def _boost(
+        self, features: FunnelFeatures, train: Examples, valid: Examples | None, teacher: Any
+    ) -> tuple[lgb.Booster, float | None]:
+        """The booster (cut to its best iteration) and its validation consistency."""
+        p = self.dparams
         train_set = lgb.Dataset(
             features.build(train.query, train.candidates),
-            label=self._labels(train.candidates.offsets, t_train),
+            label=self._labels(train.candidates.offsets, _targets(teacher, train)),
             group=train.candidates.lengths() if p.objective == "lambdarank" else None,
             feature_name=[n.replace(":", "__") for n in features.names],
         )
@@ -115,16 +129,7 @@ class DistilledPreranker(LambdaMARTRanker):
         best = booster.best_iteration or booster.current_iteration()
         if best < booster.current_iteration():
             booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-        self.features_, self.model_ = features, booster
-        score = booster.best_score.get("valid_0", {}).get("consistency")
-        self.fit_log_ = {
-            "best_iteration": int(best),
-            "valid_consistency": None if score is None else round(float(score), 5),
-            "teacher": None if teacher is None else teacher.registered_name,
-            "n_lists": int(train.query.batch_size),
-            "n_rows": len(train.labels),
-        }
-        return self
+        return booster, booster.best_score.get("valid_0", {}).get("consistency")
 
     def _lgb_params(self) -> dict[str, Any]:
         p = self.dparams
