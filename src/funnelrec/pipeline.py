@@ -61,7 +61,9 @@ class Funnel:
     # -- training -------------------------------------------------------------------------
     def fit(self, dataset: Dataset, valid: Dataset | None = None) -> Self:
         """Fit every stage on ``dataset``: recall first, then the learned stages on the
-        training lists ``[fit]`` asks for (out-of-fold by default, see ``stacking``).
+        training lists ``[fit]`` asks for (out-of-fold by default, see ``stacking``): the
+        ranker, then the pre-ranker (it gets the fitted ranker as ``ctx.teacher``), then the
+        re-rankers.
 
         ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
         that label the funnel's lists for early stopping and learned re-rankers; never the
