@@ -110,7 +110,7 @@ def main() -> None:
     models = args.model or list(PARAMS.get(args.dataset, PARAMS["ml-100k"]))
     for m in models:
         r = run(args.dataset, m, override)
-        print(r["model"], r["metrics"], f"fit {r['fit_s']} s cpu {r['cpu_s']} s",
+        print(r["model"], r["metrics"], f"fit {r['fit_s']} s cpu {r['metrics'].get('cpu_s')} s",
               f"epochs {r['epochs']} best {r['best_epoch']}", flush=True)  # fmt: skip
         if not args.no_write:
             write_rows("sequence", [r])

@@ -6,8 +6,9 @@ it reads the candidates' recall evidence (``stage_scores`` written by
 
 * ``channels``: per channel its score where it found the item (``NaN`` elsewhere), its rank
   gain ``1/log2(2 + rank)`` and presence; the merged recall score; how many channels found
-  the item; and, for channels with item vectors (two-tower, SASRec, LightGCN, ...), their
-  score of every candidate plus the max/mean cosine to the user's last items;
+  the item; for channels that score any item (embedding and sequence models, item-CF,
+  user-CF, ALS, EASE) their score of every candidate; for channels with item vectors the
+  max/mean cosine of the candidate to the user's last items;
 * ``popularity``: log count of the item's events before the reference time, and for each
   of ``trend_days`` the log count in that many days before it; the item's age (days since
   its first event);
@@ -57,6 +58,7 @@ class FunnelFeatures:
     def __init__(self, config: FunnelFeatureConfig | None = None) -> None:
         self.config = config or FunnelFeatureConfig()
         self.channels: tuple[str, ...] = ()
+        self.score_channels: tuple[str, ...] = ()
         self.vector_channels: tuple[str, ...] = ()
         self.tables: dict[str, np.ndarray[Any, Any]] = {}
 
@@ -64,9 +66,9 @@ class FunnelFeatures:
         """Item tables of ``dataset``; channel names from a sample of ``candidates``."""
         self.channels = tuple(candidates.channels) if self.config.channels else ()
         keys = candidates.stage_scores
-        self.vector_channels = tuple(
-            c for c in self.channels if self.config.embeddings and f"cs:{c}" in keys
-        )
+        use = self.config.embeddings
+        self.score_channels = tuple(c for c in self.channels if use and f"cs:{c}" in keys)
+        self.vector_channels = tuple(c for c in self.channels if use and f"sim_max:{c}" in keys)
         a = dataset.arrays
         span = _span(a.timestamp)
         self.tables = {
@@ -85,8 +87,9 @@ class FunnelFeatures:
             out += [f"score:{ch}", f"rank_gain:{ch}", f"found:{ch}"]
         if c.channels:
             out += ["recall_score", "n_channels"]
+        out += [f"full_score:{ch}" for ch in self.score_channels]
         for ch in self.vector_channels:
-            out += [f"full_score:{ch}", f"sim_max:{ch}", f"sim_mean:{ch}"]
+            out += [f"sim_max:{ch}", f"sim_mean:{ch}"]
         if c.popularity:
             out += ["log_pop", *(f"trend_{w:g}d" for w in c.trend_days), "item_age_days"]
         if c.user:
@@ -112,9 +115,10 @@ class FunnelFeatures:
                 cols.append(found.astype(np.float32))
             cols.append(np.asarray(scores.get("recall", np.zeros(n)), dtype=np.float32))
             cols.append((ranks >= 0).sum(axis=1).astype(np.float32))
-        for ch in self.vector_channels:
-            for key in ("cs", "sim_max", "sim_mean"):
-                cols.append(np.asarray(scores.get(f"{key}:{ch}", np.full(n, np.nan)), np.float32))
+        keys = [f"cs:{ch}" for ch in self.score_channels]
+        keys += [f"{key}:{ch}" for ch in self.vector_channels for key in ("sim_max", "sim_mean")]
+        for key in keys:
+            cols.append(np.asarray(scores.get(key, np.full(n, np.nan)), np.float32))
         if self.config.popularity:
             cols += self._popularity(candidates.item_idx, ref)
         if self.config.user:
@@ -181,6 +185,7 @@ class FunnelFeatures:
         meta = {
             "config": self.config.model_dump(mode="json"),
             "channels": list(self.channels),
+            "score_channels": list(self.score_channels),
             "vector_channels": list(self.vector_channels),
         }
         return meta, dict(self.tables)
@@ -192,6 +197,8 @@ class FunnelFeatures:
         out = cls(FunnelFeatureConfig.model_validate(meta["config"]))
         out.channels = tuple(meta["channels"])
         out.vector_channels = tuple(meta["vector_channels"])
+        # artifacts before score_channels: every vector channel also gave its full score
+        out.score_channels = tuple(meta.get("score_channels", meta["vector_channels"]))
         out.tables = dict(tables)
         return out
 

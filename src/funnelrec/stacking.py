@@ -2,9 +2,11 @@
 
 * ``retrieve_channels`` / ``merge_channels`` / ``annotate``: each channel's candidates, the
   merged set, and the merged set with every channel's own evidence in ``stage_scores``
-  (``ch:<id>`` the channel's score where it found the item, 0 elsewhere; for channels with
-  item vectors ``cs:<id>`` the channel's score of *every* candidate and ``sim_max:<id>`` /
-  ``sim_mean:<id>`` the cosine of the candidate to the user's last items). ``Funnel`` uses
+  (``ch:<id>`` the channel's score where it found the item, 0 elsewhere; for channels that
+  can score any item (``score_items``: embedding and sequence models, item-CF, user-CF,
+  ALS, EASE) ``cs:<id>`` the channel's score of *every* candidate; for channels with item
+  vectors ``sim_max:<id>`` / ``sim_mean:<id>`` the cosine of the candidate to the user's
+  last items). ``Funnel`` uses
   the same functions at serving time, so ranker features never differ between training and
   serving.
 * ``oof_examples``: out-of-fold lists. For fold ``f`` (``1..folds``) every user's last
@@ -69,8 +71,9 @@ def annotate(
         own[m.found] = np.nan_to_num(cands.scores[m.src[m.found]], neginf=0.0, posinf=0.0)
         scores[f"ch:{cid}"] = own
         channel = channels[cid]
-        if hasattr(channel, "item_vectors") and hasattr(channel, "score_items"):
+        if hasattr(channel, "score_items"):
             scores[f"cs:{cid}"] = channel.score_items(query, merged)
+        if hasattr(channel, "item_vectors"):
             mx, mean = _history_similarity(query, merged, channel.item_vectors)
             scores[f"sim_max:{cid}"], scores[f"sim_mean:{cid}"] = mx, mean
     return dataclasses.replace(merged, stage_scores=scores)

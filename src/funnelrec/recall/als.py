@@ -141,6 +141,26 @@ class ALSRecall(RecallChannel[ALSParams]):
             vecs = self.model_.recalculate_user(np.arange(counts.shape[0]), self._values(counts))
         return np.asarray(vecs, dtype=np.float32).reshape(counts.shape[0], -1)
 
+    def item_vectors(self, items: npt.NDArray[np.int64]) -> FloatMatrix:
+        """``[n, factors]`` item factors of ``items`` (unknown items: zeros)."""
+        self.check_fitted()
+        known = (items >= 0) & (items < self.item_factors_.shape[0])
+        out = np.zeros((len(items), self.item_factors_.shape[1]), dtype=np.float32)
+        out[known] = self.item_factors_[items[known]]
+        return out
+
+    def score_items(self, query: Query, candidates: Candidates) -> npt.NDArray[np.float32]:
+        """``[N]`` ``<user vector, item factors>`` of every candidate (0 without a vector)."""
+        self.check_fitted()
+        out = np.zeros(len(candidates), dtype=np.float32)
+        vecs, rows = self.user_vectors(query)
+        slot = np.full(query.batch_size, -1, dtype=np.int64)
+        slot[rows] = np.arange(len(rows))
+        pick = slot[candidates.row_ids()]
+        ok = pick >= 0
+        out[ok] = np.einsum("nd,nd->n", vecs[pick[ok]], self.item_vectors(candidates.item_idx[ok]))
+        return out
+
     def _retrieve(self, query: Query, k: int) -> Candidates:
         vecs, rows = self.user_vectors(query)
         k = min(k, max(len(self.index_), 1))

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
@@ -52,6 +53,29 @@ class RecallChannel(Stage[P]):
     @property
     def channel_name(self) -> str:
         return self.registered_name or type(self).__name__
+
+
+def gather_scores(
+    scores: npt.NDArray[np.floating[Any]] | sp.spmatrix | sp.sparray,
+    rows: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """``[N]`` entries ``scores[rows[n], items[n]]`` of a ``[B, n_items]`` score matrix
+    (dense or sparse); items outside the matrix, missing sparse entries and non-finite
+    scores give 0.
+
+    The building block of a channel's ``score_items(query, candidates)``: its score of
+    *every* candidate, found by it or not (a stacking ranker's feature)."""
+    out = np.zeros(len(items), dtype=np.float32)
+    ok = (items >= 0) & (items < scores.shape[1])
+    if not ok.any():
+        return out
+    if sp.issparse(scores):
+        picked = np.asarray(sp.csr_matrix(scores)[rows[ok], items[ok]]).ravel()
+    else:
+        picked = np.asarray(scores)[rows[ok], items[ok]]
+    out[ok] = np.where(np.isfinite(picked), picked, 0.0)
+    return out
 
 
 def dense_topk(

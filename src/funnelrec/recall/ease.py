@@ -28,7 +28,7 @@ from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import DataError
 from funnelrec.recall._history import history_matrix
-from funnelrec.recall.base import RecallChannel, dense_topk
+from funnelrec.recall.base import RecallChannel, dense_topk, gather_scores
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -111,6 +111,19 @@ class EASERecall(RecallChannel[EASEParams]):
         out = np.full((query.batch_size, self.n_items_), -np.inf, dtype=np.float32)
         has = np.diff(x.indptr) > 0
         out[np.ix_(has, self.items_)] = model[has]
+        return out
+
+    def score_items(self, query: Query, candidates: Candidates) -> npt.NDArray[np.float32]:
+        """``[N]`` the channel's score of every candidate (0 outside the model)."""
+        self.check_fitted()
+        out = np.zeros(len(candidates), dtype=np.float32)
+        step = max(1, SCORE_CELLS // max(self.n_items_, 1))
+        bounds, rows = candidates.offsets, candidates.row_ids()
+        for i in range(0, query.batch_size, step):
+            j = min(i + step, query.batch_size)
+            lo, hi = bounds[i], bounds[j]
+            scores = self.scores(query.select(np.arange(i, j)))
+            out[lo:hi] = gather_scores(scores, rows[lo:hi] - i, candidates.item_idx[lo:hi])
         return out
 
     def _retrieve(self, query: Query, k: int) -> Candidates:

@@ -41,7 +41,7 @@ from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
-from funnelrec.ragged import IntArray
+from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import (
     MAX_PENDING,
     F64Array,
@@ -52,7 +52,7 @@ from funnelrec.recall._cooccurrence import (
     user_weights,
     window_pairs,
 )
-from funnelrec.recall.base import RecallChannel
+from funnelrec.recall.base import RecallChannel, gather_scores
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -227,13 +227,21 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
             return backward
         return sp.csr_matrix(forward * p.forward_weight + backward)
 
-    def _retrieve(self, query: Query, k: int) -> Candidates:
+    def score_matrix(self, query: Query) -> sp.csr_matrix:
+        """``[B, n_items]`` scores: recency-weighted history ``@`` item similarity."""
+        self.check_fitted()
         p = self.params
         recent = recent_matrix(
             query, self.n_items_, p.history_len, p.recency_decay, p.history_floor
         )
-        scores = sp.csr_matrix(recent @ self.similarity_)
-        return sparse_topk(scores, query, k, self.channel_name)
+        return sp.csr_matrix(recent @ self.similarity_)
+
+    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
+        """``[N]`` the channel's score of every candidate (0 where it has none)."""
+        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
+
+    def _retrieve(self, query: Query, k: int) -> Candidates:
+        return sparse_topk(self.score_matrix(query), query, k, self.channel_name)
 
 
 def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:

@@ -17,9 +17,9 @@ from pydantic import Field
 
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
-from funnelrec.ragged import IntArray
+from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import F64Array, recent_matrix, row_topn, sparse_topk
-from funnelrec.recall.base import RecallChannel, dense_topk
+from funnelrec.recall.base import RecallChannel, dense_topk, gather_scores
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -74,20 +74,32 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         self.items_ = binary
         return self
 
-    def _retrieve(self, query: Query, k: int) -> Candidates:
+    def score_matrix(self, query: Query) -> F64Array | sp.csr_matrix:
+        """``[B, n_items]`` scores from the query's nearest users (dense for small blocks,
+        where non-positive scores are ``-inf``; sparse otherwise)."""
+        self.check_fitted()
         p = self.params
         n_users, n_items = self.items_.shape
         recent = recent_matrix(query, n_items, p.history_len, p.recency_decay)
         vectors = _l2_rows(recent @ sp.diags(self.item_weight_.astype(np.float64)))
         if query.batch_size * max(n_users, n_items) <= DENSE_CELLS:
-            return self._retrieve_dense(vectors, query, k)
+            return self._dense_scores(vectors, query)
         sim = sp.csr_matrix(vectors @ self.users_.T)
         sim = row_topn(_drop_self(sim, query.user_idx), p.n_neighbours)
         sim.data **= p.sim_power
-        scores = sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
-        return sparse_topk(scores, query, k, self.channel_name)
+        return sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
 
-    def _retrieve_dense(self, vectors: sp.csr_matrix, query: Query, k: int) -> Candidates:
+    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
+        """``[N]`` the channel's score of every candidate (0 where it has none)."""
+        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
+
+    def _retrieve(self, query: Query, k: int) -> Candidates:
+        scores = self.score_matrix(query)
+        if sp.issparse(scores):
+            return sparse_topk(scores, query, k, self.channel_name)
+        return dense_topk(scores, query, k, self.channel_name)
+
+    def _dense_scores(self, vectors: sp.csr_matrix, query: Query) -> F64Array:
         """Same scores as the sparse path with dense ``[B, n_users]`` / ``[B, n_items]``
         blocks: much faster for small catalogues and request-sized batches (serving)."""
         p = self.params
@@ -102,7 +114,7 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         scores = np.asarray((self.items_.T @ (sim**p.sim_power).T).T, dtype=np.float64)
         scores *= self.target_weight_[None, :]
         scores[scores <= 0] = -np.inf
-        return dense_topk(scores, query, k, self.channel_name)
+        return scores
 
 
 def _l2_rows(mat: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
