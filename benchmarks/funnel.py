@@ -92,13 +92,17 @@ def lift_fields(funnel: Funnel, parts: Any) -> dict[str, Any]:
 
 
 def _fit_log(funnel: Funnel) -> dict[str, Any]:
-    """The funnel's stacking log and the ranker's (best iteration, top importances)."""
+    """The funnel's stacking log, the ranker's (best iteration, top importances) and the
+    pre-ranker's."""
     out: dict[str, Any] = dict(getattr(funnel, "fit_log_", {}))
     ranker_log = dict(getattr(funnel.ranker, "fit_log_", {}))
     if "importance" in ranker_log:
         imp = ranker_log.pop("importance")
         ranker_log["importance_top"] = dict(sorted(imp.items(), key=lambda kv: -kv[1])[:12])
     out["ranker"] = ranker_log
+    prerank_log = getattr(funnel.preranker, "fit_log_", None)
+    if prerank_log:
+        out["prerank"] = {k: v for k, v in prerank_log.items() if k != "importance"}
     return out
 
 
