@@ -61,6 +61,29 @@ class RecallChannel(Stage[P]):
         return ScoreMemo()
 
 
+class MatrixScoredChannel(RecallChannel[P]):
+    """A channel whose scores are a ``[B, n_items]`` matrix (``score_matrix``): it can score
+    any candidate (``score_items``, the stacking ranker's ``cs:`` feature), and the matrix of
+    a retrieval is handed to the ``score_items`` call that follows for the same queries."""
+
+    @abstractmethod
+    def score_matrix(self, query: Query) -> Any:
+        """``[B, n_items]`` scores (dense array or sparse matrix)."""
+
+    def score_items(self, query: Query, candidates: Candidates) -> npt.NDArray[np.float32]:
+        """``[N]`` the channel's score of every candidate (0 where it has none)."""
+        scores = self.score_memo.take(query)
+        if scores is None:
+            scores = self.score_matrix(query)
+        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
+
+    def retrieval_scores(self, query: Query) -> Any:
+        """``score_matrix(query)``, remembered for the ``score_items`` call that follows."""
+        scores = self.score_matrix(query)
+        self.score_memo.put(query, scores)
+        return scores
+
+
 class ScoreMemo:
     """The score matrix a channel computed in ``retrieve``, handed once to the
     ``score_items`` call that follows for the same queries (the funnel's annotate step

@@ -41,7 +41,7 @@ from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
-from funnelrec.ragged import FloatArray, IntArray
+from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
     F64Array,
     PairSum,
@@ -51,7 +51,7 @@ from funnelrec.recall._cooccurrence import (
     sparse_topk,
     user_weights,
 )
-from funnelrec.recall.base import RecallChannel, gather_scores
+from funnelrec.recall.base import MatrixScoredChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -105,7 +105,7 @@ class ItemCFParams(Params):
 
 
 @RECALL.register("itemcf")
-class ItemCFRecall(RecallChannel[ItemCFParams]):
+class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
     """Items co-occurring (nearby, in order) with the user's recent items."""
 
     params_model = ItemCFParams
@@ -237,17 +237,8 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         )
         return sp.csr_matrix(recent @ self.similarity_)
 
-    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none); the matrix
-        of the retrieval just done for the same queries is reused (``ScoreMemo``)."""
-        scores = self.score_memo.take(query)
-        if scores is None:
-            scores = self.score_matrix(query)
-        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
-
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        scores = self.score_matrix(query)
-        self.score_memo.put(query, scores)
+        scores = self.retrieval_scores(query)
         return sparse_topk(scores, query, k, self.channel_name)
 
 

@@ -21,7 +21,7 @@ from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import F64Array, recent_matrix, row_topn, sparse_topk
-from funnelrec.recall.base import RecallChannel, dense_topk, gather_scores
+from funnelrec.recall.base import MatrixScoredChannel, dense_topk
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -54,7 +54,7 @@ class UserCFParams(Params):
 
 
 @RECALL.register("usercf")
-class UserCFRecall(RecallChannel[UserCFParams]):
+class UserCFRecall(MatrixScoredChannel[UserCFParams]):
     """Items liked by the nearest users (cosine over IUF-weighted user-item vectors)."""
 
     params_model = UserCFParams
@@ -99,17 +99,8 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         sim.data **= p.sim_power
         return sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
 
-    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none); the matrix
-        of the retrieval just done for the same queries is reused (``ScoreMemo``)."""
-        scores = self.score_memo.take(query)
-        if scores is None:
-            scores = self.score_matrix(query)
-        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
-
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        scores = self.score_matrix(query)
-        self.score_memo.put(query, scores)
+        scores = self.retrieval_scores(query)
         if sp.issparse(scores):
             return sparse_topk(scores, query, k, self.channel_name)
         return dense_topk(scores, query, k, self.channel_name)
