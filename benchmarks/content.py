@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from harness import ROOT, load, row, write_rows
+from harness import ROOT, cpu_seconds, load, row, write_rows
 
 from funnelrec import ragged
 from funnelrec.content import VectorCache, create_encoder, extract, item_texts
@@ -91,7 +91,7 @@ def only_items(recommend: Any, allowed: np.ndarray[Any, Any], n_items: int) -> A
 
 def run_channel(name: str, parts: Split, dataset: str, restrict: Any = None) -> dict[str, Any]:
     kind, params = CHANNELS[name]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     channel = RECALL.create(kind, params).fit(parts.train)
     fit_s = time.perf_counter() - start
 
@@ -105,7 +105,8 @@ def run_channel(name: str, parts: Split, dataset: str, restrict: Any = None) -> 
     model = name if restrict is None else f"{name} (cold slot)"
     wall = time.perf_counter() - start
     print(f"{parts.protocol} {model}: {metrics} ({wall:.0f} s)", flush=True)
-    return row(dataset, parts.protocol, model, "recall", metrics, wall, fit_s=round(fit_s, 2),
+    return row(dataset, parts.protocol, model, "recall", metrics, wall, cpu_seconds() - cpu0,
+               fit_s=round(fit_s, 2),
                params=params, n_users=result.n_users)  # fmt: skip
 
 

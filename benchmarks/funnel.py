@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import ROOT, load, row, write_rows
+from harness import ROOT, cpu_seconds, load, row, write_rows
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split
@@ -45,7 +45,7 @@ def main() -> None:
             update={"fit": config.fit.model_copy(update={"stacking": args.stacking})}
         )
     parts = split(load(args.dataset), args.protocol)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     funnel = Funnel(config).fit(parts.train, valid=parts.valid)
     fit_s = time.perf_counter() - start
     report = evaluate_funnel(funnel, parts, ks=(10, 20))
@@ -59,6 +59,7 @@ def main() -> None:
     name = args.name or Path(args.config).stem
     r = row(
         args.dataset, args.protocol, name, "funnel", metrics, time.perf_counter() - start,
+        cpu_seconds() - cpu0,
         fit_s=round(fit_s, 3), eval_s=round(report.wall_s, 3), n_users=report.n_users,
         stacking=config.fit.stacking, rule=RULE, fit_log=_fit_log(funnel), **extra,
     )  # fmt: skip
@@ -91,13 +92,17 @@ def lift_fields(funnel: Funnel, parts: Any) -> dict[str, Any]:
 
 
 def _fit_log(funnel: Funnel) -> dict[str, Any]:
-    """The funnel's stacking log and the ranker's (best iteration, top importances)."""
+    """The funnel's stacking log, the ranker's (best iteration, top importances) and the
+    pre-ranker's."""
     out: dict[str, Any] = dict(getattr(funnel, "fit_log_", {}))
     ranker_log = dict(getattr(funnel.ranker, "fit_log_", {}))
     if "importance" in ranker_log:
         imp = ranker_log.pop("importance")
         ranker_log["importance_top"] = dict(sorted(imp.items(), key=lambda kv: -kv[1])[:12])
     out["ranker"] = ranker_log
+    prerank_log = getattr(funnel.preranker, "fit_log_", None)
+    if prerank_log:
+        out["prerank"] = {k: v for k, v in prerank_log.items() if k != "importance"}
     return out
 
 

@@ -106,7 +106,9 @@ def row(
     **extra: Any,
 ) -> dict[str, Any]:
     """One result row; ``cpu_s`` (process CPU seconds over the same span as ``wall_s``, see
-    ``cpu_seconds``) adds ``cpu_s``, ``cpu_per_wall`` and the ``threads`` setting to metrics."""
+    ``cpu_seconds``) adds ``cpu_s``, ``cpu_per_wall`` and the ``threads`` setting to metrics,
+    so "CPU / wall <= threads + 0.2" can be checked: every script passes it (the span it
+    times: ``start, cpu0 = time.perf_counter(), cpu_seconds()``)."""
     if cpu_s is not None:
         metrics = {**metrics, "cpu_s": cpu_s, "cpu_per_wall": cpu_s / max(wall_s, 1e-9)}
         metrics["threads"] = resolve_threads()

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
-from harness import RESULTS, data_path, row, write_rows
+from harness import RESULTS, cpu_seconds, data_path, row, write_rows
 
 from funnelrec.batch import Batch, Schema
 from funnelrec.data.loaders.multitask import load_census_income
@@ -83,6 +83,7 @@ def census(archs: tuple[str, ...]) -> list[dict[str, Any]]:
         metrics["cpu_s_per_seed"] = float(np.mean(cpus))
         metrics["best_epoch_mean"] = float(np.mean(epochs))
         rows.append(row("census-income", "split622", arch, "rank", metrics, float(np.sum(walls)),
+                        float(np.sum(cpus)),
                         seeds=len(SEEDS), epochs="/".join(map(str, epochs))))  # fmt: skip
     return rows
 
@@ -105,14 +106,15 @@ def funnel_consistency() -> list[dict[str, Any]]:
     rows = []
     for name, config in (("multitask-shared-tasks", base),
                          ("multitask-prerank-click-only", parse_config(click_only))):  # fmt: skip
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), cpu_seconds()
         funnel = Funnel(config).fit(parts.train)
         report = evaluate_funnel(funnel, parts, ks=(10,), consistency_k=50,
                                  catalogue_consistency=True)  # fmt: skip
         m = dict(report.metrics)
         m.update({f"kept_{s.stage.replace(':', '_')}": s.test_recall for s in report.stages})
         print(name, {k: round(v, 4) for k, v in m.items()}, flush=True)
-        rows.append(row("synthetic-40k", "loo", name, "funnel", m, time.perf_counter() - start))
+        rows.append(row("synthetic-40k", "loo", name, "funnel", m, time.perf_counter() - start,
+                        cpu_seconds() - cpu0))  # fmt: skip
     return rows
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from harness import data_path, load, row, write_rows
+from harness import cpu_seconds, data_path, load, row, write_rows
 
 from funnelrec.batch import Batch, Schema
 from funnelrec.context import FitContext
@@ -95,12 +95,13 @@ def repeat(
 ) -> dict[str, Any]:
     """``run`` with seeds ``0..seeds-1``; one row ``key`` = (dataset, protocol, name) with the
     means (and ``auc_std`` over seeds); ``wall_s`` is per seed (training + test scoring)."""
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     res = [run(model, *data, cfg, dataclasses.replace(base, seed=seed)) for seed in range(seeds)]
     mean = {k: float(np.mean([r[k] for r in res])) for k in res[0]}
     if seeds > 1:
         mean["auc_std"] = float(np.std([r["auc"] for r in res]))
-    r = row(*key, "rank", mean, (time.perf_counter() - start) / seeds, seeds=seeds)
+    wall, cpu_s = (time.perf_counter() - start) / seeds, (cpu_seconds() - cpu0) / seeds
+    r = row(*key, "rank", mean, wall, cpu_s, seeds=seeds)
     print(r["model"], r["metrics"], flush=True)
     return r
 

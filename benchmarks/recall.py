@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from harness import load, row, write_rows
+from harness import cpu_seconds, load, row, write_rows
 
 from funnelrec.config import load_config
 from funnelrec.data.splits import split
@@ -41,7 +41,7 @@ def run(dataset: str, protocol: str, model: str, config: str | None = None) -> d
     data = load(dataset)
     parts = split(data, protocol)
     RECALL.names()  # import every channel module before the clock starts
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     if config is not None:
         funnel = Funnel(load_config(config)).fit(parts.train)
         recommend = funnel.recall
@@ -64,6 +64,7 @@ def run(dataset: str, protocol: str, model: str, config: str | None = None) -> d
         "recall",
         metrics,
         time.perf_counter() - start,
+        cpu_seconds() - cpu0,
         fit_s=round(fit_s, 3),
         n_users=result.n_users,
     )

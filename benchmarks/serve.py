@@ -170,6 +170,21 @@ def _stage_sums(text: str) -> dict[str, float]:
     }
 
 
+def mean_batch(before: str, after: str) -> float:
+    """Mean micro-batch size of the funnel runs between two scrapes."""
+    sums: list[dict[str, float]] = []
+    for text in (before, after):
+        found = {"sum": 0.0, "count": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                for part in found:
+                    if sample.name == f"funnelrec_recommend_batch_size_{part}":
+                        found[part] = sample.value
+        sums.append(found)
+    runs = sums[1]["count"] - sums[0]["count"]
+    return (sums[1]["sum"] - sums[0]["sum"]) / runs if runs > 0 else 0.0
+
+
 def stage_ms_per_request(before: str, after: str, requests: int) -> dict[str, float]:
     """Milliseconds of each stage per request between two scrapes: the stage's time in the
     funnel thread summed over micro-batches, over the requests served (about its CPU time:
@@ -315,6 +330,7 @@ def measure(
     after = httpx.get(f"{url}/metrics").text
     result["stages"] = stage_quantiles(baseline, after, 0.99)
     result["stage_ms"] = stage_ms_per_request(baseline, after, result["requests"])
+    result["mean_batch"] = mean_batch(baseline, after)
     result["loadgen"] = "wrk" if use_wrk else "httpx"
     return result
 
@@ -331,7 +347,7 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, help="reuse (or create) the fitted funnel here")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    start = time.perf_counter()
+    start, own_cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="funnelrec-serve-") as tmp:
         work = Path(tmp)
         artifact = args.artifacts or work / "artifact"
@@ -341,6 +357,7 @@ def main() -> None:
         try:
             result = measure(f"http://127.0.0.1:{args.port}", users, args, work, proc.pid)
             peak = server_peak_mb(proc.pid)
+            server_cpu = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -348,6 +365,7 @@ def main() -> None:
     metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics["cpu_ms_per_request"] = result["cpu_ms"]
+    metrics["mean_batch"] = result["mean_batch"]
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})
     print_breakdown(result["cpu_ms"], cpu_stages)
@@ -355,7 +373,8 @@ def main() -> None:
     model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
     if args.workers > 1:
         model += f"-{args.workers}-workers"
-    r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start)
+    cpu_s = time.process_time() - own_cpu + server_cpu  # this process (fit) + the server
+    r = row(args.dataset, "online", model, "serve", metrics, time.perf_counter() - start, cpu_s)
     r.update(
         peak_mb=round(peak, 1),
         fit_s=round(fit_s, 3),

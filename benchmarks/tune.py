@@ -17,7 +17,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from harness import RESULTS, add_data_args, dataset_name, load, row, write_rows
+from harness import RESULTS, add_data_args, cpu_seconds, dataset_name, load, row, write_rows
 
 from funnelrec.config import parse_config
 from funnelrec.data.splits import split
@@ -57,14 +57,14 @@ def main() -> None:
         ("init", raw, result.init_value),
         ("tuned", result.config, result.best_value),
     ):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         funnel = Funnel(parse_config(cfg, model))
         cache.attach(funnel)
         funnel.fit(parts.train, valid=parts.valid)
         report = evaluate_funnel(funnel, parts, ks=(10, 20), consistency_k=None)
         metrics = {**report.metrics, "internal_valid": valid, "trials": result.n_trials}
         r = row(
-            name, "loo", model, "funnel", metrics, time.perf_counter() - t0,
+            name, "loo", model, "funnel", metrics, time.perf_counter() - t0, cpu_seconds() - cpu0,
             internal_valid=round(valid, 4), rule="max valid ndcg@10 (optuna TPE, median pruning)",
             trials=result.n_trials, tune_s=round(tune_s, 1), n_users=report.n_users,
             config=str(Path("benchmarks/results/tune") / f"{name}.{model}.toml"),

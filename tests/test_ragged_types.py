@@ -84,3 +84,47 @@ def test_sort_within_rows_matches_lexsort(dtype: type) -> None:
     scores[rng.random(len(scores)) < 0.05] = np.nan
     reference = np.lexsort((-scores.astype(np.float64), ragged.row_ids(offsets)))
     assert ragged.sort_within_rows(offsets, scores).tolist() == reference.tolist()
+
+
+def _random_ragged(rng: np.random.Generator, rows: int, width: int) -> tuple:
+    """Ragged rows of values in ``[-1, width)`` (repeats and -1 padding included)."""
+    offsets = ragged.offsets_from_lengths(rng.integers(0, 12, rows))
+    return offsets, rng.integers(-1, width, offsets[-1]).astype(np.int64)
+
+
+def _per_row(offsets: np.ndarray, values: np.ndarray) -> list[list[int]]:
+    return [values[offsets[b] : offsets[b + 1]].tolist() for b in range(len(offsets) - 1)]
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_lookups_match_a_per_row_reference(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``find``, ``membership`` and ``unique_within_rows`` give the per-row set answers on
+    both paths (dense table for small batches, sorted keys otherwise): first occurrences,
+    negative values never match and are always kept."""
+    if not dense:
+        monkeypatch.setattr(ragged, "DENSE_MAX", 0)
+    rng = np.random.default_rng(1)
+    for width in (3, 50):
+        off, vals = _random_ragged(rng, 9, width)
+        ref_off, ref_vals = _random_ragged(rng, 9, width)
+        found, pos = ragged.find(off, vals, ref_off, ref_vals)
+        member = ragged.membership(off, vals, ref_off, ref_vals)
+        unique = ragged.unique_within_rows(off, vals)
+        flat = 0
+        for row, ref_row, start in zip(
+            _per_row(off, vals), _per_row(ref_off, ref_vals), ref_off[:-1], strict=True
+        ):
+            seen: set[int] = set()
+            for v in row:
+                hit = v >= 0 and v in ref_row
+                assert found[flat] == hit and member[flat] == hit
+                if hit:
+                    assert pos[flat] == start + ref_row.index(v)
+                assert unique[flat] == (v < 0 or v not in seen)
+                seen.add(v)
+                flat += 1
+
+
+def test_first_index_keeps_the_first_of_repeated_keys() -> None:
+    table = ragged.first_index(np.array([4, 1, 4, 4, 0, 1]), 6)
+    assert table.tolist() == [4, 1, -1, -1, 0, -1]

@@ -14,6 +14,7 @@ from funnelrec.context import FitContext, fit_stage
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
 from funnelrec.eval.lift import bootstrap_lift
+from funnelrec.funnel_features import FunnelFeatures
 from funnelrec.pipeline import Funnel
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.stage import Params, Stage
@@ -128,3 +129,18 @@ def test_bootstrap_lift_known_answers() -> None:
     assert lift.hi == pytest.approx(0.1)
     noisy = bootstrap_lift(b, b[::-1])
     assert noisy.lo < 0 < noisy.hi and noisy.diff == pytest.approx(0.0)
+
+
+def test_channels_that_score_any_item_give_full_scores_without_vectors(
+    world_split: Split,
+) -> None:
+    funnel = Funnel(parse_config({**CONFIG, "rank": {"keep": 30}})).fit(world_split.train)
+    query = world_split.test_query(world_split.test_users()[:30], 10)
+    merged = funnel.recall(query)
+    full, own = merged.stage_scores["cs:itemcf"], merged.stage_scores["ch:itemcf"]
+    found = own != 0
+    np.testing.assert_allclose(full[found], own[found], rtol=1e-5)
+    assert (full[~found] > 0).any()  # items the channel scores but left to the other channel
+    assert "sim_max:itemcf" not in merged.stage_scores  # item-CF has no item vectors
+    names = FunnelFeatures().fit(world_split.train, merged).names
+    assert "full_score:itemcf" in names and "sim_max:itemcf" not in names

@@ -39,6 +39,8 @@ class FitContext:
         valid: the validation part (never the test part).
         tasks: the multi-task objective definitions of the config (``None``: single task).
         stacking: how ``examples`` were built (``"oof"`` or ``"in-sample"``).
+        teacher: the funnel's fitted ranker (a ``Scorer``), handed to the pre-ranker, which
+            is fitted after it, so a pre-ranker can distil what the ranker would rank on top.
         refit: ``True`` when refitting after item upserts (learned weights are kept).
     """
 
@@ -50,6 +52,7 @@ class FitContext:
     valid: Dataset | None = None
     tasks: list[dict[str, Any]] | None = None
     stacking: Stacking = "oof"
+    teacher: Any = None
     refit: bool = False
 
 

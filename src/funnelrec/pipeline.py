@@ -61,7 +61,9 @@ class Funnel:
     # -- training -------------------------------------------------------------------------
     def fit(self, dataset: Dataset, valid: Dataset | None = None) -> Self:
         """Fit every stage on ``dataset``: recall first, then the learned stages on the
-        training lists ``[fit]`` asks for (out-of-fold by default, see ``stacking``).
+        training lists ``[fit]`` asks for (out-of-fold by default, see ``stacking``): the
+        ranker, then the pre-ranker (it gets the fitted ranker as ``ctx.teacher``), then the
+        re-rankers.
 
         ``valid`` (optional, e.g. a split's validation part): interactions after ``dataset``
         that label the funnel's lists for early stopping and learned re-rankers; never the
@@ -80,8 +82,9 @@ class Funnel:
             fit_stage(channel, dataset, FitContext())
         self.dataset_ = dataset
         ctx = self._fit_context(dataset, valid, oof)
-        fit_stage(self.preranker, dataset, ctx)
+        # the ranker first: the pre-ranker may distil it (``ctx.teacher``)
         fit_stage(self.ranker, dataset, ctx)
+        fit_stage(self.preranker, dataset, dataclasses.replace(ctx, teacher=self.ranker))
         for i, reranker in enumerate(self.rerankers):
             fit_stage(reranker, dataset, dataclasses.replace(ctx, lists=self._lists(i)))
         return self

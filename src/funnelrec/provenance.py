@@ -41,18 +41,12 @@ class Match:
 
 def locate(offsets: IntArray, items: IntArray, ref: Candidates) -> Match:
     """For every flat ``(row, item)`` of ``(offsets, items)``: is the item in the same row of
-    ``ref``, and at which flat position. Rows must correspond (same batch size)."""
+    ``ref``, and at which flat position (its first occurrence). Rows must correspond (same
+    batch size)."""
     if len(offsets) != len(ref.offsets):
         raise ValueError(f"row counts differ: {len(offsets) - 1} vs {ref.batch_size}")
-    n = len(items)
-    if n == 0 or len(ref) == 0:
-        return Match(np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64))
-    width = int(max(items.max(), ref.item_idx.max())) + 1
-    ref_keys = ref.row_ids() * width + ref.item_idx
-    order = np.argsort(ref_keys, kind="stable")
-    keys = ragged.row_ids(offsets) * width + items
-    pos = np.minimum(np.searchsorted(ref_keys[order], keys), len(order) - 1)
-    return Match(ref_keys[order][pos] == keys, order[pos].astype(np.int64))
+    found, src = ragged.find(offsets, items, ref.offsets, ref.item_idx)
+    return Match(found, src)
 
 
 def match_channels(

@@ -44,13 +44,75 @@ def position_in_row(offsets: IntArray) -> IntArray:
     return np.arange(len(rows), dtype=np.int64) - offsets[rows]
 
 
+# Lookups of (row, value) pairs use a dense table of ``rows x width`` slots when it is small
+# (serving batches, evaluation chunks of a small catalogue): O(N) scatter/gather instead of
+# sorting. Larger ones sort the keys. Both give the same answers.
+DENSE_MIN = 1 << 16  # a table this small is always dense
+DENSE_MAX = 1 << 23  # never larger than this (8M slots)
+
+
+def use_dense(n_rows: int, width: int, n: int) -> bool:
+    """Whether a ``n_rows x width`` table beats sorting ``n`` keys."""
+    size = n_rows * width
+    return size <= DENSE_MAX and size <= max(DENSE_MIN, 4 * n)
+
+
+def _keys(offsets: IntArray, values: IntArray, width: int) -> IntArray:
+    """``row * width + value`` of every flat element (negative values: any key, mask them)."""
+    return row_ids(offsets) * width + values
+
+
+def first_index(keys: IntArray, size: int) -> IntArray:
+    """``table[size]``: index of the first occurrence of each key in ``keys`` (all in
+    ``[0, size)``), ``-1`` for keys that do not occur."""
+    idx = np.arange(len(keys), dtype=np.int64)
+    table = np.full(size, -1, dtype=np.int64)
+    table[keys] = idx
+    if np.any(table[keys] != idx):  # repeated keys: keep the first occurrence
+        np.minimum.at(table, keys, idx)
+    return table
+
+
+def find(
+    offsets: IntArray, values: IntArray, ref_offsets: IntArray, ref_values: IntArray
+) -> tuple[BoolArray, IntArray]:
+    """For each flat element of ``values``: is it in the same row of ``ref_values``, and the
+    flat position in ``ref_values`` of its first occurrence there (``0`` where not found).
+
+    Both batches must have the same number of rows; negative values never match.
+    """
+    if len(offsets) != len(ref_offsets):
+        raise ValueError(f"row counts differ: {len(offsets) - 1} vs {len(ref_offsets) - 1}")
+    n, m = len(values), len(ref_values)
+    found, pos = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64)
+    width = int(max(values.max(), ref_values.max())) + 1 if n and m else 0
+    if width <= 0:
+        return found, pos
+    ok, ref_ok = values >= 0, ref_values >= 0
+    keys = np.where(ok, _keys(offsets, values, width), 0)
+    ref_idx = np.flatnonzero(ref_ok)
+    ref_keys = _keys(ref_offsets, ref_values, width)[ref_idx]
+    if len(ref_keys) == 0:
+        return found, pos
+    if use_dense(len(offsets) - 1, width, n + m):
+        hit = first_index(ref_keys, (len(offsets) - 1) * width)[keys]
+        found = (hit >= 0) & ok
+    else:
+        order = np.argsort(ref_keys, kind="stable")
+        sorted_keys = ref_keys[order]
+        hit = order[np.minimum(np.searchsorted(sorted_keys, keys), len(order) - 1)]
+        found = (ref_keys[hit] == keys) & ok
+    pos[found] = ref_idx[hit[found]]
+    return found, pos
+
+
 def membership(
     offsets: IntArray, values: IntArray, ref_offsets: IntArray, ref_values: IntArray
 ) -> BoolArray:
     """For each flat element of ``values``, is it in the same row of ``ref_values``?
 
     Both batches must have the same number of rows. Negative values (padding) are never
-    members. Sorted search: ``O(N log M)``.
+    members. A dense table (small batches, see ``DENSE_MAX``) or sorted search ``O(N log M)``.
     """
     if len(offsets) != len(ref_offsets):
         raise ValueError(f"row counts differ: {len(offsets) - 1} vs {len(ref_offsets) - 1}")
@@ -58,12 +120,19 @@ def membership(
         return np.zeros(len(values), dtype=np.bool_)
     width = int(max(values.max(), ref_values.max())) + 1
     ref_ok = ref_values >= 0
-    ref_keys = np.sort(row_ids(ref_offsets)[ref_ok] * width + ref_values[ref_ok])
+    ok = values >= 0
+    ref_keys = _keys(ref_offsets, ref_values, width)[ref_ok]
     if len(ref_keys) == 0:
         return np.zeros(len(values), dtype=np.bool_)
-    keys = row_ids(offsets) * width + values
+    keys = np.where(ok, _keys(offsets, values, width), 0)
+    if use_dense(len(offsets) - 1, width, len(values) + len(ref_values)):
+        table = np.zeros((len(offsets) - 1) * width, dtype=np.bool_)
+        table[ref_keys] = True
+        dense: BoolArray = table[keys] & ok
+        return dense
+    ref_keys = np.sort(ref_keys)
     pos = np.minimum(np.searchsorted(ref_keys, keys), len(ref_keys) - 1)
-    found: BoolArray = (ref_keys[pos] == keys) & (values >= 0)
+    found: BoolArray = (ref_keys[pos] == keys) & ok
     return found
 
 
@@ -96,12 +165,18 @@ def unique_within_rows(offsets: IntArray, values: IntArray) -> BoolArray:
     Negative values (padding, "no key") are always kept: they never collide."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.bool_)
-    width = int(values.max()) + 1
-    keys = row_ids(offsets) * max(width, 1) + values
-    _, first = np.unique(keys, return_index=True)
-    mask = np.zeros(len(values), dtype=np.bool_)
-    mask[first] = True
-    return mask | (values < 0)
+    width = max(int(values.max()) + 1, 1)
+    ok = values >= 0
+    keys = np.where(ok, _keys(offsets, values, width), 0)
+    if use_dense(len(offsets) - 1, width, len(values)):
+        first = first_index(keys[ok], (len(offsets) - 1) * width)
+        mask = np.ones(len(values), dtype=np.bool_)
+        mask[ok] = first[keys[ok]] == np.arange(int(ok.sum()))
+        return mask
+    _, first_pos = np.unique(keys[ok], return_index=True)
+    out = ~ok
+    out[np.flatnonzero(ok)[first_pos]] = True
+    return out
 
 
 def to_dense(

@@ -23,6 +23,9 @@ def test_array_path_matches_list_path() -> None:
     a, b = IdMap(), IdMap()
     assert np.array_equal(a.extend(raw), b.extend(raw.tolist()))
     assert a.ids == b.ids and all(isinstance(i, int) for i in a.ids)
+    more = rng.integers(30, 80, 300)  # known and new ids mixed: known keep their index
+    assert np.array_equal(a.extend(more), b.extend(more.tolist()))
+    assert a.ids == b.ids and a.lookup(a.ids).tolist() == list(range(len(a)))
 
 
 def test_string_and_int_ids_do_not_collide() -> None:

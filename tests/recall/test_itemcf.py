@@ -10,12 +10,13 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from funnelrec import ragged
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.splits import Split
 from funnelrec.eval.protocol import evaluate
 from funnelrec.recall import _cooccurrence
 from funnelrec.recall._cooccurrence import row_topn, sparse_topk
-from funnelrec.recall.base import RecallChannel
+from funnelrec.recall.base import RecallChannel, top_entries
 from funnelrec.recall.itemcf import ItemCFRecall
 from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
@@ -141,6 +142,9 @@ def test_row_topn_matches_a_full_sort(monkeypatch: pytest.MonkeyPatch) -> None:
         positive = np.sort(dense[r][dense[r] > 0])[::-1][:7]
         np.testing.assert_allclose(np.sort(top[r][top[r] > 0])[::-1], positive)
     assert (top > 0).sum(axis=1).max() <= 7
+    owned = row_topn(sp.csr_matrix(mat, copy=True), 7, copy=False)  # reuses its input
+    assert owned.has_sorted_indices
+    np.testing.assert_array_equal(owned.toarray(), top)
 
 
 def test_sparse_topk_sorts_and_excludes() -> None:
@@ -150,6 +154,34 @@ def test_sparse_topk_sorts_and_excludes() -> None:
     assert c.to_lists() == [[3, 2, 4], []]
     np.testing.assert_allclose(c.scores, [2.0, 1.0, 0.5])
     assert c.channels == ("itemcf",)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_sparse_topk_paths_agree(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense path (small batches) and the sparse one return the same lists: positive,
+    non-excluded entries only, best first (distinct scores, so no ties at the cut)."""
+    if not dense:
+        monkeypatch.setattr(ragged, "DENSE_MAX", 0)
+    mat = sp.random(6, 80, density=0.3, random_state=2, format="csr")
+    mat.data -= 0.2  # some negative entries, never returned
+    q = Query.from_lists(list(range(6)), [[]] * 6, k=5, exclude=[[1, 2, 3]] * 3 + [[]] * 3)
+    got = sparse_topk(mat, q, 9, "itemcf")
+    arr = mat.toarray()
+    for b in range(6):
+        ok = [i for i in np.argsort(-arr[b], kind="stable") if arr[b, i] > 0]
+        ok = [int(i) for i in ok if b >= 3 or i not in (1, 2, 3)][:9]
+        assert got.row(b)[0].tolist() == ok
+
+
+def test_top_entries_breaks_ties_by_item_at_the_cut() -> None:
+    """A row's answer never depends on the rest of the batch: tied entries at the cut keep
+    the lowest items, ``-inf`` is never returned, ``k`` above the width is fine."""
+    scores = np.array([[1.0, 3.0, 3.0, 3.0, -np.inf], [2.0, -np.inf, -np.inf, -np.inf, 5.0]])
+    c = top_entries(scores, 2, "x")
+    assert c.to_lists() == [[1, 2], [4, 0]]
+    assert top_entries(scores, 9, "x").to_lists() == [[1, 2, 3, 0], [4, 0]]
+    alone = top_entries(scores[:1], 2, "x")
+    assert alone.to_lists() == c.to_lists()[:1]
 
 
 def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
@@ -165,12 +197,12 @@ def test_beats_popular_on_the_synthetic_world(world_split: Split) -> None:
 
 
 def test_window_pairs_known_answer() -> None:
-    """Rows [a b c] and [d e]: pairs at most 2 apart, grouped by the earlier event."""
+    """Rows [a b c] and [d e]: pairs at most 2 apart, grouped by distance."""
     from funnelrec.recall._cooccurrence import window_pairs
 
     early, dist = window_pairs(np.array([0, 3, 5]), 2)
-    assert early.tolist() == [0, 0, 1, 3]
-    assert dist.tolist() == [1, 2, 1, 1]
+    assert early.tolist() == [0, 1, 3, 0]
+    assert dist.tolist() == [1, 1, 1, 2]
 
 
 def test_forward_backward_weights_known_answer() -> None:

@@ -51,6 +51,27 @@ def test_default_refits_on_the_last_interactions(world_split: Split) -> None:
     assert mf.params.refit and mf.fit_log_["refit"]
 
 
+def test_default_regularises_the_touched_rows(world_split: Split) -> None:
+    """Issue #24: implicit's BPR shrinks every row a step touches; the old default (``l2`` 0)
+    left nothing to bound the BPR vectors, whose norms then only grow."""
+    common = {**FAST, "epochs": 15, "early_stop": False}
+    default = MFRecall(**common).fit(world_split.train)
+    free = MFRecall(**{**common, "l2": 0.0}).fit(world_split.train)
+
+    def norm(mf: MFRecall) -> float:
+        vecs = mf.item_vectors(np.arange(world_split.train.n_items))
+        return float(np.linalg.norm(vecs, axis=1).mean())
+
+    assert default.params.l2 > 0
+    assert norm(default) < 0.95 * norm(free)
+    assert ndcg(default, world_split) > 0.1
+
+
+def test_default_patience_outlasts_a_noisy_plateau() -> None:
+    """Issue #24: with patience 5 most ml-100k runs stopped in their first plateau."""
+    assert MFRecall().params.patience >= 10
+
+
 def test_unknown_users_get_empty_rows(softmax_mf: MFRecall) -> None:
     q = Query.from_lists([0, -1, 10**6], [[1, 2], [1, 2], []], k=5)
     lens = softmax_mf.retrieve(q, 5).lengths()

@@ -59,3 +59,42 @@ def test_unknown_items_score_zero_and_rows_are_batch_invariant(
         )
         one = channel.score_items(query.select(np.array([i])), alone)  # type: ignore[attr-defined]
         np.testing.assert_allclose(one, batch[i * len(per_row) : (i + 1) * len(per_row)], atol=1e-5)
+
+
+def test_scores_after_a_retrieval_equal_fresh_scores(fitted: tuple[object, Query]) -> None:
+    """``score_items`` right after ``retrieve`` (the funnel's annotate step) may reuse the
+    retrieval's matrix: the answer is the one computed from scratch, and a query with other
+    inputs never gets the remembered matrix."""
+    channel, query = fitted
+    cands = channel.retrieve(query.without_exclusions(), 30)  # type: ignore[attr-defined]
+    reused = channel.score_items(query, cands)  # type: ignore[attr-defined]
+    fresh = channel.score_items(query, cands)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(reused, fresh)
+    other = query.select(np.arange(query.batch_size)[::-1])
+    channel.retrieve(other, 30)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(channel.score_items(query, cands), fresh)  # type: ignore[attr-defined]
+
+
+def test_score_memo_hands_a_matrix_once_to_the_same_inputs() -> None:
+    from funnelrec.recall.base import ScoreMemo
+
+    q = Query.from_lists([0, 1], [[1, 2], [3]], k=2, exclude=[[1], []])
+    memo = ScoreMemo()
+    memo.put(q, "scores")
+    assert memo.take(Query.from_lists([0, 1], [[1, 2], [3]], k=2)) is None  # equal, not same
+    memo.put(q, "scores")
+    assert memo.take(q.without_exclusions()) == "scores"
+    assert memo.take(q) is None  # handed once
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_gather_scores_from_a_sparse_matrix(grouped: bool) -> None:
+    import scipy.sparse as sp
+
+    from funnelrec.recall.base import gather_scores
+
+    mat = sp.csr_matrix(np.array([[0.0, 2.0, 0.0, 1.0], [3.0, 0.0, 0.0, 0.0]]))
+    rows = np.array([0, 0, 0, 1, 1] if grouped else [1, 0, 0, 1, 0], dtype=np.int64)
+    items = np.array([1, 2, 3, 0, 9], dtype=np.int64)  # 9: outside the matrix
+    dense = np.pad(mat.toarray(), ((0, 0), (0, 6)))
+    assert gather_scores(mat, rows, items).tolist() == dense[rows, items].tolist()

@@ -128,3 +128,23 @@ def test_depth_bound_keeps_the_exact_top_k(
     full = model.retrieve(q, 40)
     assert bounded.to_lists() == full.to_lists()
     np.testing.assert_array_equal(bounded.scores, full.scores)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_finish_keeps_each_items_best_score_and_drops_exclusions(
+    dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_grouped.finish`` (tag, fresh, high_ctr): repeated ``(row, item)`` keep their best
+    score, excluded items go, rows come best first and cut to ``k`` (both lookup paths)."""
+    from funnelrec import ragged
+    from funnelrec.recall._grouped import finish
+
+    if not dense:
+        monkeypatch.setattr(ragged, "DENSE_MAX", 0)
+    rows = np.array([1, 0, 0, 1, 0, 1, 0], dtype=np.int64)
+    items = np.array([5, 3, 4, 5, 3, 7, 9], dtype=np.int64)
+    scores = np.array([0.2, 0.1, 0.5, 0.9, 0.8, 0.3, 0.4])
+    q = Query.from_lists([0, 1], [[], []], k=2, exclude=[[4], []])
+    c = finish(rows, items, scores, q, 2, "tag")
+    assert c.to_lists() == [[3, 9], [5, 7]]
+    np.testing.assert_allclose(c.scores, [0.8, 0.4, 0.9, 0.3])

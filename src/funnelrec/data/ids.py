@@ -62,16 +62,17 @@ class IdMap:
         if len(ids) == 0:
             return np.zeros(0, dtype=np.int64)
         uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-        values = uniq.tolist()
+        order = np.argsort(first, kind="stable")  # first-appearance order
+        values = uniq[order].tolist()
+        get = self._index.get
+        known = np.array([-1 if i is None else i for i in map(get, values)], dtype=np.int64)
+        new = np.flatnonzero(known < 0)
+        known[new] = np.arange(len(self._ids), len(self._ids) + len(new))
+        added = [values[i] for i in new.tolist()]
+        self._ids.extend(added)
+        self._index.update(zip(added, known[new].tolist(), strict=True))
         codes = np.empty(len(values), dtype=np.int64)
-        for pos in np.argsort(first, kind="stable"):  # first-appearance order
-            ext = values[pos]
-            idx = self._index.get(ext)
-            if idx is None:
-                idx = len(self._ids)
-                self._index[ext] = idx
-                self._ids.append(ext)
-            codes[pos] = idx
+        codes[order] = known
         out: npt.NDArray[np.int64] = codes[inverse.reshape(-1)]
         return out
 

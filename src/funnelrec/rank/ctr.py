@@ -5,7 +5,10 @@ otherwise cut-point queries whose positives are the users' next items and whose 
 are the recall stage's own candidates for that query (exposure-consistent) mixed with a few
 random items. Features come from ``FeatureBuilder`` (ids, user/item attributes, genres,
 context, last ``K`` behaviours, recall provenance) — the same call at training and serving.
-A share of the training queries is held out for early stopping (GAUC over queries).
+A share of the training queries is held out for early stopping (GAUC over queries). With
+``loss = "listwise"`` (one softmax over every candidate of a query, batches of whole lists)
+early stopping watches NDCG@10 of the funnel's validation lists (``ctx.valid_examples``,
+the serving-time view) when the funnel gives them, else of the held-out queries.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ class CTRParams(Params):
     recall; both = impression and recall examples together), ``cuts``/``horizon``/
     ``max_neg``/``n_random`` (recall examples), ``max_queries``, ``valid_fraction``
     (held-out queries for early stopping). Training:
-    ``loss`` (bce/bpr/softmax), ``n_neg`` (negatives per positive for bpr/softmax), the
+    ``loss`` (bce/bpr/softmax/listwise), ``n_neg`` (negatives per positive for
+    bpr/softmax; ``listwise`` takes every candidate of a list, ``batch_size`` rows of whole
+    lists per step), the
     optimiser settings, ``seed``, ``device``, ``threads``.
     """
 
@@ -100,17 +105,30 @@ class CTRRanker(Scorer[CTRParams]):
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        return self.fit_examples(dataset, self._examples(dataset, ctx))
+        valid = None
+        if self.params.loss == "listwise" and ctx is not None and ctx.valid_examples is not None:
+            valid = ctx.valid_examples()
+        return self.fit_examples(dataset, self._examples(dataset, ctx), valid=valid)
 
     def fit_examples(
-        self, dataset: Dataset, examples: Examples, soft: FloatArray | None = None
+        self,
+        dataset: Dataset,
+        examples: Examples,
+        soft: FloatArray | None = None,
+        valid: Examples | None = None,
     ) -> Self:
         """Train on given examples; ``soft`` ``[N]``: training targets replacing the labels
-        (distillation; validation keeps the hard labels)."""
+        (distillation; validation keeps the hard labels); ``valid``: validation lists for
+        early stopping (default: a ``valid_fraction`` of the examples' queries)."""
         builder = FeatureBuilder(self.params.features).fit(dataset, examples.candidates.channels)
-        train, valid = self._batches(builder, examples, soft)
+        held: Batch | None
+        if valid is not None and valid.labels.any():
+            train = self._batches(builder, examples, soft, share=0.0)[0]
+            held = self._batches(builder, valid, None, share=0.0)[0]
+        else:
+            train, held = self._batches(builder, examples, soft)
         model = self._new_model(builder)
-        result = train_model(model, train, valid, self._settings())
+        result = train_model(model, train, held, self._settings())
         self.builder_, self.model_ = builder, model.cpu().eval()
         self.fit_log_ = {
             "best_epoch": result.best_epoch,
@@ -144,13 +162,19 @@ class CTRRanker(Scorer[CTRParams]):
         return parts[0] if len(parts) == 1 else concat(parts)
 
     def _batches(
-        self, builder: FeatureBuilder, ex: Examples, soft: FloatArray | None
+        self,
+        builder: FeatureBuilder,
+        ex: Examples,
+        soft: FloatArray | None,
+        share: float | None = None,
     ) -> tuple[Batch, Batch | None]:
-        """Training and validation batches (validation = a random share of the queries)."""
+        """Training and validation batches (validation = a random ``share`` of the queries,
+        default ``valid_fraction``)."""
         rows = torch.from_numpy(ex.candidates.row_ids())
         full = builder.build(ex.query, ex.candidates).with_labels(torch.from_numpy(ex.labels), rows)
         target = full if soft is None else full.with_labels(torch.from_numpy(soft), rows)
-        n_valid = round(self.params.valid_fraction * ex.query.batch_size)
+        share = self.params.valid_fraction if share is None else share
+        n_valid = round(share * ex.query.batch_size)
         if n_valid == 0:
             return target, None
         rng = np.random.default_rng(self.params.seed)

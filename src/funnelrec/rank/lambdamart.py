@@ -42,7 +42,9 @@ class LambdaMARTParams(Params):
     """Parameters of ``lambdamart``: the feature groups (``features``), LightGBM's
     ``n_estimators`` (upper bound; early stopping picks the number), ``learning_rate``,
     ``num_leaves``, ``min_data_in_leaf``, ``feature_fraction``, ``bagging_fraction``,
-    ``lambda_l2``, ``objective`` (``lambdarank`` or ``rank_xendcg``), ``eval_at`` (the
+    ``lambda_l2``, ``objective`` (``lambdarank`` or ``rank_xendcg``), ``truncation_level``
+    (LightGBM's ``lambdarank_truncation_level``: how deep in each list pairs are weighted),
+    ``eval_at`` (the
     NDCG depth early stopping watches), ``early_stopping`` (rounds without improvement),
     ``valid_fraction`` (held-out training lists when the funnel gives no validation lists),
     ``max_neg`` / ``cuts`` (lists built outside a funnel), ``seed``, ``threads``."""
@@ -56,6 +58,7 @@ class LambdaMARTParams(Params):
     bagging_fraction: float = Field(default=1.0, gt=0, le=1)
     lambda_l2: float = Field(default=1.0, ge=0)
     objective: str = Field(default="lambdarank", pattern="^(lambdarank|rank_xendcg)$")
+    truncation_level: int = Field(default=30, ge=1)
     eval_at: int = Field(default=10, ge=1)
     early_stopping: int = Field(default=50, ge=1)
     valid_fraction: float = Field(default=0.1, ge=0, lt=1)
@@ -122,7 +125,8 @@ class LambdaMARTRanker(Scorer[LambdaMARTParams]):
             "learning_rate": p.learning_rate, "num_leaves": p.num_leaves,
             "min_data_in_leaf": p.min_data_in_leaf, "feature_fraction": p.feature_fraction,
             "bagging_fraction": p.bagging_fraction, "bagging_freq": int(p.bagging_fraction < 1),
-            "lambda_l2": p.lambda_l2, "seed": p.seed, "num_threads": p.threads,
+            "lambda_l2": p.lambda_l2, "lambdarank_truncation_level": p.truncation_level,
+            "seed": p.seed, "num_threads": p.threads,
             "verbosity": -1, "deterministic": True, "force_row_wise": True,
         }  # fmt: skip
         train_set = _dataset(features, train, names=[n.replace(":", "__") for n in features.names])

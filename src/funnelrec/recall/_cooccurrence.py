@@ -6,12 +6,15 @@ inputs use the ``offsets[B+1]`` + flat values layout of ``funnelrec.ragged``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from funnelrec import ragged
 from funnelrec.ragged import BoolArray, IntArray
+from funnelrec.recall.base import top_entries
 from funnelrec.types import Candidates, Query
 
 F64Array = npt.NDArray[np.float64]
@@ -53,12 +56,21 @@ def window_pairs(offsets: IntArray, window: int) -> tuple[IntArray, IntArray]:
     Returns:
         ``(earlier[P], distance[P])``: flat position of the earlier event of each pair and the
         offset ``1..window`` to the later one (``later = earlier + distance``), grouped by
-        earlier event.
+        distance, earlier event ascending within each (``pairs_by_distance`` concatenated).
     """
-    per_event = np.minimum(events_after(offsets), window)
-    earlier = np.repeat(np.arange(len(per_event), dtype=np.int64), per_event)
-    distance = ragged.position_in_row(ragged.offsets_from_lengths(per_event)) + 1
-    return earlier, distance.astype(np.int64)
+    parts = list(pairs_by_distance(offsets, window))
+    earlier = np.concatenate([np.zeros(0, dtype=np.int64), *(e for _, e in parts)])
+    distance = np.repeat(np.arange(1, window + 1, dtype=np.int64), [len(e) for _, e in parts])
+    return earlier, distance
+
+
+def pairs_by_distance(offsets: IntArray, window: int) -> Iterator[tuple[int, IntArray]]:
+    """``(d, earlier)`` for ``d = 1..window``: flat positions of the events that have a later
+    event ``d`` positions on in the same row (one vectorised pass per distance; no
+    ``[P]``-sized index arrays for all pairs at once)."""
+    after = events_after(offsets)
+    for d in range(1, window + 1):
+        yield d, np.flatnonzero(after >= d)
 
 
 def coo_sum(
@@ -66,9 +78,9 @@ def coo_sum(
 ) -> sp.csr_matrix:
     """CSR matrix summing ``values`` at ``(rows, cols)``, diagonal entries dropped."""
     off_diag = rows != cols
-    mat = sp.csr_matrix(
-        (values[off_diag], (rows[off_diag], cols[off_diag])), shape=shape, dtype=np.float64
-    )
+    if not off_diag.all():  # (no copies when the caller dropped them already)
+        rows, cols, values = rows[off_diag], cols[off_diag], values[off_diag]
+    mat = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
     mat.sum_duplicates()
     return mat
 
@@ -105,11 +117,14 @@ class PairSum:
             rows, cols, vals = self._pending[0]
         else:
             rows, cols, vals = (np.concatenate(p) for p in zip(*self._pending, strict=True))
-        self.total = sp.csr_matrix(self.total + coo_sum(rows, cols, vals, self.shape))
+        summed = coo_sum(rows, cols, vals, self.shape)
+        self.total = summed if self.total.nnz == 0 else sp.csr_matrix(self.total + summed)
         self._pending, self._n_pending = [], 0
 
 
-def row_topn(mat: sp.spmatrix | sp.sparray, n: int) -> sp.csr_matrix:
+def row_topn(
+    mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True, dtype: type = np.float64
+) -> sp.csr_matrix:
     """Keep the ``n`` largest positive entries of every row of a sparse matrix.
 
     Rows with more than ``n`` entries are padded into dense blocks (rows of similar length
@@ -119,12 +134,15 @@ def row_topn(mat: sp.spmatrix | sp.sparray, n: int) -> sp.csr_matrix:
     Args:
         mat: ``[R, C]`` sparse matrix.
         n: entries kept per row.
+        copy: ``False`` lets a float64 CSR ``mat`` be reused (its values changed) instead of
+            copied: for callers that own it.
+        dtype: of the returned values (the cut is made on float64 values).
 
     Returns:
         ``[R, C]`` CSR matrix with at most ``n`` stored entries per row, all positive.
     """
-    csr = sp.csr_matrix(mat, dtype=np.float64, copy=True)
-    csr.sum_duplicates()
+    csr = sp.csr_matrix(mat, dtype=np.float64, copy=copy)
+    csr.sum_duplicates()  # canonical: indices sorted within rows
     csr.data[csr.data < 0] = 0
     csr.eliminate_zeros()
     indptr = csr.indptr.astype(np.int64)
@@ -138,9 +156,12 @@ def row_topn(mat: sp.spmatrix | sp.sparray, n: int) -> sp.csr_matrix:
         step = max(1, MAX_CELLS >> int(b))
         for lo in range(0, len(rows), step):
             _mark_topn(indptr, csr.data, rows[lo : lo + step], n, keep)
-    row_of = ragged.row_ids(indptr)[keep]
-    out = sp.csr_matrix((csr.data[keep], (row_of, csr.indices[keep])), shape=csr.shape)
-    out.sort_indices()
+    kept = np.minimum(lens, n)  # a row keeps all its entries or exactly n of them
+    out = sp.csr_matrix(
+        (csr.data[keep].astype(dtype), csr.indices[keep], ragged.offsets_from_lengths(kept)),
+        shape=csr.shape,
+    )
+    out.has_sorted_indices = True  # a mask keeps each row's column order
     return out
 
 
@@ -207,8 +228,13 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
         channel: provenance name.
 
     Returns:
-        Candidates sorted by descending score (ties in ascending item order).
+        Candidates sorted by descending score (ties in ascending item order). Small, dense
+        enough batches (serving) take a dense path (``top_entries``) whose ties at the cut
+        keep the lowest items.
     """
+    batch, n_cols = scores.shape
+    if ragged.use_dense(batch, n_cols, 4 * scores.nnz):
+        return _dense_positive_topk(scores, query, k, channel)
     mat = sp.csr_matrix(scores, dtype=np.float64, copy=True)
     mat.sum_duplicates()
     indptr = mat.indptr.astype(np.int64)
@@ -219,3 +245,15 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
     top = row_topn(mat, k)
     cands = Candidates.from_flat(top.indptr.astype(np.int64), top.indices, top.data, channel)
     return cands.sorted()
+
+
+def _dense_positive_topk(
+    scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel: str
+) -> Candidates:
+    """``sparse_topk`` through a dense ``[B, n_items]`` block (positive entries only)."""
+    dense = np.asarray(scores.toarray(), dtype=np.float64)
+    rows = ragged.row_ids(query.exclude_offsets)
+    inside = (query.exclude_items >= 0) & (query.exclude_items < dense.shape[1])
+    dense[rows[inside], query.exclude_items[inside]] = 0.0
+    dense[~(dense > 0)] = -np.inf
+    return top_entries(dense, k, channel)

@@ -126,34 +126,19 @@ def finish(
 
     Keeps the best score of each ``(row, item)``, drops the query's exclusions and returns the
     ``k`` best items per row, score descending (scores are compared as the returned float32;
-    ties keep input order). Two stable int64 sorts, no Python loop over rows.
+    ties keep input order). One stable int64 sort, then the ``funnelrec.ragged`` lookups
+    (dense tables for request-sized batches); no Python loop over rows.
     """
     if len(rows) == 0:
         return Candidates.empty(query.batch_size, channel)
     score32 = scores.astype(np.float32)
     order = np.argsort((rows << 32) | _descending_bits(score32), kind="stable")
     rows, items, score32 = rows[order], items[order], score32[order]
-    width = int(max(items.max(), query.exclude_items.max(initial=0))) + 1
-    keys = rows * width + items
-    by_key = np.argsort(keys, kind="stable")  # equal keys keep score order: best first
-    sorted_keys = keys[by_key]
-    keep = np.zeros(len(keys), dtype=np.bool_)
-    keep[by_key[np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]]] = True
-    valid = query.exclude_items >= 0
-    excluded = (ragged.row_ids(query.exclude_offsets) * width + query.exclude_items)[valid]
-    keep &= ~_is_in(keys, excluded)
+    offsets = ragged.offsets_from_row_ids(rows, query.batch_size)
+    keep = ragged.unique_within_rows(offsets, items)  # the first of a row's repeats is its best
+    keep &= ~ragged.membership(offsets, items, query.exclude_offsets, query.exclude_items)
     offsets = ragged.offsets_from_row_ids(rows[keep], query.batch_size)
     return Candidates.from_flat(offsets, items[keep], score32[keep], channel).truncate(k)
-
-
-def _is_in(keys: IntArray, ref: IntArray) -> npt.NDArray[np.bool_]:
-    """Whether each of ``keys`` is in ``ref``: one sorted search, in this thread (a request's
-    arrays are small; a dataframe engine's thread pool costs more than the search)."""
-    if len(ref) == 0:
-        return np.zeros(len(keys), dtype=np.bool_)
-    ref = np.sort(ref)
-    pos = np.minimum(np.searchsorted(ref, keys), len(ref) - 1)
-    return np.asarray(ref[pos] == keys)
 
 
 def _descending_bits(values: npt.NDArray[np.float32]) -> IntArray:

@@ -7,6 +7,7 @@ users (``user_idx == -1`` / empty history) handled by falling back or returning 
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from typing import Any, ClassVar, TypeVar
 
@@ -73,6 +74,66 @@ class RecallChannel(Stage[P]):
         """The provenance name of its candidates: the registered name (else the class's)."""
         return self.registered_name or type(self).__name__
 
+    @functools.cached_property
+    def score_memo(self) -> ScoreMemo:
+        """Channels with ``score_items`` keep their last retrieval's scores here."""
+        return ScoreMemo()
+
+
+class MatrixScoredChannel(RecallChannel[P]):
+    """A channel whose scores are a ``[B, n_items]`` matrix (``score_matrix``): it can score
+    any candidate (``score_items``, the stacking ranker's ``cs:`` feature), and the matrix of
+    a retrieval is handed to the ``score_items`` call that follows for the same queries."""
+
+    @abstractmethod
+    def score_matrix(self, query: Query) -> Any:
+        """``[B, n_items]`` scores (dense array or sparse matrix)."""
+
+    def score_items(self, query: Query, candidates: Candidates) -> npt.NDArray[np.float32]:
+        """``[N]`` the channel's score of every candidate (0 where it has none)."""
+        scores = self.score_memo.take(query)
+        if scores is None:
+            scores = self.score_matrix(query)
+        return gather_scores(scores, candidates.row_ids(), candidates.item_idx)
+
+    def retrieval_scores(self, query: Query) -> Any:
+        """``score_matrix(query)``, remembered for the ``score_items`` call that follows."""
+        scores = self.score_matrix(query)
+        self.score_memo.put(query, scores)
+        return scores
+
+
+class ScoreMemo:
+    """The score matrix a channel computed in ``retrieve``, handed once to the
+    ``score_items`` call that follows for the same queries (the funnel's annotate step
+    scores the merged candidates right after retrieval): one computation per batch, not two.
+
+    A query matches when it carries the very same history, user and time arrays (a query
+    with other exclusions still matches: they never change a score matrix). A channel
+    calls ``clear`` whenever its fitted state changes.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Query, Any] | None = None
+
+    def put(self, query: Query, scores: Any) -> None:
+        """Remember ``scores`` (``[B, n_items]``) computed for ``query``'s ``B`` rows."""
+        self._entry = (query, scores)
+
+    def take(self, query: Query) -> Any | None:
+        """The remembered matrix if it was computed for ``query``'s inputs (then forgotten)."""
+        entry, self._entry = self._entry, None
+        if entry is None:
+            return None
+        old, scores = entry
+        fields = ("user_idx", "history_offsets", "history_items", "history_ts", "now")
+        same = all(getattr(old, f) is getattr(query, f) for f in fields)
+        return scores if same else None
+
+    def clear(self) -> None:
+        """Forget the remembered matrix."""
+        self._entry = None
+
 
 def gather_scores(
     scores: npt.NDArray[np.floating[Any]] | sp.spmatrix | sp.sparray,
@@ -89,7 +150,14 @@ def gather_scores(
     ok = (items >= 0) & (items < scores.shape[1])
     if not ok.any():
         return out
-    if sp.issparse(scores):
+    if sp.issparse(scores) and len(rows) > 1 and np.all(rows[1:] >= rows[:-1]):
+        csr = sp.csr_matrix(scores)  # rows grouped (candidates): one ragged lookup
+        csr.sum_duplicates()
+        offsets = ragged.offsets_from_row_ids(rows[ok], csr.shape[0])
+        indptr = csr.indptr.astype(np.int64)
+        found, pos = ragged.find(offsets, items[ok], indptr, csr.indices.astype(np.int64))
+        picked = np.where(found, csr.data[pos] if len(csr.data) else 0.0, 0.0)
+    elif sp.issparse(scores):
         picked = np.asarray(sp.csr_matrix(scores)[rows[ok], items[ok]]).ravel()
     else:
         picked = np.asarray(scores)[rows[ok], items[ok]]
@@ -102,7 +170,7 @@ def dense_topk(
 ) -> Candidates:
     """Top ``k`` per row of a dense ``[B, n_items]`` score matrix, skipping exclusions.
 
-    Entries that are ``-inf``/NaN (or excluded) are never returned.
+    Entries that are ``-inf``/NaN (or excluded) are never returned; ties as in ``top_entries``.
 
     Args:
         scores: ``[B, n_items]`` score of every item for every query (not modified).
@@ -119,15 +187,33 @@ def dense_topk(
     inside = query.exclude_items < n_items
     scores[rows[inside], query.exclude_items[inside]] = -np.inf
     scores[np.isnan(scores)] = -np.inf
-    k_eff = min(k, n_items)
-    if k_eff == 0:
-        return Candidates.empty(scores.shape[0], channel)
-    top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    return Candidates.from_dense(top.astype(np.int64), top_scores, channel)
+    return top_entries(scores, k, channel)
+
+
+def top_entries(scores: npt.NDArray[np.floating[Any]], k: int, channel: str) -> Candidates:
+    """The ``k`` best finite entries of each row of ``scores`` ``[B, n_items]`` (``-inf``: not
+    a candidate), best first. Ties are broken by ascending item, at the cut too, so a row's
+    answer depends on that row alone. Linear in ``B x n_items`` (one partition per row, no
+    full sort); only the kept ``B x k`` entries are sorted."""
+    batch, n_items = scores.shape
+    k = min(k, n_items)
+    if k == 0:
+        return Candidates.empty(batch, channel)
+    keep = scores > -np.inf
+    if k < n_items:
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        keep &= scores >= kth
+        over = np.flatnonzero(keep.sum(axis=1) > k)  # ties at the cut: keep the lowest items
+        if len(over):
+            tie = scores[over] == kth[over]
+            room = k - (scores[over] > kth[over]).sum(axis=1, keepdims=True)
+            keep[over] &= ~tie | (np.cumsum(tie, axis=1) <= room)
+    flat = np.flatnonzero(keep)
+    rows, items = np.divmod(flat, n_items)
+    values = scores.ravel()[flat].astype(np.float32)
+    offsets = ragged.offsets_from_row_ids(rows, batch)
+    order = ragged.sort_within_rows(offsets, values)
+    return Candidates.from_flat(offsets, items[order], values[order], channel)
 
 
 def global_topk(

@@ -41,18 +41,17 @@ from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.data.streaming import ParquetInteractions, item_counts
-from funnelrec.ragged import FloatArray, IntArray
+from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
-    MAX_PENDING,
     F64Array,
     PairSum,
+    pairs_by_distance,
     recent_matrix,
     row_topn,
     sparse_topk,
     user_weights,
-    window_pairs,
 )
-from funnelrec.recall.base import RecallChannel, gather_scores
+from funnelrec.recall.base import MatrixScoredChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -106,7 +105,7 @@ class ItemCFParams(Params):
 
 
 @RECALL.register("itemcf")
-class ItemCFRecall(RecallChannel[ItemCFParams]):
+class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
     """Items co-occurring (nearby, in order) with the user's recent items."""
 
     params_model = ItemCFParams
@@ -123,8 +122,9 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         offsets, items, ts = dataset.sequences
         raw, counts = self._raw(offsets, items, ts, dataset.n_items)
         sim = _normalise(raw, counts, self.params)
-        self.similarity_ = row_topn(sim, self.params.n_neighbours).astype(np.float32)
+        self.similarity_ = row_topn(sim, self.params.n_neighbours, copy=False, dtype=np.float32)
         self.n_items_ = dataset.n_items
+        self.score_memo.clear()
         return self
 
     def fit_stream(
@@ -139,7 +139,8 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         users (``source.chunk_rows`` events at a time), in one pass over the data.
 
         Each chunk's pair weights are summed, cut into blocks of source items and spilled to
-        ``spill_dir`` (a temporary folder; default: the system's); then each block sums its
+        ``spill_dir`` (a temporary folder; default: the system's; a log of one chunk keeps
+        them in memory); then each block sums its
         parts, is normalised and pruned to ``n_neighbours``. Blocks are contiguous item ranges
         with about equal event counts: ``item_blocks`` of them, by default enough that one
         block's raw pairs stay under ``max_pairs``. Peak memory: one chunk's pairs, one
@@ -148,27 +149,28 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         """
         n_items = len(item_ids)
         bounds = self._blocks(item_counts(source, item_ids), item_blocks, max_pairs)
+        ranges = list(itertools.pairwise(bounds.tolist()))
         counts = np.zeros(n_items)
         parts = []
         with tempfile.TemporaryDirectory(prefix="itemcf-", dir=spill_dir) as tmp:
+            store = _BlockStore(Path(tmp), in_memory=source.n_chunks == 1)
             n_chunks = 0
             for chunk in source.chunks(item_ids):
                 raw, seen = self._raw(chunk.offsets, chunk.items, chunk.ts, n_items)
                 counts += seen
-                for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
-                    sp.save_npz(Path(tmp) / f"{b}-{n_chunks}.npz", raw[lo:hi], compressed=False)
+                for b, (lo, hi) in enumerate(ranges):
+                    store.put(b, n_chunks, raw if (lo, hi) == (0, n_items) else raw[lo:hi])
                 n_chunks += 1
                 del raw
-            for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
-                block = sp.csr_matrix((hi - lo, n_items), dtype=np.float64)
-                for c in range(n_chunks):
-                    path = Path(tmp) / f"{b}-{c}.npz"
-                    block = sp.csr_matrix(block + sp.load_npz(path))
-                    path.unlink()
+            for b, (lo, hi) in enumerate(ranges):
+                block = store.take(b, 0) if n_chunks else sp.csr_matrix((hi - lo, n_items))
+                for c in range(1, n_chunks):
+                    block = sp.csr_matrix(block + store.take(b, c))
                 sim = _normalise(block, counts, self.params, row_offset=lo)
-                parts.append(row_topn(sim, self.params.n_neighbours))
+                parts.append(row_topn(sim, self.params.n_neighbours, copy=False))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
+        self.score_memo.clear()
         return self
 
     def _blocks(self, counts: F64Array, blocks: int | None, max_pairs: int) -> IntArray:
@@ -203,22 +205,21 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
     ) -> sp.csr_matrix:
         """Directed, distance-weighted pair weights ``[n_items, n_items]``.
 
-        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, in slices of at most
-        ``MAX_PENDING`` pairs (memory); backward pairs are the same pairs reversed, so the
-        result is ``forward_weight · F + backward_weight · Fᵀ``."""
+        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, one window distance
+        at a time (``PairSum`` folds them in every ``MAX_PENDING`` pairs: memory); backward
+        pairs are the same pairs reversed, so the result is
+        ``forward_weight · F + backward_weight · Fᵀ``."""
         p = self.params
         total = PairSum((n_items, n_items))
-        decay = np.array([p.position_decay ** (d - 1) for d in range(1, p.window + 2)])
-        early, dist = window_pairs(offsets, p.window)
         if n_items < np.iinfo(np.int32).max:  # scipy's index type: no conversion later
             items = items.astype(np.int32)
-        for lo in range(0, len(early), MAX_PENDING):
-            e, d = early[lo : lo + MAX_PENDING], dist[lo : lo + MAX_PENDING]
-            late = e + d
-            w = w_event[e] * decay[d - 1]
+        for d, early in pairs_by_distance(offsets, p.window):
+            early = early[items[early] != items[early + d]]  # no self-pairs (drop them here)
+            late = early + d
+            w = w_event[early] * p.position_decay ** (d - 1)
             if p.time_half_life is not None:
-                w = w * np.exp2(-np.abs(ts[late] - ts[e]) / p.time_half_life)
-            total.add(items[e], items[late], w)
+                w = w * np.exp2(-np.abs(ts[late] - ts[early]) / p.time_half_life)
+            total.add(items[early], items[late], w)
         forward = total.result()
         if p.backward_weight == 0:
             return forward * p.forward_weight if p.forward_weight != 1 else forward
@@ -236,12 +237,33 @@ class ItemCFRecall(RecallChannel[ItemCFParams]):
         )
         return sp.csr_matrix(recent @ self.similarity_)
 
-    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none)."""
-        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
-
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        return sparse_topk(self.score_matrix(query), query, k, self.channel_name)
+        scores = self.retrieval_scores(query)
+        return sparse_topk(scores, query, k, self.channel_name)
+
+
+class _BlockStore:
+    """Per-chunk pair blocks of ``fit_stream``: spilled to ``folder`` (uncompressed ``.npz``),
+    or kept in memory when the log is one chunk (nothing to bound: skip the round trip)."""
+
+    def __init__(self, folder: Path, in_memory: bool) -> None:
+        self.folder = folder
+        self.in_memory = in_memory
+        self._held: dict[tuple[int, int], sp.csr_matrix] = {}
+
+    def put(self, block: int, chunk: int, mat: sp.csr_matrix) -> None:
+        if self.in_memory:
+            self._held[(block, chunk)] = mat
+        else:
+            sp.save_npz(self.folder / f"{block}-{chunk}.npz", mat, compressed=False)
+
+    def take(self, block: int, chunk: int) -> sp.csr_matrix:
+        if self.in_memory:
+            return self._held.pop((block, chunk))
+        path = self.folder / f"{block}-{chunk}.npz"
+        mat = sp.csr_matrix(sp.load_npz(path))
+        path.unlink()
+        return mat
 
 
 def _global(offsets: IntArray, items: IntArray, w_event: F64Array, n_items: int) -> sp.csr_matrix:
@@ -268,18 +290,20 @@ def _normalise(
     raw: sp.csr_matrix, counts: F64Array, p: ItemCFParams, row_offset: int = 0
 ) -> sp.csr_matrix:
     """Apply ``normalization`` and ``pop_penalty`` to raw pair weights ``[R, n_items]`` of the
-    source items ``row_offset .. row_offset + R`` (all items by default)."""
+    source items ``row_offset .. row_offset + R`` (all items by default). A float64 CSR
+    ``raw`` is changed in place (callers pass the matrix they just built)."""
     n = np.maximum(counts, 1e-12)
-    mat = sp.csr_matrix(raw, dtype=np.float64, copy=True)
+    mat = sp.csr_matrix(raw, dtype=np.float64)
     n_src = n[row_offset : row_offset + mat.shape[0]]
-    rows = ragged.row_ids(mat.indptr.astype(np.int64))
+    lens = np.diff(mat.indptr)
     if p.normalization == "jaccard":
-        union = n_src[rows] + n[mat.indices] - mat.data
+        union = np.repeat(n_src, lens) + n[mat.indices] - mat.data
         mat.data = mat.data / np.maximum(union, mat.data)
     source, target = np.ones_like(n_src), n ** (-p.pop_penalty)
     if p.normalization == "cosine":
         source, target = n_src ** (-p.alpha), target * n ** (p.alpha - 1.0)
     # diag(source) @ mat @ diag(target), entry by entry (no sparse matrix products)
-    mat.data *= source[rows]
-    mat.data *= target[mat.indices]
+    if p.normalization == "cosine" or p.pop_penalty != 0:
+        mat.data *= np.repeat(source, lens)
+        mat.data *= target[mat.indices]
     return mat

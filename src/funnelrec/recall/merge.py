@@ -19,8 +19,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from funnelrec import provenance, ragged
-from funnelrec.ragged import FloatArray, IntArray
+from funnelrec import ragged
+from funnelrec.ragged import BoolArray, FloatArray, IntArray
 from funnelrec.types import Candidates
 
 Normalisation = Literal["rrf", "minmax", "rank", "none"]
@@ -71,6 +71,9 @@ def merge(
     best weighted reciprocal rank first (so a channel with too few items leaves its budget
     to the others instead of wasting it), and rows longer than it (quotas summing to more
     than ``total``) are cut to ``total``, the last channels' items first.
+
+    Every channel's items are pooled once and each distinct ``(row, item)`` gets a group id
+    (``_Pool``); quotas, back-fill and provenance are then flat array passes over the pool.
     """
     if not results:
         raise ValueError("merge needs at least one channel result")
@@ -78,105 +81,172 @@ def merge(
     if len(set(names)) != len(names):
         raise ValueError(f"channel names must be unique, got {names}")
     batch = results[0].candidates.batch_size
-    taken = _tagged(Candidates.empty(batch), 0)
-    for c, res in enumerate(results):
-        cands = res.candidates
-        if cands.batch_size != batch:
-            raise ValueError(f"channel {res.name!r} returned {cands.batch_size} rows, not {batch}")
-        taken = _append(taken, _tagged(_not_in(cands, taken).truncate(res.quota), c))
+    for res in results:
+        if res.candidates.batch_size != batch:
+            raise ValueError(
+                f"channel {res.name!r} returned {res.candidates.batch_size} rows, not {batch}"
+            )
+    pool = _Pool.of(results)
+    picked = _take_quotas(pool, results)
     if total is not None:  # back-fill short rows, trim long ones (later channels go first)
-        taken = _append(taken, _backfill(results, taken, total)).truncate(total)
-    ranks, score, matches = _provenance(taken.offsets, taken.item_idx, results, normalisation)
+        picked = _append(pool, picked, _backfill(pool, results, picked, total))
+        picked = picked[ragged.position_in_row(pool.offsets_of(picked)) < total]
+    offsets = pool.offsets_of(picked)
+    first = [pool.first_in(c, picked) for c in range(len(results))]
+    ranks, score = _provenance(pool, first, results, normalisation)
     merged = Candidates(
-        offsets=taken.offsets,
-        item_idx=taken.item_idx,
+        offsets=offsets,
+        item_idx=pool.items[picked],
         scores=score,
-        channels=tuple(r.name for r in results),
-        source=taken.source,
+        channels=tuple(names),
+        source=pool.channel[picked],
         channel_ranks=ranks,
         stage_scores={"recall": score},
-        reasons=_reasons(len(taken), results, matches),
+        reasons=_reasons(len(picked), results, first, pool),
     )
     return merged.sorted()
 
 
-def _tagged(cands: Candidates, channel: int) -> Candidates:
-    """Plain candidates whose ``source`` is ``channel`` for every item."""
-    return Candidates(
-        offsets=cands.offsets,
-        item_idx=cands.item_idx,
-        scores=cands.scores,
-        source=np.full(len(cands), channel, dtype=np.int16),
-    )
+@dataclass(frozen=True)
+class _Pool:
+    """Every channel's items, channel after channel (each grouped by row): ``rows``,
+    ``items``, ``channel`` (int16), ``pos`` (rank inside the channel's row), ``start[C+1]``
+    (each channel's slice) and ``group`` (the same id for the same ``(row, item)``, in
+    ``[0, N)``)."""
+
+    batch: int
+    rows: IntArray
+    items: IntArray
+    channel: npt.NDArray[np.int16]
+    pos: IntArray
+    start: IntArray
+    group: IntArray
+
+    @classmethod
+    def of(cls, results: list[ChannelResult]) -> _Pool:
+        cands = [r.candidates for r in results]
+        rows = np.concatenate([c.row_ids() for c in cands])
+        items = np.concatenate([c.item_idx for c in cands])
+        lens = [len(c) for c in cands]
+        channel = np.repeat(np.arange(len(cands), dtype=np.int16), lens)
+        pos = np.concatenate([ragged.position_in_row(c.offsets) for c in cands])
+        start = ragged.offsets_from_lengths(lens)
+        batch = cands[0].batch_size
+        return cls(batch, rows, items, channel, pos, start, _groups(rows, items, batch))
+
+    def offsets_of(self, picked: IntArray) -> IntArray:
+        """Offsets of pool elements ``picked`` (grouped by row)."""
+        return ragged.offsets_from_row_ids(self.rows[picked], self.batch)
+
+    def first_in(self, c: int, picked: IntArray) -> IntArray:
+        """Pool index of the first occurrence in channel ``c`` of each picked element's
+        ``(row, item)`` (``-1``: channel ``c`` did not return that item in that row)."""
+        lo, hi = int(self.start[c]), int(self.start[c + 1])
+        hit = ragged.first_index(self.group[lo:hi], len(self.group))[self.group[picked]]
+        return np.where(hit >= 0, hit + lo, -1)
 
 
-def _not_in(cands: Candidates, taken: Candidates) -> Candidates:
-    return cands.filter(
-        ~ragged.membership(cands.offsets, cands.item_idx, taken.offsets, taken.item_idx)
-    )
+def _groups(rows: IntArray, items: IntArray, batch: int) -> IntArray:
+    """A group id in ``[0, N)`` per element, equal for equal ``(row, item)``; negative items
+    (padding) are each a group of their own."""
+    n = len(items)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    width = max(int(items.max()) + 1, 1)
+    ok = items >= 0
+    keys = np.where(ok, rows * width + items, 0)
+    if ragged.use_dense(batch, width, n):
+        table = np.zeros(batch * width, dtype=np.int64)
+        table[keys[ok]] = np.flatnonzero(ok)
+        group = table[keys]
+    else:
+        group = np.unique(keys, return_inverse=True)[1].astype(np.int64)
+    return np.where(ok, group, np.arange(n))
 
 
-def _append(a: Candidates, b: Candidates) -> Candidates:
-    """Row-wise concatenation (``a``'s items first in each row), sources carried along."""
-    rows = np.concatenate([a.row_ids(), b.row_ids()])
-    order = np.argsort(rows, kind="stable")
-    assert a.source is not None and b.source is not None
-    return Candidates(
-        offsets=ragged.offsets_from_row_ids(rows[order], a.batch_size),
-        item_idx=np.concatenate([a.item_idx, b.item_idx])[order],
-        scores=np.concatenate([a.scores, b.scores])[order],
-        source=np.concatenate([a.source, b.source])[order],
-    )
+def _rank_among(keep: BoolArray, rows: IntArray, batch: int) -> IntArray:
+    """0-based rank of each element among the ``keep`` elements of its row (rows sorted)."""
+    before: IntArray = np.concatenate([[0], np.cumsum(keep)])
+    first = ragged.offsets_from_row_ids(rows, batch)[:-1]
+    rank: IntArray = before[1:] - 1 - before[first][rows]
+    return rank
 
 
-def _backfill(results: list[ChannelResult], taken: Candidates, total: int) -> Candidates:
-    """Up to ``total - len(row)`` more items per row from all channels' leftovers."""
-    parts = [_not_in(r.candidates, taken) for r in results]
-    rows = np.concatenate([p.row_ids() for p in parts])
-    score = np.concatenate(
-        [r.weight * normalise(p, "rrf") for r, p in zip(results, parts, strict=True)]
-    )
-    order = np.lexsort((-score, rows))
-    pool = Candidates(
-        offsets=ragged.offsets_from_row_ids(rows[order], taken.batch_size),
-        item_idx=np.concatenate([p.item_idx for p in parts])[order],
-        scores=score[order].astype(np.float32),
-        source=np.concatenate([np.full(len(p), c, dtype=np.int16) for c, p in enumerate(parts)])[
-            order
-        ],
-    )
-    pool = pool.filter(ragged.unique_within_rows(pool.offsets, pool.item_idx))
-    room = np.maximum(total - taken.lengths(), 0)
-    return pool.filter(ragged.position_in_row(pool.offsets) < room[pool.row_ids()])
+def _take_quotas(pool: _Pool, results: list[ChannelResult]) -> IntArray:
+    """Pool elements the channels contribute, in priority order (each: up to its quota of
+    items no earlier channel took), grouped by row: channel order, then rank, per row."""
+    taken = np.zeros(len(pool.group), dtype=np.bool_)  # by group
+    picked = []
+    for c, res in enumerate(results):
+        lo, hi = int(pool.start[c]), int(pool.start[c + 1])
+        free = ~taken[pool.group[lo:hi]]
+        take = free & (_rank_among(free, pool.rows[lo:hi], pool.batch) < res.quota)
+        idx = lo + np.flatnonzero(take)
+        taken[pool.group[idx]] = True
+        picked.append(idx)
+    flat = np.concatenate(picked)
+    return flat[np.argsort(pool.rows[flat], kind="stable")]
+
+
+def _append(pool: _Pool, a: IntArray, b: IntArray) -> IntArray:
+    """Row-wise concatenation of two row-grouped selections (``a``'s elements first)."""
+    flat = np.concatenate([a, b])
+    return flat[np.argsort(pool.rows[flat], kind="stable")]
+
+
+def _backfill(pool: _Pool, results: list[ChannelResult], picked: IntArray, total: int) -> IntArray:
+    """Up to ``total - len(row)`` more elements per row from all channels' leftovers, best
+    weighted reciprocal rank (among the channel's leftovers) first, one per item."""
+    taken = np.zeros(len(pool.group), dtype=np.bool_)
+    taken[pool.group[picked]] = True
+    left = ~taken[pool.group]
+    parts, scores = [], []
+    for c, res in enumerate(results):
+        lo, hi = int(pool.start[c]), int(pool.start[c + 1])
+        keep = left[lo:hi]
+        rank = _rank_among(keep, pool.rows[lo:hi], pool.batch)[keep].astype(np.float32)
+        parts.append(lo + np.flatnonzero(keep))
+        scores.append(res.weight * (1.0 / (RRF_K + rank + 1.0)).astype(np.float32))
+    flat = np.concatenate(parts)
+    score = np.concatenate(scores)
+    order = np.lexsort((-score, pool.rows[flat]))
+    flat = flat[order]
+    first = ragged.first_index(pool.group[flat], len(pool.group))
+    flat = flat[first[pool.group[flat]] == np.arange(len(flat))]  # one per item
+    room = np.maximum(total - np.bincount(pool.rows[picked], minlength=pool.batch), 0)
+    rows = pool.rows[flat]
+    fits = _rank_among(np.ones(len(flat), dtype=np.bool_), rows, pool.batch) < room[rows]
+    out: IntArray = flat[fits]
+    return out
 
 
 def _provenance(
-    offsets: IntArray, items: IntArray, results: list[ChannelResult], how: Normalisation
-) -> tuple[npt.NDArray[np.int32], FloatArray, dict[str, provenance.Match]]:
-    """Rank of every merged item in every channel (by channel id), the fused score, and
-    where each channel found the merged items."""
-    channels = {r.name: r.candidates for r in results}
-    matches = provenance.match_channels(offsets, items, channels)
-    ranks = provenance.channel_ranks(matches, channels, [r.name for r in results])
-    fused = np.zeros(len(items), dtype=np.float32)
-    for res in results:
-        m = matches[res.name]
-        fused[m.found] += res.weight * normalise(res.candidates, how)[m.src[m.found]]
-    return ranks, fused, matches
+    pool: _Pool, first: list[IntArray], results: list[ChannelResult], how: Normalisation
+) -> tuple[npt.NDArray[np.int32], FloatArray]:
+    """Rank of every merged item in every channel (column ``c``: ``results[c]``, ``-1``
+    when absent) and the fused score (weighted normalised channel scores, summed)."""
+    n = len(first[0]) if first else 0
+    ranks = np.full((n, len(results)), -1, dtype=np.int32)
+    fused = np.zeros(n, dtype=np.float32)
+    for c, res in enumerate(results):
+        found = first[c] >= 0
+        src = first[c][found] - int(pool.start[c])
+        ranks[found, c] = pool.pos[first[c][found]]
+        fused[found] += res.weight * normalise(res.candidates, how)[src]
+    return ranks, fused
 
 
 def _reasons(
-    n: int, results: list[ChannelResult], matches: dict[str, provenance.Match]
+    n: int, results: list[ChannelResult], first: list[IntArray], pool: _Pool
 ) -> npt.NDArray[np.object_] | None:
     """Each merged item's reason from the first channel that gave one (``None`` if no
     channel gives reasons)."""
     if all(r.candidates.reasons is None for r in results):
         return None
     out = np.full(n, "", dtype=object)
-    for res in results:
+    for c, res in enumerate(results):
         if res.candidates.reasons is None:
             continue
-        m = matches[res.name]
-        fill = m.found & (out == "")
-        out[fill] = res.candidates.reasons[m.src[fill]]
+        fill = (first[c] >= 0) & (out == "")
+        out[fill] = res.candidates.reasons[first[c][fill] - int(pool.start[c])]
     return out

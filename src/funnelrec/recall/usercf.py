@@ -9,17 +9,19 @@ users (never the query user themself) vote for their items with weight ``sim ** 
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from funnelrec import ragged
 from funnelrec.context import FitContext
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import F64Array, recent_matrix, row_topn, sparse_topk
-from funnelrec.recall.base import RecallChannel, dense_topk, gather_scores
+from funnelrec.recall.base import MatrixScoredChannel, dense_topk
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
@@ -52,7 +54,7 @@ class UserCFParams(Params):
 
 
 @RECALL.register("usercf")
-class UserCFRecall(RecallChannel[UserCFParams]):
+class UserCFRecall(MatrixScoredChannel[UserCFParams]):
     """Items liked by the nearest users (cosine over IUF-weighted user-item vectors)."""
 
     params_model = UserCFParams
@@ -72,7 +74,15 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         self.target_weight_ = np.power(np.maximum(n_per_item, 1.0), -self.params.pop_penalty)
         self.users_ = _l2_rows(binary @ sp.diags(weight)).astype(np.float32)
         self.items_ = binary
+        self.__dict__.pop("_users_by_item", None)
+        self.score_memo.clear()
         return self
+
+    @functools.cached_property
+    def _users_by_item(self) -> sp.csr_matrix:
+        """``users_.T`` as CSR ``[n_items, n_users]`` (derived once, never saved): the
+        query-to-user similarity is then one CSR product, with no per-request conversion."""
+        return sp.csr_matrix(self.users_.T)
 
     def score_matrix(self, query: Query) -> F64Array | sp.csr_matrix:
         """``[B, n_items]`` scores from the query's nearest users (dense for small blocks,
@@ -81,29 +91,26 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         p = self.params
         n_users, n_items = self.items_.shape
         recent = recent_matrix(query, n_items, p.history_len, p.recency_decay)
-        vectors = _l2_rows(recent @ sp.diags(self.item_weight_.astype(np.float64)))
+        vectors = _l2_rows(recent, self.item_weight_)
         if query.batch_size * max(n_users, n_items) <= DENSE_CELLS:
             return self._dense_scores(vectors, query)
-        sim = sp.csr_matrix(vectors @ self.users_.T)
+        sim = sp.csr_matrix(vectors @ self._users_by_item)
         sim = row_topn(_drop_self(sim, query.user_idx), p.n_neighbours)
         sim.data **= p.sim_power
         return sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
 
-    def score_items(self, query: Query, candidates: Candidates) -> FloatArray:
-        """``[N]`` the channel's score of every candidate (0 where it has none)."""
-        return gather_scores(self.score_matrix(query), candidates.row_ids(), candidates.item_idx)
-
     def _retrieve(self, query: Query, k: int) -> Candidates:
-        scores = self.score_matrix(query)
+        scores = self.retrieval_scores(query)
         if sp.issparse(scores):
             return sparse_topk(scores, query, k, self.channel_name)
         return dense_topk(scores, query, k, self.channel_name)
 
     def _dense_scores(self, vectors: sp.csr_matrix, query: Query) -> F64Array:
-        """Same scores as the sparse path with dense ``[B, n_users]`` / ``[B, n_items]``
-        blocks: much faster for small catalogues and request-sized batches (serving)."""
+        """Same scores as the sparse path with a dense ``[B, n_users]`` similarity block and
+        dense ``[B, n_items]`` scores: much faster for small catalogues and request-sized
+        batches (serving). The neighbours' votes are one sparse product."""
         p = self.params
-        sim = np.asarray((vectors @ self.users_.T).toarray(), dtype=np.float64)
+        sim = np.asarray((vectors @ self._users_by_item).toarray(), dtype=np.float64)
         own = (query.user_idx >= 0) & (query.user_idx < sim.shape[1])
         sim[np.flatnonzero(own), query.user_idx[own]] = 0.0
         sim[sim < 0] = 0.0
@@ -111,18 +118,24 @@ class UserCFRecall(RecallChannel[UserCFParams]):
         if n < sim.shape[1]:
             cut = np.partition(sim, -n, axis=1)[:, -n][:, None]
             sim[sim < cut] = 0.0  # ties at the cut may keep a few more neighbours
-        scores = np.asarray((self.items_.T @ (sim**p.sim_power).T).T, dtype=np.float64)
+        votes = sp.csr_matrix(sim**p.sim_power)
+        scores = np.asarray((votes @ self.items_).toarray(), dtype=np.float64)
         scores *= self.target_weight_[None, :]
         scores[scores <= 0] = -np.inf
         return scores
 
 
-def _l2_rows(mat: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    """Rows of ``mat`` ``[R, C]`` scaled to unit L2 norm (empty rows stay empty)."""
-    csr = sp.csr_matrix(mat, dtype=np.float64)
-    norms: F64Array = np.sqrt(np.asarray(csr.multiply(csr).sum(axis=1)).ravel())
+def _l2_rows(mat: sp.spmatrix | sp.sparray, weight: FloatArray | None = None) -> sp.csr_matrix:
+    """Rows of ``mat`` ``[R, C]`` (each column scaled by ``weight[C]`` first, when given)
+    scaled to unit L2 norm (empty rows stay empty); float64 CSR."""
+    csr = sp.csr_matrix(mat, dtype=np.float64, copy=True)
+    if weight is not None:
+        csr.data *= weight.astype(np.float64)[csr.indices]
+    rows = ragged.row_ids(csr.indptr.astype(np.int64))
+    norms: F64Array = np.sqrt(np.bincount(rows, csr.data * csr.data, minlength=csr.shape[0]))
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return sp.csr_matrix(sp.diags(scale) @ csr)
+    csr.data *= scale[rows]
+    return csr
 
 
 def _drop_self(sim: sp.csr_matrix, user_idx: IntArray) -> sp.csr_matrix:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation, Text
+from matplotlib.transforms import Bbox
 
 from funnelrec.eval.funnel import FunnelReport
 from funnelrec.report.build import RunReport
@@ -83,31 +86,93 @@ def funnel_figure(reports: Mapping[str, FunnelReport]) -> Figure:
 
 def tradeoff_chart(runs: Sequence[RunReport]) -> bytes:
     """Accuracy (recall@k) against diversity@k and coverage@k, one point per stage."""
+    return png(tradeoff_figure(runs))
+
+
+def tradeoff_figure(runs: Sequence[RunReport]) -> Figure:
+    """``tradeoff_chart``'s figure; stage labels are placed so that none overprints another
+    (``place_labels``), however close the points."""
     fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)  # a renderer to measure the labels with
     axes = fig.subplots(1, 2)
     for ax, other in zip(axes, ("diversity", "coverage"), strict=True):
+        labels: list[tuple[str, float, float]] = []
         for i, run in enumerate(runs):
-            _scatter(ax, run, other, COLORS[i % len(COLORS)], marker="os^Dv"[i % 5])
+            labels += _scatter(ax, run, other, COLORS[i % len(COLORS)], marker="os^Dv"[i % 5])
         k = runs[0].k
         ax.set(xlabel=f"{other}@{k}", ylabel=f"recall@{k}", title=f"accuracy vs {other}")
         ax.grid(True, alpha=0.3)
+        place_labels(ax, labels)
     if len(runs) > 1:
         axes[0].legend(fontsize=8)
-    return png(fig)
+    return fig
 
 
-def _scatter(ax: Axes, run: RunReport, other: str, color: str, marker: str) -> None:
+def _scatter(
+    ax: Axes, run: RunReport, other: str, color: str, marker: str
+) -> list[tuple[str, float, float]]:
+    """Scatter one run's stages; returns their ``(label, x, y)``."""
     k = run.k
     pts = [
         (s.stage, s.metrics[f"{other}@{k}"], s.metrics[f"recall@{k}"])
         for s in run.stages
         if f"{other}@{k}" in s.metrics and f"recall@{k}" in s.metrics
     ]
-    if not pts:
-        return
-    ax.scatter([p[1] for p in pts], [p[2] for p in pts], color=color, marker=marker, label=run.name)
-    for name, x, y in pts:
-        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if pts:
+        xs, ys = [p[1] for p in pts], [p[2] for p in pts]
+        ax.scatter(xs, ys, color=color, marker=marker, label=run.name)
+    return pts
+
+
+def place_labels(
+    ax: Axes, points: Sequence[tuple[str, float, float]], fontsize: float = 7
+) -> list[Annotation]:
+    """Annotate ``(label, x, y)`` points so that no two labels overlap.
+
+    Greedy, in the given order: each label takes the first free slot of a fixed sequence of
+    offsets (right of the point, left of it, then one text line further up or down at a
+    time, with a thin leader line), free meaning its box (as the renderer draws it) meets no
+    box placed before and lies inside the axes (a second pass drops the last condition).
+    Needs the axes' final limits: call it after every plot command.
+    """
+    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    placed: list[Bbox] = []
+    out: list[Annotation] = []
+    tries = [(dx, dy, inside) for inside in (True, False) for dx, dy in _offsets(fontsize)]
+    for name, x, y in points:
+        for i, (dx, dy, inside) in enumerate(tries):
+            ann = ax.annotate(
+                name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                ha="left" if dx > 0 else "right", va="center",
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if dy else None,
+            )  # fmt: skip
+            ann.update_positions(renderer)  # where it will be drawn
+            box = Text.get_window_extent(ann, renderer).padded(1.0)  # the text, no leader
+            free = not any(box.overlaps(b) for b in placed)
+            if i == len(tries) - 1 or (free and (not inside or _contains(frame, box))):
+                break
+            ann.remove()
+        placed.append(box)
+        out.append(ann)
+    return out
+
+
+def _contains(outer: Bbox, inner: Bbox) -> bool:
+    return bool(
+        outer.x0 <= inner.x0 and inner.x1 <= outer.x1 and outer.y0 <= inner.y0
+        and inner.y1 <= outer.y1
+    )  # fmt: skip
+
+
+def _offsets(fontsize: float, tries: int = 200) -> Iterator[tuple[float, float]]:
+    """Label offsets in points: beside the point, then one line further away at a time."""
+    step = fontsize * 1.4
+    for j in range(tries):
+        for dy in (j * step, -j * step) if j else (0.0,):
+            yield 5.0, dy
+            yield -5.0, dy
 
 
 def training_chart(runs: Sequence[TrainingRun]) -> bytes:

@@ -247,3 +247,32 @@ def listwise_softmax(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
     has = total > 0
     per_list = -(y * log_p.masked_fill(~mask, 0.0)).sum(dim=1) / total.clamp_min(1e-12)
     return per_list[has].mean() if bool(has.any()) else logits.sum() * 0.0
+
+
+def segment_listwise_softmax(
+    logits: Tensor, labels: Tensor, segment: Tensor, per_list: bool = False
+) -> Tensor:
+    """``listwise_softmax`` over flat, segmented lists (no padding): each list's softmax
+    over all its candidates, cross-entropy against its labels normalised to sum to one.
+
+    Args:
+        logits: ``[N]`` scores of every candidate of every list.
+        labels: ``[N]`` relevance ``>= 0`` (lists without a positive are left out).
+        segment: ``[N]`` list id of each candidate, ``0..L-1`` (any order).
+        per_list: return the ``[L]`` per-list losses (``nan`` for lists without a positive)
+            instead of their mean.
+    """
+    n_lists = int(segment.max().item()) + 1 if len(segment) else 0
+    seg = segment.long()
+    top = logits.new_full((n_lists,), float("-inf"))
+    top = top.scatter_reduce(0, seg, logits.detach(), reduce="amax", include_self=True)
+    shifted = logits - top[seg]
+    lse = torch.log(logits.new_zeros(n_lists).index_add(0, seg, shifted.exp())) + top
+    log_p = logits - lse[seg]
+    y = labels.to(logits.dtype)
+    total = logits.new_zeros(n_lists).index_add(0, seg, y)
+    loss = -logits.new_zeros(n_lists).index_add(0, seg, y * log_p) / total.clamp_min(1e-12)
+    has = total > 0
+    if per_list:
+        return loss.masked_fill(~has, float("nan"))
+    return loss[has].mean() if bool(has.any()) else logits.sum() * 0.0

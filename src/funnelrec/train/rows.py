@@ -1,10 +1,13 @@
 """Training a CTR model on a labelled ``Batch`` through the one loop (``train.loop.fit``).
 
 Losses: ``bce`` (pointwise, labels may be soft, e.g. distillation targets), ``bpr``
-(pairwise) and ``softmax`` (listwise: each positive against ``n_neg`` negatives of its own
-query, cross-entropy over the ``1 + n_neg`` scores). The pairwise/listwise negatives are
-drawn from the same query's candidates (``batch.group``), so they are exposure-consistent.
-Early stopping watches AUC (or GAUC over queries when the batch has groups) on ``valid``.
+(pairwise), ``softmax`` (sampled: each positive against ``n_neg`` negatives of its own
+query, cross-entropy over the ``1 + n_neg`` scores) and ``listwise`` (one softmax over
+*every* candidate of a query, cross-entropy against its labels normalised per list; batches
+of whole lists, ``train.listwise``). The pairwise/sampled negatives are drawn from the same
+query's candidates (``batch.group``), so they are exposure-consistent. Early stopping
+watches AUC (or GAUC over queries when the batch has groups) on ``valid``; with
+``listwise``, NDCG@10 of ``valid``'s lists.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from funnelrec import ragged
 from funnelrec.batch import Batch
 from funnelrec.eval import metrics
 from funnelrec.ragged import FloatArray, IntArray
+from funnelrec.train.listwise import ListBatches, list_ndcg
 from funnelrec.train.loop import FitResult, Optimizer, fit, resolve_device
-from funnelrec.train.losses import bce_loss, bpr_loss
+from funnelrec.train.losses import bce_loss, bpr_loss, segment_listwise_softmax
 
-Loss = Literal["bce", "bpr", "softmax"]
+Loss = Literal["bce", "bpr", "softmax", "listwise"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class GroupBatches:
 
 class CTRLoss:
     """Loss closure for ``train.loop.fit`` (``bce`` on rows; ``bpr``/``softmax`` on
-    ``GroupBatches``)."""
+    ``GroupBatches``; ``listwise`` on ``ListBatches``)."""
 
     def __init__(self, kind: Loss, n_neg: int) -> None:
         self.kind, self.n_neg = kind, n_neg
@@ -103,6 +107,8 @@ class CTRLoss:
         logits: Tensor = model(data)
         if self.kind == "bce":
             return bce_loss(logits, data["label"])
+        if self.kind == "listwise":
+            return segment_listwise_softmax(logits, data["label"], data["group"])
         p = len(logits) // (1 + self.n_neg)
         pos, neg = logits[:p], logits[p:].view(p, self.n_neg)
         if self.kind == "bpr":
@@ -143,11 +149,14 @@ def score_auc(labels: FloatArray, logits: FloatArray, groups: IntArray | None) -
 
 
 def train_model(model: nn.Module, train: Batch, valid: Batch | None, s: TrainSettings) -> FitResult:
-    """Fit ``model`` on ``train`` (labels, and groups for ``bpr``/``softmax``); early-stop on
-    ``valid`` (GAUC when it has groups, else AUC) when it has both classes."""
-    batches = (
+    """Fit ``model`` on ``train`` (labels, and groups for ``bpr``/``softmax``/``listwise``);
+    early-stop on ``valid`` (GAUC when it has groups, else AUC; NDCG@10 of its lists with
+    ``listwise``) when it has both classes."""
+    batches: RowBatches | GroupBatches | ListBatches = (
         RowBatches(train, s.batch_size)
         if s.loss == "bce"
+        else ListBatches(train, s.batch_size)
+        if s.loss == "listwise"
         else GroupBatches(train, s.batch_size, s.n_neg)
     )
     validate = None
@@ -157,6 +166,8 @@ def train_model(model: nn.Module, train: Batch, valid: Batch | None, s: TrainSet
         groups = None if valid.group is None else valid.group.numpy()
 
         def validate(m: nn.Module) -> float:
+            if s.loss == "listwise" and groups is not None:
+                return list_ndcg(labels, predict(m, valid), groups, k=10)
             return score_auc(labels, predict(m, valid), groups)
 
     model.to(resolve_device(s.device))

@@ -115,3 +115,20 @@ def test_cin_matches_the_explicit_vector_wise_crossing_formula() -> None:
     x2 = torch.relu(torch.einsum("hij,nid,njd->nhd", w2, x1, x0) + cin.convs[1].bias[:, None])
     expected = torch.cat([x1.sum(-1), x2.sum(-1)], dim=1)
     assert torch.allclose(cin(x0), expected, atol=1e-5)
+
+
+def test_light_two_tower_score_is_the_field_and_mean_behaviour_formula() -> None:
+    """``TwoTowerCTR`` (the light pre-ranker): linear + <user-side fields + mean of the
+    non-pad behaviours, item-side fields>, computed here from ``embed`` / ``sequence``."""
+    batch = random_batch(9, np.random.default_rng(1))
+    model = build_model("twotower", SCHEMA, CTRConfig(dim=4))
+    fields, linear = model.embed(batch)
+    seq, mask = model.embed.sequence(batch)
+    sources = SCHEMA.sources()
+    user = fields[:, [s in ("user", "context") for s in sources]].sum(1)
+    user = user + seq.sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+    item = fields[:, [s == "item" for s in sources]].sum(1)
+    torch.testing.assert_close(model(batch), linear + (user * item).sum(-1))
+    total, count = model.embed.sequence_sum(batch)
+    torch.testing.assert_close(total, seq.sum(1))
+    assert count.tolist() == mask.sum(1).tolist()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funnelrec.batch import Batch, Schema
@@ -110,6 +111,19 @@ class FieldEmbedding(nn.Module):
             assert self.schema.item_field is not None
             emb = self.table(seq + self.offsets[self.schema.item_field])
         return emb * mask.unsqueeze(-1), mask
+
+    def sequence_sum(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``(sum [N, d], count [N])`` of the behaviour embeddings, pads left out: one
+        ``embedding_bag``, without the ``[N, K, d]`` block of ``sequence``."""
+        assert batch.seq is not None, "the batch has no behaviour sequence"
+        seq, mask = batch.seq, batch.seq > 0
+        if self.seq_table is not None:
+            weight, codes = self.seq_table.weight, seq
+        else:
+            assert self.schema.item_field is not None
+            weight, codes = self.table.weight, seq + self.offsets[self.schema.item_field]
+        total = F.embedding_bag(codes, weight, mode="sum", per_sample_weights=mask.to(weight.dtype))
+        return total, mask.sum(1)
 
     def item(self, fields: Tensor) -> Tensor:
         """``[N, d]`` candidate-item embedding taken from ``fields``."""

@@ -14,7 +14,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple
 
 from funnelrec.serve.store.base import (
     HISTORY_CAP,
@@ -223,7 +222,7 @@ class SQLiteStore(Store):
             conn.executemany(
                 "INSERT INTO impressions (request_id, user_id, item_id, position, score, "
                 "generation, arm, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [astuple(r) for r in rows],
+                [_impression_row(r) for r in rows],
             )
         return len(rows)
 
@@ -261,3 +260,9 @@ class SQLiteStore(Store):
 
 def _event_row(e: Event) -> tuple[str, str, str, float]:
     return (e.user_id, e.item_id, e.type, e.timestamp)
+
+
+def _impression_row(r: Impression) -> tuple[str, str, str, int, float, int, str, float]:
+    """An impression's columns (``dataclasses.astuple`` deep-copies: 10x slower)."""
+    return (r.request_id, r.user_id, r.item_id, r.position, r.score, r.generation, r.arm,
+            r.timestamp)  # fmt: skip
