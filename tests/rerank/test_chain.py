@@ -51,6 +51,7 @@ def batch(world: Dataset, n_queries: int, n_cands: int) -> tuple[Query, Candidat
     return query, Candidates.from_dense(items.astype(np.int64), scores.copy(), "test")
 
 
+@pytest.mark.perf  # a wall-clock budget: reported by CI's perf step, not a unit test
 def test_chain_speed(world: Dataset) -> None:
     chain = fitted(world)
     query, cands = batch(world, 943, 50)
