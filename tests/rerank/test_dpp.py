@@ -99,6 +99,7 @@ def test_config_errors() -> None:
         RERANK.create("dpp", {"vector_column": "v", "channel": "mf"})
 
 
+@pytest.mark.perf  # a wall-clock budget: reported by CI's perf step, not a unit test
 def test_speed_100_items(world: Dataset) -> None:
     """One 100-item list re-ranked to 10 in well under 10 ms (the benchmark measures it)."""
     dpp = RERANK.create("dpp", {"theta": 0.7}).fit(world)
