@@ -77,6 +77,7 @@ class EASERecall(RecallChannel[EASEParams]):
             self.weights_: npt.NDArray[np.float32] | sp.csr_matrix = weights
         else:
             self.weights_ = _prune_rows(weights, p.top_n)
+        self.score_memo.clear()
         return self
 
     def _model_items(self, dataset: Dataset) -> npt.NDArray[np.int64]:
@@ -116,9 +117,12 @@ class EASERecall(RecallChannel[EASEParams]):
     def score_items(self, query: Query, candidates: Candidates) -> npt.NDArray[np.float32]:
         """``[N]`` the channel's score of every candidate (0 outside the model)."""
         self.check_fitted()
+        bounds, rows = candidates.offsets, candidates.row_ids()
+        memo = self.score_memo.take(query)  # the retrieval's matrix for these queries
+        if memo is not None:
+            return gather_scores(memo, rows, candidates.item_idx)
         out = np.zeros(len(candidates), dtype=np.float32)
         step = max(1, SCORE_CELLS // max(self.n_items_, 1))
-        bounds, rows = candidates.offsets, candidates.row_ids()
         for i in range(0, query.batch_size, step):
             j = min(i + step, query.batch_size)
             lo, hi = bounds[i], bounds[j]
@@ -129,7 +133,9 @@ class EASERecall(RecallChannel[EASEParams]):
     def _retrieve(self, query: Query, k: int) -> Candidates:
         step = max(1, SCORE_CELLS // max(self.n_items_, 1))
         if query.batch_size <= step:
-            return dense_topk(self.scores(query), query, k, self.channel_name)
+            scores = self.scores(query)
+            self.score_memo.put(query, scores)  # for the score_items call that follows
+            return dense_topk(scores, query, k, self.channel_name)
         subs = (
             query.select(np.arange(i, min(i + step, query.batch_size)))
             for i in range(0, query.batch_size, step)
