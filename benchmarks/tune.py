@@ -25,7 +25,8 @@ from funnelrec.eval.funnel import evaluate_funnel
 from funnelrec.init_config import propose, render
 from funnelrec.pipeline import Funnel
 from funnelrec.profile import profile
-from funnelrec.tune import ChannelCache, parse_budget, tune, without_test, write_outputs
+from funnelrec.stacking import FitMemo
+from funnelrec.tune import parse_budget, tune, without_test, write_outputs
 
 
 def main() -> None:
@@ -43,11 +44,11 @@ def main() -> None:
     (out_dir / f"{name}.init.toml").write_text(init_text)
     raw = tomllib.loads(init_text)
     parts = split(data, "loo")
-    cache = ChannelCache(parts.train)
+    memo = FitMemo()  # channels and lists fitted by the search, reused by the final fits
     start = time.perf_counter()
     result = tune(
         raw, data, trials=args.trials, budget_s=parse_budget(args.budget),
-        valid_users=args.valid_users, inner=without_test(parts), cache=cache,
+        valid_users=args.valid_users, inner=without_test(parts), memo=memo,
         progress=lambda msg: print(msg, flush=True),
     )  # fmt: skip
     tune_s = time.perf_counter() - start
@@ -58,8 +59,7 @@ def main() -> None:
         ("tuned", result.config, result.best_value),
     ):
         t0, cpu0 = time.perf_counter(), cpu_seconds()
-        funnel = Funnel(parse_config(cfg, model))
-        cache.attach(funnel)
+        funnel = Funnel(parse_config(cfg, model), memo=memo)
         funnel.fit(parts.train, valid=parts.valid)
         report = evaluate_funnel(funnel, parts, ks=(10, 20), consistency_k=None)
         metrics = {**report.metrics, "internal_valid": valid, "trials": result.n_trials}

@@ -144,3 +144,45 @@ def test_channels_that_score_any_item_give_full_scores_without_vectors(
     assert "sim_max:itemcf" not in merged.stage_scores  # item-CF has no item vectors
     names = FunnelFeatures().fit(world_split.train, merged).names
     assert "full_score:itemcf" in names and "sim_max:itemcf" not in names
+
+
+def test_fit_memo_reuses_channels_and_lists_and_changes_no_answer(world_split: Split) -> None:
+    """Funnels fitted through one ``FitMemo`` share fitted channels and out-of-fold lists
+    where their configs agree, refit what differs, and answer exactly as fresh fits."""
+    from funnelrec.train.examples import prefix_queries
+
+    train = world_split.train
+    memo = stacking.FitMemo()
+    first = Funnel(parse_config(CONFIG), memo=memo).fit(train, valid=world_split.valid)
+    hits = memo.hits
+    ranker_only = {**CONFIG, "rank": {**CONFIG["rank"], "params": {**LAMBDAMART, "num_leaves": 7}}}
+    second = Funnel(parse_config(ranker_only), memo=memo).fit(train, valid=world_split.valid)
+    assert memo.hits - hits == 1 + 2 + 1  # the oof lists, both serving channels, valid lists
+    assert second.channels["itemcf"] is first.channels["itemcf"]
+    other = {**CONFIG, "recall": {**RECALL, "channels": [
+        {"name": "itemcf", "share": 0.6, "weight": 2.0, "params": {"alpha": 0.5}},
+        {"name": "popular", "share": 0.4},
+    ]}}  # fmt: skip
+    third = Funnel(parse_config(other), memo=memo).fit(train)
+    assert third.channels["itemcf"] is not first.channels["itemcf"]
+    assert third.channels["popular"] is first.channels["popular"]
+    fresh = Funnel(parse_config(ranker_only)).fit(train, valid=world_split.valid)
+    users = np.arange(50)
+    lens = ragged.lengths(train.sequences[0])
+    query = prefix_queries(train, users, lens[users])
+    a, b = second.recommend(query), fresh.recommend(query)
+    np.testing.assert_array_equal(a.item_idx, b.item_idx)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+
+
+def test_dataset_fingerprint_follows_the_interactions(world: Dataset) -> None:
+    import polars as pl
+
+    same = world.with_interactions(world.interactions.clone())
+    assert same.fingerprint == world.fingerprint
+    moved = world.interactions.with_columns(
+        item_idx=pl.when(pl.int_range(pl.len()) == 0)
+        .then((pl.col("item_idx") + 1) % world.n_items)
+        .otherwise(pl.col("item_idx"))
+    )
+    assert world.with_interactions(moved).fingerprint != world.fingerprint

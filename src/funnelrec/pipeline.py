@@ -39,8 +39,11 @@ from funnelrec.types import Candidates, Query, Slate
 class Funnel:
     """The four-stage recommender built from a config."""
 
-    def __init__(self, config: FunnelConfig) -> None:
+    def __init__(self, config: FunnelConfig, memo: stacking.FitMemo | None = None) -> None:
+        """``memo``: fitted channels and training lists to share with other funnels fitted
+        on the same data (``funnelrec tune``); none by default."""
         self.config = config.resolved()
+        self.memo = memo or stacking.FitMemo.none()
         rc = self.config.recall
         self.channels: dict[str, RecallChannel[Any]] = {
             c.id: RECALL.create(c.name, c.params) for c in rc.channels
@@ -75,11 +78,12 @@ class Funnel:
         oof: Examples | None = None
         if fc.stacking == "oof" and self._learns_from_lists():
             start = time.perf_counter()
-            oof = stacking.oof_examples(dataset, self.config.recall, fc, self.config.seed,
-                                        self.fit_log_)  # fmt: skip
+            oof = self._oof_examples(dataset)
             self.fit_log_["oof_s"] = round(time.perf_counter() - start, 3)
-        for channel in self.channels.values():
-            fit_stage(channel, dataset, FitContext())
+        for c in self.config.recall.channels:
+            self.channels[c.id] = self.memo.get(
+                stacking.channel_key(c, dataset), _fitting(self.channels[c.id], dataset)
+            )
         self.dataset_ = dataset
         ctx = self._fit_context(dataset, valid, oof)
         # the ranker first: the pre-ranker may distil it (``ctx.teacher``)
@@ -88,6 +92,20 @@ class Funnel:
         for i, reranker in enumerate(self.rerankers):
             fit_stage(reranker, dataset, dataclasses.replace(ctx, lists=self._lists(i)))
         return self
+
+    def _oof_examples(self, dataset: Dataset) -> Examples:
+        """Out-of-fold training lists (through the memo; its fold log is kept with them)."""
+        fc, rc, seed = self.config.fit, self.config.recall, self.config.seed
+
+        def build() -> tuple[Examples, dict[str, Any]]:
+            log: dict[str, Any] = {}
+            return stacking.oof_examples(dataset, rc, fc, seed, log, self.memo), log
+
+        key = ("oof", dataset.fingerprint, stacking.config_key(rc), stacking.config_key(fc),
+               seed, self.config.exclude_seen)  # fmt: skip
+        examples, log = self.memo.get(key, build)
+        self.fit_log_.update(log)
+        return examples
 
     def _learns_from_lists(self) -> bool:
         """Whether a pre-ranker or ranker is learned (anything but the pass-through)."""
@@ -111,7 +129,13 @@ class Funnel:
 
         def valid_examples() -> Examples | None:
             if "valid" not in cache:
-                cache["valid"] = stacking.valid_examples(dataset, valid, self.recall)
+                key = (
+                    "valid", dataset.fingerprint, valid.fingerprint if valid else None,
+                    stacking.config_key(self.config.recall), self.config.exclude_seen,
+                )  # fmt: skip
+                cache["valid"] = self.memo.get(
+                    key, lambda: stacking.valid_examples(dataset, valid, self.recall)
+                )
             return cache["valid"]
 
         return FitContext(
@@ -328,3 +352,13 @@ def _upsert_rows(table: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
         table = table.update(known, on="item_idx")
     fresh = rows.filter(pl.col("item_idx") >= table.height)
     return pl.concat([table, fresh], how="diagonal_relaxed").sort("item_idx")
+
+
+def _fitting(stage: Any, dataset: Dataset) -> Any:
+    """``() -> stage`` fitted on ``dataset`` (a memo's builder)."""
+
+    def fitted() -> Any:
+        fit_stage(stage, dataset, FitContext())
+        return stage
+
+    return fitted

@@ -17,18 +17,23 @@
 * ``insample_examples``: the same lists built with the channels fitted on everything.
 * ``valid_examples``: the funnel's lists for the validation users (history = training
   part), labelled by their validation items: the serving-time view, for early stopping.
+* ``FitMemo``: fitted channels and training lists kept by what determines them (the data's
+  fingerprint and the config), so repeated fits of similar funnels (``funnelrec tune``)
+  reuse them; ``fit_channels`` and ``Funnel(memo=...)`` go through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
 from funnelrec import provenance, ragged
-from funnelrec.config import FitConfig, RecallConfig
+from funnelrec.config import ChannelConfig, FitConfig, RecallConfig
 from funnelrec.context import FitContext, fit_stage
 from funnelrec.data.dataset import Dataset
 from funnelrec.ragged import FloatArray, IntArray
@@ -41,6 +46,72 @@ from funnelrec.types import Candidates, Query
 RetrieveFn = Callable[[Query], Candidates]
 Channels = Mapping[str, RecallChannel[Any]]
 RECENT = 10  # history items the similarity features compare a candidate with
+T = TypeVar("T")
+
+
+class FitMemo:
+    """Results of fits by key, at most ``size`` of each kind (the key's first element:
+    ``"channel"``, ``"oof"``, ``"valid"``), least recently used dropped first; ``lists``
+    caps the training-list kinds (large). ``FitMemo.none()`` remembers nothing.
+
+    Keys name everything a result depends on (see ``channel_key``): a hit returns the very
+    object built before, so it must not be changed by its users (fitted stages are not)."""
+
+    def __init__(self, size: int = 24, lists: int = 2) -> None:
+        self.size, self.lists = size, lists
+        self._kinds: dict[Hashable, OrderedDict[tuple[Hashable, ...], Any]] = {}
+        self.hits = 0
+
+    @classmethod
+    def none(cls) -> FitMemo:
+        return cls(size=0, lists=0)
+
+    def get(self, key: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+        """The result kept under ``key``, or ``build()`` (then kept, within the caps)."""
+        kind = self._kinds.setdefault(key[0], OrderedDict())
+        if key in kind:
+            kind.move_to_end(key)
+            self.hits += 1
+            out: T = kind[key]
+            return out
+        value = build()
+        cap = self.size if key[0] == "channel" else self.lists
+        if cap > 0:
+            kind[key] = value
+            while len(kind) > cap:
+                kind.popitem(last=False)
+        return value
+
+
+def config_key(value: Any) -> str:
+    """A stable text key of a config value (pydantic model, mapping, list or scalar)."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def channel_key(channel: ChannelConfig, data: Dataset) -> tuple[Hashable, ...]:
+    """What a fitted channel depends on: its stage, params (defaults filled in) and the data
+    it was fitted on."""
+    params = RECALL.get(channel.name).validate_params(dict(channel.params))
+    return ("channel", data.fingerprint, channel.name, config_key(params))
+
+
+def fit_channels(
+    rc: RecallConfig, data: Dataset, memo: FitMemo | None = None
+) -> dict[str, RecallChannel[Any]]:
+    """The channels of ``rc`` fitted on ``data`` (through ``memo`` when given)."""
+    memo = memo or FitMemo.none()
+
+    def build(c: ChannelConfig) -> Callable[[], RecallChannel[Any]]:
+        def fitted() -> RecallChannel[Any]:
+            channel: RecallChannel[Any] = RECALL.create(c.name, c.params)
+            fit_stage(channel, data, FitContext())
+            return channel
+
+        return fitted
+
+    return {c.id: memo.get(channel_key(c, data), build(c)) for c in rc.channels}
 
 
 def retrieve_channels(channels: Channels, rc: RecallConfig, query: Query) -> dict[str, Candidates]:
@@ -129,9 +200,15 @@ def inner_dataset(dataset: Dataset, cut: int) -> tuple[Dataset, IntArray, IntArr
 
 
 def oof_examples(
-    dataset: Dataset, rc: RecallConfig, fit: FitConfig, seed: int, log: dict[str, Any]
+    dataset: Dataset,
+    rc: RecallConfig,
+    fit: FitConfig,
+    seed: int,
+    log: dict[str, Any],
+    memo: FitMemo | None = None,
 ) -> Examples:
-    """Out-of-fold training lists (see module doc); ``log`` receives per-fold sizes.
+    """Out-of-fold training lists (see module doc); ``log`` receives per-fold sizes; the
+    inner channels are fitted through ``memo``.
 
     With ``fit.channel_fits = "once"`` the channels are fitted a single time, on the data
     before the deepest cut, and serve every fold (no channel sees any held-out item; a
@@ -140,13 +217,13 @@ def oof_examples(
     parts = []
     channels: dict[str, RecallChannel[Any]] = {}
     if fit.channel_fits == "once":
-        channels = _fitted_channels(rc, inner_dataset(dataset, fit.folds * fit.holdout)[0])
+        channels = fit_channels(rc, inner_dataset(dataset, fit.folds * fit.holdout)[0], memo)
     for fold in range(fit.folds):
         cut = (fold + 1) * fit.holdout
         inner, users, pos = inner_dataset(dataset, cut)
         users, pos = _limit(users, pos, fit.max_queries, seed + fold)
         if fit.channel_fits == "per_fold":
-            channels = _fitted_channels(rc, inner)
+            channels = fit_channels(rc, inner, memo)
         ex = cut_examples(
             dataset, funnel_recall(channels, rc), users, pos, horizon=fit.holdout,
             max_neg=fit.max_neg, n_random=0, seed=seed + fold, now=inner.max_timestamp,
@@ -154,14 +231,6 @@ def oof_examples(
         log.setdefault("folds", []).append(_summary(ex))
         parts.append(ex)
     return parts[0] if len(parts) == 1 else concat(parts)
-
-
-def _fitted_channels(rc: RecallConfig, data: Dataset) -> dict[str, RecallChannel[Any]]:
-    """Fresh channels of ``rc`` fitted on ``data``."""
-    channels = {c.id: RECALL.create(c.name, c.params) for c in rc.channels}
-    for channel in channels.values():
-        fit_stage(channel, data, FitContext())
-    return channels
 
 
 def insample_examples(

@@ -4,11 +4,14 @@ The data is split by the protocol; every trial fits the funnel on the train part
 NDCG@10 of the validation part (full ranking, history = train). The test part is dropped
 before the search starts, so no choice can see it. Searched: the channels' shares of the
 recall budget, the budget itself, item-CF and user-CF neighbourhoods and recency, the ranker
-(learned or pass-through, its learning rate) and whether categories are scattered. Learned
-channels keep their params and choose their epochs by early stopping on their own inner
-split; a fitted channel is reused by later trials with the same params (same train part).
-Trial 0 is the given config, so the tuned config is never worse on validation. Bad trials
-are pruned after a third of the validation users (median rule).
+(learned or pass-through; LambdaMART's leaves, leaf size, L2, feature fraction, truncation
+level and learning rate, or a deep ranker's learning rate) and whether categories are
+scattered. Learned channels keep their params and choose their epochs by early stopping on
+their own inner split. Fitted channels and out-of-fold training lists are shared between
+trials through a ``FitMemo`` (keyed by the data and the config that determine them), so a
+trial that only changes the ranker refits only the ranker. Trial 0 is the given config, so
+the tuned config is never worse on validation. Bad trials are pruned after a third of the
+validation users (median rule).
 """
 
 from __future__ import annotations
@@ -30,9 +33,20 @@ from funnelrec.data.splits import Split, split
 from funnelrec.errors import ConfigError
 from funnelrec.eval.protocol import evaluate, subsample_users
 from funnelrec.pipeline import Funnel
+from funnelrec.registry import RANK
+from funnelrec.stacking import FitMemo
 
 METRIC = "ndcg@10"
 TOTALS = (100, 150, 200, 300)
+# LambdaMART params searched: (low, high, log scale); ints are searched as ints
+LAMBDAMART_SPACE: dict[str, tuple[float, float, bool]] = {
+    "num_leaves": (7, 63, True),
+    "min_data_in_leaf": (20, 500, True),
+    "lambda_l2": (0.1, 100.0, True),
+    "feature_fraction": (0.5, 1.0, False),
+    "truncation_level": (10, 100, True),
+    "learning_rate": (0.02, 0.2, True),
+}
 
 
 @dataclass
@@ -95,6 +109,11 @@ def space(trial: optuna.Trial, raw: dict[str, Any]) -> dict[str, Any]:
     learned = cfg.get("rank", {}).get("name", "passthrough") != "passthrough"
     if learned and not trial.suggest_categorical("rank.learned", [True, False]):
         cfg["rank"] = {"name": "passthrough", "keep": cfg["rank"].get("keep", 50)}
+    elif learned and cfg["rank"]["name"] == "lambdamart":
+        params = cfg["rank"].setdefault("params", {})
+        for name, (low, high, log) in LAMBDAMART_SPACE.items():
+            suggest = trial.suggest_int if isinstance(low, int) else trial.suggest_float
+            params[name] = suggest(f"rank.{name}", low, high, log=log)  # type: ignore[arg-type]
     elif learned:
         params = cfg["rank"].setdefault("params", {})
         params["lr"] = trial.suggest_float("rank.lr", 1e-4, 1e-2, log=True)
@@ -119,7 +138,13 @@ def starting_point(raw: dict[str, Any]) -> dict[str, Any]:
         elif ch.name == "usercf":
             point[f"{ch.id}.n_neighbours"] = int(np.clip(p["n_neighbours"], 10, 200))
             point[f"{ch.id}.recency_decay"] = float(np.clip(p["recency_decay"], 0.5, 1.0))
-    if config.rank.name != "passthrough":
+    if config.rank.name == "lambdamart":
+        point["rank.learned"] = True
+        params = RANK.get("lambdamart").validate_params(config.rank.params)
+        for name, (low, high, _) in LAMBDAMART_SPACE.items():
+            value = np.clip(getattr(params, name), low, high)
+            point[f"rank.{name}"] = int(value) if isinstance(low, int) else float(value)
+    elif config.rank.name != "passthrough":
         point["rank.learned"] = True
         point["rank.lr"] = float(np.clip(config.rank.params.get("lr", 1e-3), 1e-4, 1e-2))
     if any(r.name == "scatter" for r in config.rerank):
@@ -127,51 +152,15 @@ def starting_point(raw: dict[str, Any]) -> dict[str, Any]:
     return point
 
 
-class ChannelCache:
-    """Fitted recall channels by ``(name, params)``, reused when fitted on the same part
-    (``attach(funnel)`` before ``funnel.fit(train)``)."""
-
-    def __init__(self, train: Dataset, size: int = 24) -> None:
-        self.train, self.size = train, size
-        self.fitted: dict[str, Any] = {}
-
-    def attach(self, funnel: Funnel) -> None:
-        for cid, channel in list(funnel.channels.items()):
-            key = channel.registered_name + json.dumps(
-                channel.params.model_dump(mode="json"), sort_keys=True
-            )
-            if key in self.fitted:
-                funnel.channels[cid] = self.fitted[key]
-                continue
-            self._wrap(channel, key)
-
-    def _wrap(self, channel: Any, key: str) -> None:
-        """Make ``channel.fit`` remember the channel after fitting it on the train part."""
-        real_fit = channel.fit
-
-        def fit(dataset: Dataset, *args: Any, **kwargs: Any) -> Any:
-            if dataset is self.train and self.fitted.get(key) is channel:
-                return channel
-            out = real_fit(dataset, *args, **kwargs)
-            if dataset is self.train and len(self.fitted) < self.size:
-                self.fitted[key] = channel
-            else:
-                self.fitted.pop(key, None)
-            return out
-
-        channel.fit = fit
-
-
 def _objective(
-    raw: dict[str, Any], inner: Split, users: np.ndarray[Any, Any], cache: ChannelCache
+    raw: dict[str, Any], inner: Split, users: np.ndarray[Any, Any], memo: FitMemo
 ) -> Callable[[optuna.Trial], float]:
     chunks = np.array_split(users, 3)
 
     def objective(trial: optuna.Trial) -> float:
         cfg = space(trial, raw)
         trial.set_user_attr("config", cfg)
-        funnel = Funnel(parse_config(cfg, f"trial {trial.number}"))
-        cache.attach(funnel)
+        funnel = Funnel(parse_config(cfg, f"trial {trial.number}"), memo=memo)
         funnel.fit(inner.train)  # valid labels nothing here: it is what the trial is scored on
         total, seen = 0.0, 0
         for step, chunk in enumerate(chunks):
@@ -197,12 +186,13 @@ def tune(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     inner: Split | None = None,
-    cache: ChannelCache | None = None,
+    memo: FitMemo | None = None,
 ) -> TuneResult:
     """Search around ``raw`` (a config mapping) on the validation part of ``dataset``.
 
     ``inner``: the train/validation split to use (default ``inner_split(dataset, protocol)``);
-    ``cache``: fitted channels to share with later fits on the same train part."""
+    ``memo``: fitted channels and training lists to share with later fits (e.g. the final
+    fits of the starting and the tuned config)."""
     start = time.perf_counter()
     parse_config(raw, "config")  # bad configs fail before any fit
     inner = inner or inner_split(dataset, protocol)
@@ -216,7 +206,7 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
     study.enqueue_trial(starting_point(raw))
-    cache = cache or ChannelCache(inner.train)
+    memo = memo or FitMemo()
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if progress is not None:
@@ -224,7 +214,7 @@ def tune(
             progress(f"trial {trial.number}: {trial.state.name} {trial.value} best {best:.4f}")
 
     study.optimize(
-        _objective(raw, inner, users, cache),
+        _objective(raw, inner, users, memo),
         n_trials=trials,
         timeout=budget_s,
         callbacks=[report],

@@ -57,7 +57,10 @@ def test_init_uses_only_what_the_data_has(world: Dataset, tmp_path: Path) -> Non
     rich = propose(profile(world)).config
     names = [c["name"] for c in rich["recall"]["channels"]]
     assert {"itemcf", "popular", "tag", "high_ctr", "fresh"} <= set(names)
-    assert [r["name"] for r in rich["rerank"]] == ["seen_filter", "dedup", "scatter"]
+    assert {"als", "ease"} <= set(names)  # the global-preference channels
+    assert [r["name"] for r in rich["rerank"]] == ["seen_filter", "dedup"]
+    assert '# name = "scatter"' in render(propose(profile(world)))  # diversity: opt-in
+    assert rich["rank"]["name"] == "lambdamart" and rich["fit"]["stacking"] == "oof"
     assert sum(c["share"] for c in rich["recall"]["channels"]) == pytest.approx(1, abs=1e-3)
     path = tmp_path / "seq.txt"
     path.write_text("\n".join(f"{u} " + " ".join(map(str, range(u, u + 8))) for u in range(30)))
@@ -124,3 +127,19 @@ def test_tune_on_validation_only(world: Dataset, tmp_path: Path) -> None:
     history = json.loads(paths["history"].read_text())
     assert len(history["trials"]) == 3 and history["metric"] == "valid ndcg@10"
     assert paths["plot"].stat().st_size > 0
+
+
+def test_tune_space_searches_lambdamart_and_trial_zero_is_the_config(world: Dataset) -> None:
+    import optuna
+
+    from funnelrec.tune import LAMBDAMART_SPACE, space, starting_point
+
+    raw = tomllib.loads(render(propose(profile(world))))
+    point = starting_point(raw)
+    assert {f"rank.{name}" for name in LAMBDAMART_SPACE} <= set(point)
+    again = space(optuna.trial.FixedTrial(point), raw)  # trial 0 = the starting config
+    for name in LAMBDAMART_SPACE:
+        assert again["rank"]["params"][name] == pytest.approx(
+            parse_config(raw).rank.params.get(name, point[f"rank.{name}"]), rel=1e-6
+        )
+    assert parse_config(again).rank.name == "lambdamart"

@@ -18,6 +18,7 @@ Knowledge graph (optional): ``kg`` with ``head``/``relation``/``tail`` (Utf8) an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -155,6 +156,20 @@ class Dataset:
             feedback={fb: df[fb].cast(pl.Float32).to_numpy() for fb in self.feedback},
             weight=weight,
         )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the interaction log and the catalogue/user sizes: two datasets with
+        the same fingerprint fit the same models (e.g. to reuse fitted channels)."""
+        a = self.arrays
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.n_users}:{self.n_items}:{sorted(a.feedback)}".encode())
+        feedback = [a.feedback[k] for k in sorted(a.feedback)]
+        for arr in (a.user_idx, a.item_idx, a.timestamp, *feedback):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        if a.weight is not None:
+            digest.update(np.ascontiguousarray(a.weight).tobytes())
+        return digest.hexdigest()
 
     @cached_property
     def time_order(self) -> IntArray:
