@@ -143,3 +143,15 @@ def test_tune_space_searches_lambdamart_and_trial_zero_is_the_config(world: Data
             parse_config(raw).rank.params.get(name, point[f"rank.{name}"]), rel=1e-6
         )
     assert parse_config(again).rank.name == "lambdamart"
+
+
+def test_tune_an_init_config_shares_fits_between_trials(world: Dataset) -> None:
+    """The LambdaMART funnel ``init`` writes tunes end to end; trials reuse fitted channels."""
+    from funnelrec.stacking import FitMemo
+
+    raw = tomllib.loads(render(propose(profile(world), effort="quick")))
+    memo = FitMemo()
+    result = tune(raw, world, trials=3, budget_s=300, valid_users=100, seed=0, memo=memo)
+    assert result.n_trials == 3 and result.best_value >= result.init_value
+    assert memo.hits > 0  # later trials got fitted channels (or lists) from the memo
+    assert parse_config(result.config).rank.name in ("lambdamart", "passthrough")
