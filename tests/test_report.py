@@ -202,3 +202,27 @@ def test_cli_fit_json_writes_training_log(tmp_path: Path) -> None:
     assert [r["model"] for r in log] == ["MatrixFactorization"]
     assert [e["epoch"] for e in log[0]["epochs"]] == list(range(1, len(log[0]["epochs"]) + 1))
     assert all(e["metric"] is not None for e in log[0]["epochs"])
+
+
+def test_tuning_history_is_shown_and_bad_histories_rejected(
+    built: tuple[Report, Parsed], world: Dataset, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from funnelrec.report.html import render_html
+    from funnelrec.tune import load_history, tune, write_outputs
+
+    raw = {"recall": {"total": 100, "channels": [{"name": "itemcf"}, {"name": "popular"}]},
+           "prerank": {"keep": 100}, "rank": {"keep": 50}}  # fmt: skip
+    result = tune(raw, world, trials=2, budget_s=120, valid_users=100, seed=0)
+    paths = write_outputs(result, tmp_path / "tuned.toml", world.name)
+    report = dataclasses.replace(built[0], tuning=[load_history(paths["history"])])
+    html = parse_report(render_html(report))
+    assert_self_contained(html)
+    assert "tuning" in html.section_ids and len(html.images["tuning-chart-0"]) > 5_000
+    table = html.column("tuning-table-0", "value")
+    assert float(table["valid ndcg@10: best (chosen)"]) == pytest.approx(result.best_value, 1e-3)
+    assert table["trials (complete / pruned)"].startswith("2 (")
+    (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(ConfigError, match="not a tune history"):
+        load_history(tmp_path / "other.json")

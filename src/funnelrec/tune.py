@@ -257,7 +257,16 @@ def write_outputs(result: TuneResult, out: Path, name: str) -> dict[str, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(Proposal(config=result.config, header=header)), encoding="utf-8")
     history = out.with_suffix(".history.json")
-    payload = {
+    payload = history_payload(result, name)
+    history.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    plot = out.with_suffix(".history.png")
+    plot.write_bytes(history_png(payload))
+    return {"config": out, "history": history, "plot": plot}
+
+
+def history_payload(result: TuneResult, name: str) -> dict[str, Any]:
+    """The search history as written to ``<stem>.history.json``."""
+    return {
         "dataset": name,
         "protocol": result.protocol,
         "metric": f"valid {METRIC}",
@@ -267,24 +276,44 @@ def write_outputs(result: TuneResult, out: Path, name: str) -> dict[str, Path]:
         "wall_s": result.wall_s,
         "trials": result.trials,
     }
-    history.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    plot = out.with_suffix(".history.png")
-    _plot(result, plot, name)
-    return {"config": out, "history": history, "plot": plot}
 
 
-def _plot(result: TuneResult, path: Path, name: str) -> None:
+HISTORY_KEYS = ("dataset", "protocol", "metric", "best_value", "init_value", "trials")
+
+
+def load_history(path: Path) -> dict[str, Any]:
+    """A ``<stem>.history.json`` written by ``funnelrec tune``.
+
+    Raises:
+        ConfigError: the file is missing or is not a tune history (one line).
+    """
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read tune history {path}: {exc}") from None
+    missing = [k for k in HISTORY_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise ConfigError(f"{path} is not a tune history (missing {', '.join(missing)})")
+    return dict(payload)
+
+
+def history_png(payload: dict[str, Any]) -> bytes:
+    """PNG of a search history: every trial's validation figure, pruned trials at their
+    first report, the best so far and the starting config's figure."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [t for t in result.trials if t["value"] is not None]
+    trials = payload["trials"]
+    done = [t for t in trials if t["value"] is not None]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     xs = [t["number"] for t in done]
     ys = [t["value"] for t in done]
     ax.scatter(xs, ys, s=14, label="trial (complete)")
-    pruned = [t for t in result.trials if t["state"] == "PRUNED" and t["intermediate"]]
+    pruned = [t for t in trials if t["state"] == "PRUNED" and t["intermediate"]]
     ax.scatter(
         [t["number"] for t in pruned],
         [next(iter(t["intermediate"].values())) for t in pruned],
@@ -294,11 +323,13 @@ def _plot(result: TuneResult, path: Path, name: str) -> None:
     )
     if ys:
         ax.plot(xs, np.maximum.accumulate(ys), color="black", lw=1, label="best so far")
-    ax.axhline(result.init_value, ls="--", lw=0.8, color="grey", label="starting config")
+    ax.axhline(payload["init_value"], ls="--", lw=0.8, color="grey", label="starting config")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"valid {METRIC}")
-    ax.set_title(f"tune on {name}")
+    ax.set_ylabel(payload["metric"])
+    ax.set_title(f"tune on {payload['dataset']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    return buffer.getvalue()

@@ -34,14 +34,19 @@ def report(
     ] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p")] = "loo",
     k: Annotated[int, typer.Option(help="list length of the per-stage metrics")] = 10,
+    tuning: Annotated[
+        list[Path] | None,
+        typer.Option(help="a `funnelrec tune` history (<stem>.history.json) to show (repeat)"),
+    ] = None,
     store: Annotated[
         str | None, typer.Option(help="serving store: per-arm CTR/conversion with 95% CIs")
     ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves
-    (``--store URL``: the rollout arms' outcomes from the impression log instead)."""
+    """Self-contained HTML report: data, funnel chart, stage metrics, AUC, training curves,
+    tuning histories (``--tuning``) (``--store URL``: the rollout arms' outcomes from the
+    impression log instead)."""
     from funnelrec.report.build import build_report, report_json
 
     if store is not None:
@@ -56,7 +61,9 @@ def report(
     runs = [artifacts, *(compare or [])]
     with progress(f"loading {data}", quiet) as status:
         dataset = load_data(data)
-        result = build_report(runs, dataset, out, protocol, k, progress=updater(status))
+        result = build_report(
+            runs, dataset, out, protocol, k, progress=updater(status), tuning=tuning or ()
+        )
     if as_json:
         print(json.dumps({"out": str(out), **report_json(result)}, indent=2))
         return

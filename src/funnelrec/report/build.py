@@ -62,6 +62,7 @@ class Report:
     protocol: str
     runs: list[RunReport]
     wall_s: float
+    tuning: list[dict[str, Any]] = field(default_factory=list)  # ``funnelrec tune`` histories
 
 
 def evaluate_run(
@@ -106,20 +107,24 @@ def build_report(
     protocol: str = "loo",
     k: int = 10,
     progress: Progress | None = None,
+    tuning: Sequence[Path] = (),
 ) -> Report:
     """Evaluate every artifact's config on ``dataset`` under ``protocol`` and write ``out``
-    (atomically: a temporary file, then a rename)."""
+    (atomically: a temporary file, then a rename); ``tuning``: search histories written by
+    ``funnelrec tune`` (``<stem>.history.json``) to show beside the runs."""
     from funnelrec.report.html import render_html
+    from funnelrec.tune import load_history
 
     if not artifacts:
         raise ValueError("build_report needs at least one artifact directory")
+    histories = [load_history(path) for path in tuning]  # bad files fail before any fit
     start = time.perf_counter()
     parts = split_dataset(dataset, protocol)
     runs: list[RunReport] = []
     for path in artifacts:
         config = _artifact_config(Path(path))
         runs.append(evaluate_run(_run_name(path, runs), config, parts, k, progress))
-    report = Report(summarise(dataset), protocol, runs, 0.0)
+    report = Report(summarise(dataset), protocol, runs, 0.0, histories)
     report.wall_s = time.perf_counter() - start
     if progress:
         progress("rendering the HTML report")

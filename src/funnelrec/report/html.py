@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from funnelrec import __version__
 from funnelrec.report import charts
@@ -35,6 +36,8 @@ def render_html(report: Report) -> str:
         _objectives_section(report.runs),
         _training_section(report.runs),
     ]
+    if report.tuning:
+        sections.append(_tuning_section(report.tuning))
     if len(report.runs) > 1:
         sections.append(_compare_section(report.runs))
     sections.append(_configs_section(report.runs))
@@ -189,6 +192,39 @@ def _training_section(runs: Sequence[RunReport]) -> str:
         parts.append(_table(f"training-table-{i}", header, rows))
         parts.append(_img(charts.training_chart(run.training), f"training-chart-{i}", "curves"))
     return _section("training", "Training curves", "".join(parts))
+
+
+def _tuning_section(histories: Sequence[dict[str, Any]]) -> str:
+    """Each ``funnelrec tune`` search: its figures, the history plot and the best trial."""
+    from funnelrec.tune import history_png
+
+    parts = [
+        "<p>Searches by <code>funnelrec tune</code> on the validation part only (the test part "
+        "is dropped before the search); trial 0 is the starting config.</p>"
+    ]
+    for i, h in enumerate(histories):
+        trials: list[dict[str, Any]] = list(h["trials"])
+        states = [t["state"] for t in trials]
+        done = [t for t in trials if t["value"] is not None]
+        best = max(done, key=lambda t: t["value"]) if done else None
+        rows: list[list[object]] = [
+            ["dataset", h["dataset"]],
+            ["protocol", h["protocol"]],
+            ["trials (complete / pruned)",
+             f"{len(trials)} ({states.count('COMPLETE')} / {states.count('PRUNED')})"],
+            [f"{h['metric']}: starting config", h["init_value"]],
+            [f"{h['metric']}: best (chosen)", h["best_value"]],
+            ["best trial", "-" if best is None else best["number"]],
+            ["validation users", h.get("n_valid_users", "-")],
+            ["search wall s", h.get("wall_s", "-")],
+        ]  # fmt: skip
+        parts.append(f"<h3>{escape(str(h['dataset']))}</h3>")
+        parts.append(_table(f"tuning-table-{i}", ["", "value"], rows))
+        parts.append(_img(history_png(dict(h)), f"tuning-chart-{i}", "search history"))
+        if best is not None:
+            params: list[list[object]] = [[k, v] for k, v in sorted(best["params"].items())]
+            parts.append(_table(f"tuning-best-{i}", ["searched value", "best trial"], params))
+    return _section("tuning", "Tuning on validation", "".join(parts))
 
 
 def _compare_section(runs: Sequence[RunReport]) -> str:
