@@ -186,3 +186,33 @@ def test_dataset_fingerprint_follows_the_interactions(world: Dataset) -> None:
         .otherwise(pl.col("item_idx"))
     )
     assert world.with_interactions(moved).fingerprint != world.fingerprint
+
+
+def test_oof_lists_hold_seen_items_when_the_funnel_serves_them() -> None:
+    """With ``exclude_seen = false`` (repeat consumption) the training lists are retrieved
+    as served: the user's own items may be candidates (and positives); with the default they
+    never are."""
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(60), 20)
+    frame = pl.DataFrame(
+        {"user_id": users, "item_id": rng.integers(0, 12, len(users)),
+         "timestamp": np.arange(len(users), dtype=np.float64)}
+    )  # fmt: skip
+    data = Dataset.from_frame(frame)
+    raw = {**CONFIG, "exclude_seen": False, "rerank": [], "recall": {"total": 10, "channels": [
+        {"name": "repeat", "share": 0.5}, {"name": "popular", "share": 0.5}]}}  # fmt: skip
+    cfg = parse_config(raw)
+
+    def seen_share(exclude_seen: bool) -> tuple[float, float]:
+        ex = stacking.oof_examples(data, cfg.recall, cfg.fit, 0, {}, None, exclude_seen)
+        q, c = ex.query, ex.candidates
+        seen = ragged.membership(c.offsets, c.item_idx, q.history_offsets, q.history_items)
+        return float(seen.mean()), float(ex.labels[seen].sum())
+
+    served, positives = seen_share(False)
+    assert served > 0.5 and positives > 0  # repeats are retrieved, and some are the next item
+    assert seen_share(True)[0] == 0.0
+    funnel = Funnel(cfg).fit(data)  # the funnel trains its ranker on the served kind of list
+    assert funnel.fit_log_["folds"][0]["recall_hit_rate"] > 0.5

@@ -99,7 +99,10 @@ class Funnel:
 
         def build() -> tuple[Examples, dict[str, Any]]:
             log: dict[str, Any] = {}
-            return stacking.oof_examples(dataset, rc, fc, seed, log, self.memo), log
+            examples = stacking.oof_examples(
+                dataset, rc, fc, seed, log, self.memo, self.config.exclude_seen
+            )
+            return examples, log
 
         key = ("oof", dataset.fingerprint, stacking.config_key(rc), stacking.config_key(fc),
                seed, self.config.exclude_seen)  # fmt: skip

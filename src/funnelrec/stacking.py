@@ -150,10 +150,14 @@ def annotate(
     return dataclasses.replace(merged, stage_scores=scores)
 
 
-def funnel_recall(channels: Channels, rc: RecallConfig) -> RetrieveFn:
-    """``query -> merged, annotated recall`` with these channels."""
+def funnel_recall(channels: Channels, rc: RecallConfig, exclude_seen: bool = True) -> RetrieveFn:
+    """``query -> merged, annotated recall`` with these channels; ``exclude_seen = False``
+    (repeat consumption) lets the channels return the query's own history, as
+    ``Funnel.retrieve_channels`` does at serving time."""
 
     def retrieve(query: Query) -> Candidates:
+        if not exclude_seen:
+            query = query.without_exclusions()
         per_channel = retrieve_channels(channels, rc, query)
         return annotate(query, merge_channels(rc, per_channel), per_channel, channels)
 
@@ -206,9 +210,11 @@ def oof_examples(
     seed: int,
     log: dict[str, Any],
     memo: FitMemo | None = None,
+    exclude_seen: bool = True,
 ) -> Examples:
     """Out-of-fold training lists (see module doc); ``log`` receives per-fold sizes; the
-    inner channels are fitted through ``memo``.
+    inner channels are fitted through ``memo``; ``exclude_seen``: the funnel's setting
+    (``False``: the lists may hold the user's own items, as served).
 
     With ``fit.channel_fits = "once"`` the channels are fitted a single time, on the data
     before the deepest cut, and serve every fold (no channel sees any held-out item; a
@@ -225,7 +231,7 @@ def oof_examples(
         if fit.channel_fits == "per_fold":
             channels = fit_channels(rc, inner, memo)
         ex = cut_examples(
-            dataset, funnel_recall(channels, rc), users, pos, horizon=fit.holdout,
+            dataset, funnel_recall(channels, rc, exclude_seen), users, pos, horizon=fit.holdout,
             max_neg=fit.max_neg, n_random=0, seed=seed + fold, now=inner.max_timestamp,
         )  # fmt: skip
         log.setdefault("folds", []).append(_summary(ex))
