@@ -273,7 +273,7 @@ def render(proposal: Proposal) -> str:
     lines += [f"{k} = {_value(v)}" for k, v in recall.items() if k != "channels"]
     for ch in recall["channels"]:
         lines += ["", *_comment(notes.get(f"recall.channels.{ch['name']}")), "[[recall.channels]]"]
-        lines += [f"{k} = {_value(v)}" for k, v in ch.items()]
+        lines += [f"{k} = {_value(v)}" for k, v in ch.items() if v != {}]  # no empty params
     for slot in ("prerank", "rank"):
         lines += ["", *_comment(notes.get(slot)), f"[{slot}]"]
         lines += [f"{k} = {_value(v)}" for k, v in cfg[slot].items()]

@@ -17,7 +17,7 @@ from funnelrec.data.loaders import load_dataset
 from funnelrec.data.splits import split
 from funnelrec.errors import DataError
 from funnelrec.eval.funnel import evaluate_funnel
-from funnelrec.init_config import propose, render, write_config
+from funnelrec.init_config import Proposal, propose, render, write_config
 from funnelrec.pipeline import Funnel
 from funnelrec.preflight import check
 from funnelrec.profile import profile
@@ -143,6 +143,7 @@ def test_tune_space_searches_lambdamart_and_trial_zero_is_the_config(world: Data
             parse_config(raw).rank.params.get(name, point[f"rank.{name}"]), rel=1e-6
         )
     assert parse_config(again).rank.name == "lambdamart"
+    assert "{  }" not in render(Proposal(config=again))  # no empty inline tables
 
 
 def test_tune_an_init_config_shares_fits_between_trials(world: Dataset) -> None:
