@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from harness import cpu_seconds, peak_mb, row, write_rows
+from scale_peer import add_peer_ratio, run_funnel_als, run_peer_als
 from scale_speed import add_arguments, run_eval, run_itemcf_memory, run_train
 
 from funnelrec.data.streaming import ParquetInteractions, item_counts
@@ -117,7 +118,8 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
     )
 
 
-TASKS = {"itemcf": run_itemcf, "epoch": run_epoch}
+TASKS = {"itemcf": run_itemcf, "epoch": run_epoch, "peer-als": run_peer_als,
+         "funnel-als": run_funnel_als}  # fmt: skip
 # in-memory synthetic data; sizes: --eval-users (eval), else --items
 IN_MEMORY = {"train": run_train, "eval": run_eval, "itemcf-memory": run_itemcf_memory}
 
@@ -127,7 +129,9 @@ def main() -> None:
     parser.add_argument("--data", default="/tmp/funnelrec-scale")
     parser.add_argument("--sizes", default="1,5,20", help="millions of events (shards)")
     parser.add_argument(
-        "--tasks", default="itemcf,epoch", help="itemcf,epoch,train,eval,itemcf-memory"
+        "--tasks",
+        default="itemcf,epoch",
+        help="itemcf,epoch,train,eval,itemcf-memory,peer-als,funnel-als",
     )
     parser.add_argument("--chunk-rows", type=int, default=2_000_000)
     parser.add_argument("--item-blocks", type=int, default=None, help="default: from max-pairs")
@@ -158,11 +162,14 @@ def main() -> None:
         for size in (int(s) for s in sizes.split(",")):
             cmd = [sys.executable, *sys.argv, "--one", task, str(size)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            before = len(rows)
             for line in (x for x in done.stdout.splitlines() if x.startswith("ROW ")):
                 r = json.loads(line[4:])
                 r["command"] = r["command"].split(" --one")[0]
-                print(json.dumps(r), flush=True)
                 rows.append(r)
+            add_peer_ratio(rows)
+            for r in rows[before:]:
+                print(json.dumps(r), flush=True)
             if not args.no_write:
                 write_rows("scale", rows)
 

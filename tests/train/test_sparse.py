@@ -90,3 +90,25 @@ def test_fit_rejects_sparse_with_weight_decay() -> None:
     with pytest.raises(ValueError, match="weight_decay"):
         fit(model, _batches(torch.tensor([0, 1, 2, 3])), RetrievalLoss("softmax"),  # type: ignore[arg-type]
             epochs=1, lr=0.01, weight_decay=0.1, sparse=True)  # fmt: skip
+
+
+def test_lazy_adam_matches_torch_sparse_adam() -> None:
+    """Same updates as ``torch.optim.SparseAdam`` over several steps with repeated rows."""
+    from funnelrec.train.sparse import LazyAdam
+
+    torch.manual_seed(0)
+    tables = [nn.EmbeddingBag(30, 4, mode="sum", sparse=True) for _ in range(2)]
+    tables[1].load_state_dict(tables[0].state_dict())
+    optimisers = [LazyAdam(list(tables[0].parameters()), lr=0.05),
+                  torch.optim.SparseAdam(list(tables[1].parameters()), lr=0.05)]  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        ids = torch.randint(0, 12, (8, 5), generator=gen)  # rows repeat within the batch
+        target = torch.randn(8, 4, generator=gen)
+        for table, opt in zip(tables, optimisers, strict=True):
+            opt.zero_grad()
+            ((table(ids) - target) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(tables[0].weight, tables[1].weight)
+    untouched = torch.arange(12, 30)
+    assert torch.equal(tables[0].weight[untouched], tables[1].weight[untouched])
