@@ -14,7 +14,8 @@ from typing import Any
 from funnelrec.threads import ENV_VAR, apply_threads, resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+# FUNNELREC_RESULTS=DIR: rows and plots go to DIR instead (benchmarks/reproduce.py re-runs rows)
+RESULTS = Path(os.environ.get("FUNNELREC_RESULTS") or ROOT / "benchmarks" / "results")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 if os.environ.get(ENV_VAR):  # FUNNELREC_THREADS=N python benchmarks/...: one setting for all

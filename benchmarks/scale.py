@@ -21,6 +21,12 @@ one pass, included in the wall time, ``spill_s``), so later passes read one chun
   in-batch sampled softmax with log-Q, batch 4096, Adam) through ``train.loop.fit`` on
   ``StreamingPairBatches`` (one user chunk in memory at a time).
 
+  ``--epoch-fast``: sparse gradients, the first ``--in-batch`` positives plus ``--n-extra``
+  sampled negatives as every row's negatives (model ``two_tower-stream-epoch-sparse-shared``;
+  ``--epoch-dim 64`` for the issue's dim).
+* ``peer-als``, ``funnel-als``: see ``scale_peer.py`` (in memory; implicit ALS vs the strategy
+  funnel plus ALS on the same log).
+
 ``--epoch-batches B`` stops the epoch after ``B`` batches (``epoch_share`` < 1): the epoch's
 wall time is then projected as ``setup_s`` (spill, id map, counts) + training time /
 ``epoch_share`` (``epoch_s_projected``); peak memory is measured, and it does not
@@ -54,6 +60,7 @@ from funnelrec.models.towers import TowerSizes, TwoTower
 from funnelrec.recall.itemcf import ItemCFRecall
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
+from funnelrec.train.negatives import NegativeSampler
 from funnelrec.train.stream import StreamingPairBatches
 
 
@@ -90,18 +97,26 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
     src = source(args, size, spill)
     ids = src.item_ids()
     pop = item_counts(src, ids)
-    model = TwoTower(TowerSizes(n_users=0, n_items=len(ids)), 32, use_user_id=False)
+    model = TwoTower(TowerSizes(n_users=0, n_items=len(ids)), args.epoch_dim, use_user_id=False)
+    fast = args.epoch_fast  # sparse gradients + shared negatives (the train task's fast path)
+    extra = NegativeSampler(len(ids), None, pop, 0.0) if fast else None
+    prob = torch.as_tensor(pop / pop.sum()).float()
     loss = RetrievalLoss(
-        "softmax", temperature=0.1, batch_prob=torch.as_tensor(pop / pop.sum()).float()
-    )
-    stream = StreamingPairBatches(src, ids, args.batch_size, max_history=20)
+        "softmax", temperature=0.1, batch_prob=prob,
+        extra_prob=torch.as_tensor(extra.prob).float() if extra else None,
+        in_batch=args.in_batch if fast else None,
+    )  # fmt: skip
+    stream = StreamingPairBatches(
+        src, ids, args.batch_size, max_history=20, extra_sampler=extra,
+        n_extra=args.n_extra if fast else 0,
+    )  # fmt: skip
     cap = args.epoch_batches
 
     def batches(epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         return itertools.islice(stream(epoch, rng), cap)  # cap: a measured share of the epoch
 
     setup = time.perf_counter() - start  # spill, item ids, item counts
-    result = fit(model, batches, loss, epochs=1, lr=0.005, num_threads=args.threads)
+    result = fit(model, batches, loss, epochs=1, lr=0.005, num_threads=args.threads, sparse=fast)
     wall = time.perf_counter() - start
     train = wall - setup
     n = src.n_rows()
@@ -110,12 +125,12 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
         "events": n, "pairs_per_s": done / train, "loss": result.history[0].loss,
         "epoch_share": done / n, "setup_s": setup, "epoch_s_projected": setup + train * n / done,
         "n_chunks": src.n_chunks, "chunk_rows": args.chunk_rows, "bound_mb": args.bound_mb,
-        "ok": float(peak_mb() < args.bound_mb),
+        "ok": float(peak_mb() < args.bound_mb), "dim": args.epoch_dim,
+        **({"in_batch": args.in_batch, "n_extra": args.n_extra} if fast else {}),
     }  # fmt: skip
     cpu_s = cpu_seconds() - cpu0
-    return row(
-        f"synthetic-{size}m", "stream", "two_tower-stream-epoch", "recall", metrics, wall, cpu_s
-    )
+    name = "two_tower-stream-epoch" + ("-sparse-shared" if fast else "")
+    return row(f"synthetic-{size}m", "stream", name, "recall", metrics, wall, cpu_s)
 
 
 TASKS = {"itemcf": run_itemcf, "epoch": run_epoch, "peer-als": run_peer_als,
@@ -143,6 +158,12 @@ def main() -> None:
         "--epoch-batches", type=int, default=None, help="stop the epoch after this many batches"
     )
     parser.add_argument("--bound-mb", type=float, default=4000.0)
+    parser.add_argument("--epoch-dim", type=int, default=32, help="epoch: two-tower dim")
+    parser.add_argument(
+        "--epoch-fast",
+        action="store_true",
+        help="epoch: sparse gradients, --in-batch shared and --n-extra sampled negatives",
+    )
     parser.add_argument("--one", nargs=2, metavar=("TASK", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true")
     add_arguments(parser)

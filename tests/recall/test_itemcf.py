@@ -220,3 +220,26 @@ def test_forward_backward_weights_known_answer() -> None:
     assert sim[a, b] == pytest.approx(1.0) and sim[b, a] == pytest.approx(0.25)
     assert sim[a, c] == pytest.approx(0.5) and sim[c, a] == pytest.approx(0.125)
     assert sim[b, c] == pytest.approx(1.0) and sim[c, b] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"backward_weight": 0.0}, {"forward_weight": 0.0}, {"global_weight": 0.0},
+    {"normalization": "jaccard", "pop_penalty": 0.3},
+])  # fmt: skip
+def test_graph_built_in_row_blocks_is_bit_identical(
+    world_split: Split, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fit`` sums pairs and assembles, normalises and prunes the graph in blocks of source
+    items (memory): many blocks, with folds in between, give exactly the one-block graph."""
+    from funnelrec.recall import itemcf
+
+    whole = ItemCFRecall(**params).fit(world_split.train).similarity_
+    monkeypatch.setattr(itemcf, "BLOCK_PAIRS", 20_000)
+    monkeypatch.setattr(_cooccurrence, "MAX_PENDING", 5_000)
+    events = np.bincount(world_split.train.sequences[1])
+    assert len(ItemCFRecall(**params)._blocks(events, None, 20_000)) > 4
+    blocked = ItemCFRecall(**params).fit(world_split.train).similarity_
+    assert whole.dtype == blocked.dtype and whole.shape == blocked.shape
+    assert np.array_equal(whole.indptr, blocked.indptr)
+    assert np.array_equal(whole.indices, blocked.indices)
+    assert np.array_equal(whole.data, blocked.data)

@@ -74,10 +74,15 @@ def pairs_by_distance(offsets: IntArray, window: int) -> Iterator[tuple[int, Int
 
 
 def coo_sum(
-    rows: IntArray, cols: IntArray, values: F64Array, shape: tuple[int, int]
+    rows: IntArray,
+    cols: IntArray,
+    values: F64Array,
+    shape: tuple[int, int],
+    drop_diagonal: bool = True,
 ) -> sp.csr_matrix:
-    """CSR matrix summing ``values`` at ``(rows, cols)``, diagonal entries dropped."""
-    off_diag = rows != cols
+    """CSR matrix summing ``values`` at ``(rows, cols)``, diagonal entries dropped (unless
+    ``drop_diagonal`` is false: rows are then local to a block, see ``RowBlockPairSum``)."""
+    off_diag = rows != cols if drop_diagonal else np.ones(0, dtype=np.bool_)
     if not off_diag.all():  # (no copies when the caller dropped them already)
         rows, cols, values = rows[off_diag], cols[off_diag], values[off_diag]
     mat = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
@@ -92,8 +97,9 @@ class PairSum:
     pairs, so memory stays near the size of the result even for many or long sequences.
     """
 
-    def __init__(self, shape: tuple[int, int]) -> None:
+    def __init__(self, shape: tuple[int, int], drop_diagonal: bool = True) -> None:
         self.shape = shape
+        self.drop_diagonal = drop_diagonal
         self.total = sp.csr_matrix(shape, dtype=np.float64)
         self._pending: list[tuple[IntArray, IntArray, F64Array]] = []
         self._n_pending = 0
@@ -117,9 +123,60 @@ class PairSum:
             rows, cols, vals = self._pending[0]
         else:
             rows, cols, vals = (np.concatenate(p) for p in zip(*self._pending, strict=True))
-        summed = coo_sum(rows, cols, vals, self.shape)
+        summed = coo_sum(rows, cols, vals, self.shape, self.drop_diagonal)
         self.total = summed if self.total.nnz == 0 else sp.csr_matrix(self.total + summed)
         self._pending, self._n_pending = [], 0
+
+
+class RowBlockPairSum:
+    """``PairSum`` split into contiguous row blocks ``bounds`` ``[K+1]``: each block sums its
+    rows' pairs and folds when the whole buffer holds ``MAX_PENDING`` pairs, exactly when one
+    ``PairSum`` would, so every row is bit-identical to one ``PairSum``'s; but a fold merges
+    one block at a time, so peak memory is the sum plus one block, not two whole sums."""
+
+    def __init__(self, bounds: IntArray, n_cols: int) -> None:
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        spans = zip(self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True)
+        self.parts = [PairSum((hi - lo, n_cols), drop_diagonal=False) for lo, hi in spans]
+        self._n_pending = 0
+
+    def add(self, rows: IntArray, cols: IntArray, values: F64Array, fold: bool = True) -> None:
+        """Add pairs (three aligned ``[P]`` arrays, global row ids); ``fold=False`` leaves the
+        fold check to ``fold_if_full`` (several slices then count as one add)."""
+        off_diag = rows != cols
+        if not off_diag.all():
+            rows, cols, values = rows[off_diag], cols[off_diag], values[off_diag]
+        if len(self.parts) == 1:
+            self.parts[0]._pending.append((rows, cols, values))
+        else:
+            block = np.searchsorted(self.bounds, rows, side="right") - 1
+            order = np.argsort(block, kind="stable")  # keeps each row's pairs in order
+            ends = np.cumsum(np.bincount(block, minlength=len(self.parts)))
+            starts = np.concatenate([[0], ends[:-1]])
+            for k, part in enumerate(self.parts):
+                pick = order[starts[k] : ends[k]]
+                if len(pick):
+                    local = rows[pick] - rows.dtype.type(self.bounds[k])
+                    part._pending.append((local, cols[pick], values[pick]))
+            del block, order
+        self._n_pending += len(rows)
+        if fold:
+            self.fold_if_full()
+
+    def fold_if_full(self) -> None:
+        """Fold every block once the buffer holds ``MAX_PENDING`` pairs (as ``PairSum.add``)."""
+        if self._n_pending >= MAX_PENDING:
+            self._flush()
+
+    def result(self) -> list[sp.csr_matrix]:
+        """The row blocks' CSR sums, ``[hi - lo, n_cols]`` each, in order."""
+        self._flush()
+        return [part.total for part in self.parts]
+
+    def _flush(self) -> None:
+        for part in self.parts:
+            part._flush()
+        self._n_pending = 0
 
 
 def row_topn(

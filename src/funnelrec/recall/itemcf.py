@@ -44,7 +44,7 @@ from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.ragged import IntArray
 from funnelrec.recall._cooccurrence import (
     F64Array,
-    PairSum,
+    RowBlockPairSum,
     pairs_by_distance,
     recent_matrix,
     row_topn,
@@ -55,6 +55,9 @@ from funnelrec.recall.base import MatrixScoredChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
+
+BLOCK_PAIRS = 12_500_000  # fit: raw pairs (both directions) of one block of source items
+PAIR_SLICE = 1 << 22  # pairs enumerated at a time (memory; the sums do not depend on it)
 
 
 class ItemCFParams(Params):
@@ -118,12 +121,28 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
     personalized: ClassVar[bool] = True
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
-        """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``."""
+        """Build the pruned item→item graph ``similarity_`` ``[n_items, n_items]``.
+
+        The pair sums ``F`` are built, and the graph's rows assembled (``fw·F + bw·Fᵀ +
+        gw·G``), normalised and pruned, in blocks of source items holding about
+        ``BLOCK_PAIRS`` raw pairs each (one block below that), so peak memory is about one
+        ``F`` plus one block's pieces; every entry is bit-identical to the one-block build."""
         offsets, items, ts = dataset.sequences
-        raw, counts = self._raw(offsets, items, ts, dataset.n_items)
-        sim = _normalise(raw, counts, self.params)
-        self.similarity_ = row_topn(sim, self.params.n_neighbours, copy=False, dtype=np.float32)
-        self.n_items_ = dataset.n_items
+        n_items, p = dataset.n_items, self.params
+        w_event = self._event_weights(offsets)
+        counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
+        bounds = self._blocks(np.bincount(items, minlength=n_items), None, BLOCK_PAIRS)
+        forward = self._forward(offsets, items, ts, w_event, n_items, bounds)
+        glob = _global(offsets, items, w_event, n_items) if p.global_weight > 0 else None
+        parts = []
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+            raw = self._directed(forward, k, lo, hi)
+            if glob is not None:
+                raw = raw + p.global_weight * (glob[lo:hi] if len(forward) > 1 else glob)
+            sim = _normalise(sp.csr_matrix(raw), counts, p, row_offset=lo)
+            parts.append(row_topn(sim, p.n_neighbours, copy=False, dtype=np.float32))
+        self.similarity_ = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+        self.n_items_ = n_items
         self.score_memo.clear()
         return self
 
@@ -186,47 +205,77 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         inner = np.searchsorted(cum, targets, side="right")
         return np.unique(np.concatenate([[0], inner, [len(counts)]])).astype(np.int64)
 
+    def _event_weights(self, offsets: IntArray) -> F64Array:
+        """``[N]`` weight of every event: its user's ``user_weight``."""
+        return user_weights(ragged.lengths(offsets), self.params.user_weight)[
+            ragged.row_ids(offsets)
+        ]
+
     def _raw(
         self, offsets: IntArray, items: IntArray, ts: F64Array, n_items: int
     ) -> tuple[sp.csr_matrix, F64Array]:
         """Raw pair weights ``[n_items, n_items]`` of some users' sequences and the
         user-weighted event count of every item ``[n_items]``."""
-        w_event = user_weights(ragged.lengths(offsets), self.params.user_weight)[
-            ragged.row_ids(offsets)
-        ]
-        raw = self._sequential(offsets, items, ts, w_event, n_items)
+        w_event = self._event_weights(offsets)
+        whole = np.array([0, n_items], dtype=np.int64)
+        raw = self._directed(self._forward(offsets, items, ts, w_event, n_items, whole), 0)
         if self.params.global_weight > 0:
             raw = raw + self.params.global_weight * _global(offsets, items, w_event, n_items)
         counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
         return sp.csr_matrix(raw), counts
 
-    def _sequential(
-        self, offsets: IntArray, items: IntArray, ts: F64Array, w_event: F64Array, n_items: int
-    ) -> sp.csr_matrix:
-        """Directed, distance-weighted pair weights ``[n_items, n_items]``.
+    def _event_weights(self, offsets: IntArray) -> F64Array:
+        """``[N]`` weight of every event: its user's ``user_weight``."""
+        return user_weights(ragged.lengths(offsets), self.params.user_weight)[
+            ragged.row_ids(offsets)
+        ]
 
-        The forward sums ``F[i, j]`` (``j`` after ``i``) are built once, one window distance
-        at a time (``PairSum`` folds them in every ``MAX_PENDING`` pairs: memory); backward
-        pairs are the same pairs reversed, so the result is
-        ``forward_weight · F + backward_weight · Fᵀ``."""
+    def _forward(
+        self,
+        offsets: IntArray,
+        items: IntArray,
+        ts: F64Array,
+        w_event: F64Array,
+        n_items: int,
+        bounds: IntArray,
+    ) -> list[sp.csr_matrix]:
+        """Forward, distance-weighted pair sums ``F[i, j]`` (``j`` after ``i``) as row blocks
+        ``bounds`` ``[K+1]`` (``[hi - lo, n_items]`` each), built one window distance at a time
+        (folded every ``MAX_PENDING`` pairs: memory)."""
         p = self.params
-        total = PairSum((n_items, n_items))
+        total = RowBlockPairSum(bounds, n_items)
         if n_items < np.iinfo(np.int32).max:  # scipy's index type: no conversion later
             items = items.astype(np.int32)
-        for d, early in pairs_by_distance(offsets, p.window):
-            early = early[items[early] != items[early + d]]  # no self-pairs (drop them here)
-            late = early + d
-            w = w_event[early] * p.position_decay ** (d - 1)
-            if p.time_half_life is not None:
-                w = w * np.exp2(-np.abs(ts[late] - ts[early]) / p.time_half_life)
-            total.add(items[early], items[late], w)
-        forward = total.result()
+        for d, starts in pairs_by_distance(offsets, p.window):
+            # one distance's pairs in slices (memory); folded, as one add, after the last
+            for at in range(0, len(starts), PAIR_SLICE):
+                early = starts[at : at + PAIR_SLICE]
+                early = early[items[early] != items[early + d]]  # no self-pairs (drop here)
+                late = early + d
+                w = w_event[early] * p.position_decay ** (d - 1)
+                if p.time_half_life is not None:
+                    w = w * np.exp2(-np.abs(ts[late] - ts[early]) / p.time_half_life)
+                total.add(items[early], items[late], w, fold=False)
+            total.fold_if_full()
+        return total.result()
+
+    def _directed(
+        self, forward: list[sp.csr_matrix], k: int, lo: int = 0, hi: int | None = None
+    ) -> sp.csr_matrix:
+        """Rows ``lo:hi`` (block ``k`` of ``forward``) of ``forward_weight · F +
+        backward_weight · Fᵀ``: backward pairs are the forward pairs reversed, and ``Fᵀ``'s
+        rows are ``F``'s columns ``lo:hi``, gathered from every block."""
+        p = self.params
+        rows = forward[k]
         if p.backward_weight == 0:
-            return forward * p.forward_weight if p.forward_weight != 1 else forward
-        backward = sp.csr_matrix(forward.T) * p.backward_weight
+            return rows * p.forward_weight if p.forward_weight != 1 else rows
+        hi = rows.shape[1] if hi is None else hi
+        columns = [block[:, lo:hi] for block in forward]
+        by_column = columns[0] if len(columns) == 1 else sp.vstack(columns, format="csr")
+        backward = sp.csr_matrix(by_column.T) * p.backward_weight
         if p.forward_weight == 0:
             return backward
-        return sp.csr_matrix(forward * p.forward_weight + backward)
+        return sp.csr_matrix(rows * p.forward_weight + backward)
 
     def score_matrix(self, query: Query) -> sp.csr_matrix:
         """``[B, n_items]`` scores: recency-weighted history ``@`` item similarity."""

@@ -1,0 +1,45 @@
+"""benchmarks/reproduce.py: which metrics are compared and how a re-run row is judged."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(model: str, **metrics: float) -> dict[str, object]:
+    return {"dataset": "d", "protocol": "loo", "model": model, "stage": "recall",
+            "metrics": metrics}  # fmt: skip
+
+
+def test_cost_metrics_are_not_compared() -> None:
+    quality = _module().quality_metrics({
+        "ndcg@10": 0.1, "hit@10": 0.2, "auc": 0.7, "events": 5.0, "cpu_s": 1.0, "fit_s": 2.0,
+        "pairs_per_s": 3.0, "p99_ms": 4.0, "cpu_per_wall": 1.9, "threads": 2.0, "peak_mb": 1.0,
+        "time_vs_peer": 1.2, "speedup": 2.0, "qps": 9.0, "ms_per_request_rank": 0.1,
+    })  # fmt: skip
+    assert quality == {"ndcg@10": 0.1, "hit@10": 0.2, "auc": 0.7, "events": 5.0}
+
+
+def test_rows_are_judged_on_quality_metrics_at_recorded_decimals() -> None:
+    compare = _module().compare
+    recorded = [_row("a", **{"ndcg@10": 0.1362, "cpu_s": 5.0}), _row("b", **{"ndcg@10": 0.05}),
+                _row("c", **{"ndcg@10": 0.07}), _row("d", **{"cpu_s": 1.0})]  # fmt: skip
+    now = [_row("a", **{"ndcg@10": 0.1362, "cpu_s": 9.0}), _row("b", **{"ndcg@10": 0.0501}),
+           _row("d", **{"cpu_s": 2.0})]  # fmt: skip
+    verdicts = {v["row"][2]: v for v in compare(recorded, now)}
+    assert verdicts["a"]["verdict"] == "same"
+    assert verdicts["b"]["verdict"] == "differs"
+    assert verdicts["b"]["diff"] == {"ndcg@10": [0.05, 0.0501]}
+    assert verdicts["c"]["verdict"] == "missing"
+    assert verdicts["d"]["verdict"] == "cost-only"
