@@ -120,10 +120,11 @@ class LazyAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
                 step = state["step"]
-                avg = state["exp_avg"][rows].lerp_(grad, 1 - beta1)
-                avg_sq = state["exp_avg_sq"][rows].lerp_(grad.square_(), 1 - beta2)
-                state["exp_avg"][rows] = avg
-                state["exp_avg_sq"][rows] = avg_sq
+                # index_select / index_copy_: row copies, several times faster than [rows]
+                avg = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
+                avg_sq = state["exp_avg_sq"].index_select(0, rows).lerp_(grad.square_(), 1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, avg)
+                state["exp_avg_sq"].index_copy_(0, rows, avg_sq)
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
                 param.index_add_(
                     0, rows, avg.div_(avg_sq.sqrt_().add_(group["eps"])), alpha=-step_size
