@@ -73,7 +73,45 @@ def render(rows: list[dict[str, Any]]) -> str:
     out = [INTRO]
     for (stage, dataset, protocol), items in sorted(groups.items()):
         out.extend(_section(stage, dataset, protocol, items))
+    out.extend(_reproduction())
     return "\n".join(out) + "\n"
+
+
+def _reproduction() -> list[str]:
+    """The last ``benchmarks/reproduce.py`` verdict of every re-run command."""
+    path = RESULTS / "reproduce" / "report.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    lines = [
+        "\n## Reproduction (`python benchmarks/reproduce.py`)\n",
+        "Quality metrics compared at the recorded 4 decimals; cost metrics are not compared.\n",
+        "| verdict | rows same / compared | re-run s | date | command |",
+        "|---|---|---|---|---|",
+    ]
+    for command, r in sorted(report.items(), key=lambda kv: (kv[1]["file"], kv[0])):
+        rows = r.get("rows", [])
+        same = sum(v["verdict"] in ("same", "cost-only") for v in rows)
+        detail = "; ".join(
+            f"{'/'.join(map(str, v['row']))}: "
+            + (
+                ", ".join(f"{k} {a} → {b}" for k, (a, b) in v.get("diff", {}).items())
+                or v["verdict"]
+            )
+            for v in rows
+            if v["verdict"] not in ("same", "cost-only")
+        )
+        verdict = r["verdict"] + (f" ({detail})" if detail else "")
+        lines.append(
+            f"| {verdict} | {same} / {len(rows)} | {r.get('seconds', '')} | {r['date']} | "
+            f"`{command}` |"
+        )
+    return lines
+
+
+def _changes(verdict: dict[str, Any]) -> str:
+    diff = verdict.get("diff", {})
+    return ", ".join(f"{k} {a} → {b}" for k, (a, b) in diff.items()) or verdict["verdict"]
 
 
 def _section(stage: str, dataset: str, protocol: str, items: list[dict[str, Any]]) -> list[str]:
