@@ -19,6 +19,14 @@ from funnelrec.rank.fusion import pareto_mask, plot_front, sweep_fusion
 from funnelrec.train.multitask import TaskWeighting
 from funnelrec.train.rows import TrainSettings, predict
 
+
+def _last_cpu() -> float:
+    """CPU seconds of the last ``multitask.train_eval`` call (its span is the row's wall)."""
+    from multitask import CPU_S
+
+    return CPU_S[-1]
+
+
 CORRELATIONS = (1.0, 0.9, 0.5, 0.0)
 CORR_SEEDS = (0, 1, 2)
 CORR_SEEDS_MSE = (0, 1)  # the regression runs are ~3x longer (no early stop before 40 epochs)
@@ -61,7 +69,7 @@ def correlation(results: Path, regression: bool = False) -> list[dict[str, Any]]
     rows = []
     for r in CORRELATIONS:
         for name, spec in CORR_MODELS.items():
-            losses, aucs, walls, corr = [], [], [], []
+            losses, aucs, walls, corr, cpus = [], [], [], [], []
             for seed in CORR_SEEDS_MSE if regression else CORR_SEEDS:
                 x, y = correlated_tasks(r, seed=seed, regression=regression)
                 corr.append(float(np.corrcoef(y.T)[0, 1]))
@@ -81,6 +89,7 @@ def correlation(results: Path, regression: bool = False) -> list[dict[str, Any]]
                 )  # fmt: skip
                 aucs.append(np.mean(auc))
                 walls.append(wall)
+                cpus.append(_last_cpu())
             loss[name].append(float(np.mean(losses)))
             print(r, name, round(float(np.mean(losses)), 4), round(float(np.mean(aucs)), 4))
             key = "mse" if regression else "logloss"
@@ -92,7 +101,8 @@ def correlation(results: Path, regression: bool = False) -> list[dict[str, Any]]
             }
             rows.append(row(f"synthetic-correlation-{r}", "split622",
                             f"{name}-{key}" if regression else name, "rank", m,
-                            float(np.sum(walls)), seeds=len(losses)))  # fmt: skip
+                            float(np.sum(walls)), float(np.sum(cpus)),
+                            seeds=len(losses)))  # fmt: skip
     suffix = "_mse" if regression else ""
     _plot_loss(loss, results / f"multitask_correlation{suffix}.png", key)
     return rows
@@ -166,7 +176,9 @@ def world(results: Path) -> list[dict[str, Any]]:
         models[arch] = model
         print(arch, [round(a, 4) for a in auc], f"{wall:.0f}s", flush=True)
         m = {f"auc_{t}": a for t, a in zip(TASKS, auc, strict=True)}
-        rows.append(row(WORLD_NAME, "split622", arch, "rank", m, wall, best_epoch=best))
+        rows.append(
+            row(WORLD_NAME, "split622", arch, "rank", m, wall, _last_cpu(), best_epoch=best)
+        )
     rows += esmm_vs_naive(schema, parts)
     rows += pareto(schema, parts, models["mmoe"], results)
     return rows
@@ -187,6 +199,7 @@ def esmm_vs_naive(schema: Schema, parts: dict[str, Batch]) -> list[dict[str, Any
     clicked = y[:, 0] > 0.5
     cfg = MultiTaskConfig(arch="esmm", n_tasks=2, **{**WORLD_MODEL})  # type: ignore[arg-type]
     _, wall_e, _, esmm = train_eval(schema, two, cfg, WORLD_TRAIN)
+    cpu_e = _last_cpu()
     with torch.no_grad():
         esmm.eval()
         cond = esmm.conditional_logits(two["test"]).numpy()
@@ -194,18 +207,20 @@ def esmm_vs_naive(schema: Schema, parts: dict[str, Batch]) -> list[dict[str, Any
     single = MultiTaskConfig(arch="single", n_tasks=1, **WORLD_MODEL)  # type: ignore[arg-type]
     ctr_parts = {p: _sub(b, [0]) for p, b in parts.items()}
     _, wall_c, _, ctr = train_eval(schema, ctr_parts, single, WORLD_TRAIN)
+    cpu_c = _last_cpu()
     cvr_parts = {
         p: _sub(b, [2], np.flatnonzero(b.label.numpy()[:, 0] > 0.5))  # type: ignore[union-attr]
         for p, b in parts.items()
     }
     cvr_parts["test"] = _sub(parts["test"], [2])
     _, wall_n, _, naive = train_eval(schema, cvr_parts, single, WORLD_TRAIN)
+    cpu_n = _last_cpu()
     n_ctr = 1 / (1 + np.exp(-predict(ctr, parts["test"])[:, 0]))
     n_cvr = 1 / (1 + np.exp(-predict(naive, parts["test"])[:, 0]))
     out = []
-    for name, ctr_p, cvr_p, wall in (
-        ("esmm-cvr", p_ctr, p_cvr, wall_e),
-        ("naive-cvr-clicked-only", n_ctr, n_cvr, wall_c + wall_n),
+    for name, ctr_p, cvr_p, wall, cpu in (
+        ("esmm-cvr", p_ctr, p_cvr, wall_e, cpu_e),
+        ("naive-cvr-clicked-only", n_ctr, n_cvr, wall_c + wall_n, cpu_c + cpu_n),
     ):
         m = {
             "cvr_auc_entire": metrics.auc(y[:, 1] > 0.5, cvr_p),
@@ -213,7 +228,7 @@ def esmm_vs_naive(schema: Schema, parts: dict[str, Batch]) -> list[dict[str, Any
             "ctcvr_auc": metrics.auc(y[:, 1] > 0.5, ctr_p * cvr_p),
         }  # fmt: skip
         print(name, {k: round(v, 4) for k, v in m.items()}, flush=True)
-        out.append(row(WORLD_NAME, "split622", name, "rank", m, wall))
+        out.append(row(WORLD_NAME, "split622", name, "rank", m, wall, cpu))
     return out
 
 
@@ -225,12 +240,13 @@ def pareto(
     from multitask import train_eval
 
     cfg = MultiTaskConfig(arch="mmoe", n_tasks=3, **WORLD_MODEL)  # type: ignore[arg-type]
-    objs, walls, weights = [], [], []
+    objs, walls, weights, cpus = [], [], [], []
     for c in FRONT_CONSTRAINTS:
         w = TaskWeighting(3, "mgda", min_weights=list(c))
         auc, wall, _, _ = train_eval(schema, parts, cfg, WORLD_TRAIN, w)
         objs.append(auc)
         walls.append(wall)
+        cpus.append(_last_cpu())
         weights.append(w.history[-1])
         print("mgda", c, [round(a, 4) for a in auc], [round(x, 3) for x in w.history[-1]])
     obj = np.asarray(objs)
@@ -246,14 +262,15 @@ def pareto(
         axes=(0, 2),
     )
     rows = []
-    for c, a, wt, wall, f in zip(FRONT_CONSTRAINTS, objs, weights, walls, front, strict=True):
+    spans = zip(FRONT_CONSTRAINTS, objs, weights, walls, cpus, front, strict=True)
+    for c, a, wt, wall, cpu, f in spans:
         m = {
             **{f"auc_{t}": v for t, v in zip(TASKS, a, strict=True)},
             **{f"w_{t}": v for t, v in zip(TASKS, wt, strict=True)},
             "on_front": float(f),
         }
         name = "mmoe-mgda-min" + "-".join(f"{x:g}" for x in c)
-        rows.append(row(WORLD_NAME, "split622", name, "rank", m, wall))
+        rows.append(row(WORLD_NAME, "split622", name, "rank", m, wall, cpu))
     y = parts["test"].label.numpy()  # type: ignore[union-attr]
     sweep = sweep_fusion(predict(mmoe, parts["test"]), y, TASKS)
     plot_front(sweep.objectives, sweep.front, [f"AUC of fused score vs {t}" for t in TASKS],

@@ -52,7 +52,10 @@ def main() -> None:
             extra["rule"] = (
                 f"refit accepted iff holdout recall@{cfg.k} >= serving x (1 - {cfg.margin})"
             )
-        rows.append(row(dataset, "simulate", run.name, "serve", run.metrics(), run.wall_s, **extra))
+        rows.append(
+            row(dataset, "simulate", run.name, "serve", run.metrics(), run.wall_s, run.cpu_s,
+                **extra)
+        )  # fmt: skip
     path = write_rows("simulate", rows)
     print(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
 

@@ -102,6 +102,7 @@ class ModelRun:
     clicks_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     decisions: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU seconds over the same span as ``wall_s``
 
     def metrics(self) -> dict[str, float]:
         out = {f"ctr_r{r + 1}": round(c, 5) for r, c in enumerate(self.ctr)}
@@ -146,13 +147,14 @@ def simulate(
     base = load_dataset(cfg.base_spec)
     runs = []
     for name, spec in cfg.models.items():
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         work = out / name
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         Funnel(load_config(spec.config)).fit(base).save(work / "gen-0")
         run = _run_model(name, spec, cfg, rounds, work, world, base.max_timestamp, progress)
         run.wall_s = time.perf_counter() - start
+        run.cpu_s = time.process_time() - cpu0
         runs.append(run)
     return runs
 
