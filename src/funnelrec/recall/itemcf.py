@@ -131,7 +131,8 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         n_items, p = dataset.n_items, self.params
         w_event = self._event_weights(offsets)
         counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
-        bounds = self._blocks(np.bincount(items, minlength=n_items), None, BLOCK_PAIRS)
+        events = np.bincount(items, minlength=n_items).astype(np.float64)
+        bounds = self._blocks(events, None, BLOCK_PAIRS)
         forward = self._forward(offsets, items, ts, w_event, n_items, bounds)
         glob = _global(offsets, items, w_event, n_items) if p.global_weight > 0 else None
         parts = []
@@ -223,12 +224,6 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
             raw = raw + self.params.global_weight * _global(offsets, items, w_event, n_items)
         counts = np.bincount(items, weights=w_event, minlength=n_items).astype(np.float64)
         return sp.csr_matrix(raw), counts
-
-    def _event_weights(self, offsets: IntArray) -> F64Array:
-        """``[N]`` weight of every event: its user's ``user_weight``."""
-        return user_weights(ragged.lengths(offsets), self.params.user_weight)[
-            ragged.row_ids(offsets)
-        ]
 
     def _forward(
         self,

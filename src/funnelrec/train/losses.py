@@ -120,7 +120,7 @@ def shared_softmax_loss(
     at = torch.searchsorted(shared_ids[order], pos_ids).clamp_max(len(shared_ids) - 1)
     hit = shared_ids[order][at] == pos_ids
     rows, cols = torch.nonzero(hit).squeeze(1), order[at[hit]]
-    lse = SharedLogSumExp.apply(user, shared, log_q, rows, cols)
+    lse: Tensor = SharedLogSumExp.apply(user, shared, log_q, rows, cols)  # type: ignore[no-untyped-call]
     # -log softmax of column 0 of [pos | neg], without building the [B, 1 + C] logits
     return (torch.logaddexp(pos, lse) - pos).mean()
 
@@ -138,7 +138,7 @@ class SharedLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, user: Tensor, shared: Tensor, log_q: Tensor | None, rows: Tensor, cols: Tensor
     ) -> Tensor:
         logits = (shared @ user.T).T  # [B, C]; this layout multiplies faster for d = 64
@@ -154,7 +154,7 @@ class SharedLogSumExp(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         user, shared, softmax, total = ctx.saved_tensors
         grad_logits = softmax.mul_(grad.unsqueeze(1) / total.clamp_min(1e-30))  # in place: once
         grad_user = grad_logits @ shared if ctx.needs_input_grad[0] else None
