@@ -106,7 +106,16 @@ def run(command: str, entry: dict[str, Any], timeout: float) -> dict[str, Any]:
     rows = compare(entry["rows"], now)
     kinds = {v["verdict"] for v in rows}
     verdict = kinds.pop() if len(kinds) == 1 else "differs" if "differs" in kinds else "mixed"
-    return {"verdict": verdict, "seconds": seconds, "rows": rows}
+    return {"verdict": verdict, "seconds": seconds, "rows": rows, "now": now}
+
+
+def update(file: str, now: list[dict[str, Any]]) -> None:
+    """Replace the recorded rows of ``file`` by the re-run ones with the same key."""
+    path = RESULTS / f"{file}.json"
+    fresh = {tuple(r[k] for k in KEY): r for r in now}
+    old = json.loads(path.read_text())["rows"]
+    merged = [fresh.pop(tuple(r[k] for k in KEY), r) for r in old] + list(fresh.values())
+    path.write_text(json.dumps({"rows": merged}, indent=2) + "\n")
 
 
 def main() -> None:
@@ -116,6 +125,11 @@ def main() -> None:
     parser.add_argument("--match", help="only commands containing this text")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--list", action="store_true", help="print the plan and stop")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="record the re-run rows of commands that differ (after a deliberate change)",
+    )
     args = parser.parse_args()
     todo = plan(args.file, args.max_wall)
     if args.match:
@@ -130,6 +144,10 @@ def main() -> None:
     report = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     for command, entry in todo.items():
         result = run(command, entry, args.timeout)
+        now = result.pop("now", [])
+        if args.update and result["verdict"] in ("differs", "mixed", "missing") and now:
+            update(entry["file"], now)
+            result["updated"] = True
         report[command] = {"file": entry["file"], "date": time.strftime("%Y-%m-%d"), **result}
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=1) + "\n")
