@@ -102,6 +102,8 @@ def _reproduction() -> list[str]:
             if v["verdict"] not in ("same", "cost-only")
         )
         verdict = r["verdict"] + (f" ({detail})" if detail else "")
+        if r.get("updated"):  # a deliberate change: the re-run rows are now the recorded ones
+            verdict += "; re-recorded"
         lines.append(
             f"| {verdict} | {same} / {len(rows)} | {r.get('seconds', '')} | {r['date']} | "
             f"`{command}` |"
