@@ -111,11 +111,9 @@ def run(command: str, entry: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 def update(file: str, now: list[dict[str, Any]]) -> None:
     """Replace the recorded rows of ``file`` by the re-run ones with the same key."""
-    path = RESULTS / f"{file}.json"
-    fresh = {tuple(r[k] for k in KEY): r for r in now}
-    old = json.loads(path.read_text())["rows"]
-    merged = [fresh.pop(tuple(r[k] for k in KEY), r) for r in old] + list(fresh.values())
-    path.write_text(json.dumps({"rows": merged}, indent=2) + "\n")
+    from harness import write_rows  # benchmarks/harness.py: the one merge of rows by key
+
+    write_rows(file, now)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
 
 
@@ -45,13 +47,18 @@ def test_rows_are_judged_on_quality_metrics_at_recorded_decimals() -> None:
     assert verdicts["d"]["verdict"] == "cost-only"
 
 
-def test_update_replaces_rows_by_key_and_keeps_the_rest(tmp_path: Path) -> None:
+def test_update_replaces_rows_by_key_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import harness
+
     module = _module()
-    module.RESULTS = tmp_path
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
     recorded = [_row("a", **{"ndcg@10": 0.1}), _row("b", **{"ndcg@10": 0.2})]
     (tmp_path / "recall.json").write_text(json.dumps({"rows": recorded}))
     module.update("recall", [_row("b", **{"ndcg@10": 0.25})])
     rows = json.loads((tmp_path / "recall.json").read_text())["rows"]
-    assert [(r["model"], r["metrics"]["ndcg@10"]) for r in rows] == [("a", 0.1), ("b", 0.25)]
+    assert sorted((r["model"], r["metrics"]["ndcg@10"]) for r in rows) == [("a", 0.1), ("b", 0.25)]

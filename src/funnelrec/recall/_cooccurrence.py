@@ -106,17 +106,22 @@ class PairSum:
 
     def add(self, rows: IntArray, cols: IntArray, values: F64Array) -> None:
         """Add pairs (three aligned ``[P]`` arrays)."""
+        self.queue(rows, cols, values)
+        if self._n_pending >= MAX_PENDING:
+            self.fold()
+
+    def queue(self, rows: IntArray, cols: IntArray, values: F64Array) -> None:
+        """Buffer pairs without the fold check (``RowBlockPairSum`` decides when to fold)."""
         self._pending.append((rows, cols, values))
         self._n_pending += len(rows)
-        if self._n_pending >= MAX_PENDING:
-            self._flush()
 
     def result(self) -> sp.csr_matrix:
         """The ``shape`` CSR sum of every pair added so far."""
-        self._flush()
+        self.fold()
         return self.total
 
-    def _flush(self) -> None:
+    def fold(self) -> None:
+        """Sum the buffered pairs into the running total."""
         if not self._pending:
             return
         if len(self._pending) == 1:
@@ -147,7 +152,7 @@ class RowBlockPairSum:
         if not off_diag.all():
             rows, cols, values = rows[off_diag], cols[off_diag], values[off_diag]
         if len(self.parts) == 1:
-            self.parts[0]._pending.append((rows, cols, values))
+            self.parts[0].queue(rows, cols, values)
         else:
             block = np.searchsorted(self.bounds, rows, side="right") - 1
             order = np.argsort(block, kind="stable")  # keeps each row's pairs in order
@@ -157,25 +162,25 @@ class RowBlockPairSum:
                 pick = order[starts[k] : ends[k]]
                 if len(pick):
                     local = rows[pick] - rows.dtype.type(self.bounds[k])
-                    part._pending.append((local, cols[pick], values[pick]))
+                    part.queue(local, cols[pick], values[pick])
             del block, order
-        self._n_pending += len(rows)
+        self._n_pending += len(rows)  # the whole buffer, all blocks: PairSum's fold rule
         if fold:
             self.fold_if_full()
 
     def fold_if_full(self) -> None:
         """Fold every block once the buffer holds ``MAX_PENDING`` pairs (as ``PairSum.add``)."""
         if self._n_pending >= MAX_PENDING:
-            self._flush()
+            self._fold()
 
     def result(self) -> list[sp.csr_matrix]:
         """The row blocks' CSR sums, ``[hi - lo, n_cols]`` each, in order."""
-        self._flush()
-        return [part.total for part in self.parts]
+        self._fold()
+        return [part.result() for part in self.parts]
 
-    def _flush(self) -> None:
+    def _fold(self) -> None:
         for part in self.parts:
-            part._flush()
+            part.fold()
         self._n_pending = 0
 
 
