@@ -133,11 +133,19 @@ def test_reload_through_one_process_reaches_every_process(
         r = c.post("/admin/reload", json={"artifacts": str(popular_artifact)}, headers=headers)
         assert r.status_code == 200, r.text
 
+    artifacts_by_pid: dict[int, str] = {}
+
     def everyone_reloaded() -> bool:
-        found = [_get(servers[s], "/health")["artifacts"] for s in ("a", "a", "a", "a", "b")]
-        return set(found) == {popular_artifact.name}  # /health names the directory only
+        # a fresh connection may reach either of a's workers, unevenly: poll until both
+        # have answered since the reload, each with the new artifact
+        for server in ("a", "a", "a", "a", "b"):
+            health = _get(servers[server], "/health")
+            artifacts_by_pid[health["pid"]] = health["artifacts"]  # the directory name only
+        return len(artifacts_by_pid) == 3 and set(artifacts_by_pid.values()) == {
+            popular_artifact.name
+        }
 
     _eventually(everyone_reloaded, timeout=60.0)
-    for server in ("a", "a", "b"):  # the popular-only funnel answers
+    for server in ("a", "a", "a", "a", "b"):  # the popular-only funnel answers
         trace = _get(servers[server], "/recommend", user_id="u0007", k=5, explain="true")
         assert list(trace["trace"]["channels"]) == ["popular"]

@@ -164,6 +164,7 @@ class Health(BaseModel):
     generation: int
     artifacts: str = Field(description="name of the artifact directory (never its path)")
     loaded_at: float
+    pid: int = Field(description="operating-system id of the process that answered")
     n_users: int
     n_items: int
     store: str

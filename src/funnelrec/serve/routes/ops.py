@@ -1,5 +1,7 @@
 """``GET /health`` and ``GET /metrics`` (never behind a token: for probes and scrapers)."""
 
+import os
+
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +22,7 @@ def router(state: ServeState) -> APIRouter:
             generation=served.generation,
             artifacts=served.artifacts.name,  # never the absolute path
             loaded_at=served.loaded_at,
+            pid=os.getpid(),  # which of several worker processes answered
             n_users=served.dataset.n_users,
             n_items=served.dataset.n_items,
             store=state.store.url.split(":", 1)[0],
