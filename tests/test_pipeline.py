@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -12,6 +14,9 @@ from funnelrec.data.splits import Split
 from funnelrec.errors import NotFittedError
 from funnelrec.eval.funnel import evaluate_funnel
 from funnelrec.pipeline import Funnel
+from funnelrec.provenance import channel_sets
+from funnelrec.rank.passthrough import PassthroughRanker
+from funnelrec.types import Candidates, Query
 
 CONFIG = {
     "k": 5,
@@ -99,3 +104,63 @@ def test_funnel_evaluation_stage_recall_is_monotone(funnel: Funnel, world_split:
     assert by_stage["recall"] >= by_stage["prerank"] >= by_stage["rank"] >= by_stage["rerank"]
     assert by_stage["recall"] >= max(by_stage["recall:recent"], by_stage["recall:popular"]) - 1e-9
     assert report.metrics["hit@5"] > 0
+
+
+EVIDENCE_CONFIG = {
+    "k": 5,
+    "recall": {
+        "total": 60,
+        "channels": [
+            {"name": "itemcf", "share": 0.5},
+            {"name": "usercf", "share": 0.3},
+            {"name": "popular", "share": 0.2},
+        ],
+    },
+    "prerank": {"keep": 40},
+    "rank": {"keep": 20},
+    "rerank": [
+        {"name": "seen_filter"},
+        {"name": "scatter", "params": {"window": 4, "max_per_window": 2}},
+    ],
+}
+
+
+class _EvidenceReader(PassthroughRanker):
+    """A ranker that reads the channels' evidence and remembers what it saw."""
+
+    reads_channel_evidence: ClassVar[bool] = True
+
+    def _score(self, query: Query, candidates: Candidates) -> Candidates:
+        self.seen_ = sorted(candidates.stage_scores)
+        return super()._score(query, candidates)
+
+
+@pytest.fixture(scope="module")
+def evidence_funnel(world_split: Split) -> Funnel:
+    return Funnel(parse_config(EVIDENCE_CONFIG)).fit(world_split.history)
+
+
+def test_run_without_evidence_gives_the_same_slate(
+    evidence_funnel: Funnel, world_split: Split
+) -> None:
+    assert not evidence_funnel.reads_channel_evidence  # passthrough scorers, rule re-rankers
+    query = world_split.test_query(world_split.test_users()[:40], 5)
+    full, light = evidence_funnel.run(query), evidence_funnel.run(query, evidence=False)
+    assert full.slate is not None and light.slate is not None
+    np.testing.assert_array_equal(full.slate.offsets, light.slate.offsets)
+    np.testing.assert_array_equal(full.slate.item_idx, light.slate.item_idx)
+    np.testing.assert_array_equal(full.slate.scores, light.slate.scores)
+    assert channel_sets(full.slate) == channel_sets(light.slate)
+    assert {"ch:itemcf", "cs:usercf"} <= set(full.merged.stage_scores)
+    assert not [k for k in light.merged.stage_scores if ":" in k]  # evidence skipped
+
+
+def test_a_stage_that_reads_evidence_always_gets_it(
+    evidence_funnel: Funnel, world_split: Split
+) -> None:
+    reader = _EvidenceReader().fit(world_split.history)
+    funnel = copy.copy(evidence_funnel)
+    funnel.ranker = reader
+    assert funnel.reads_channel_evidence
+    funnel.run(world_split.test_query(world_split.test_users()[:5], 5), evidence=False)
+    assert {"ch:itemcf", "ch:usercf", "cs:itemcf"} <= set(reader.seen_)

@@ -181,10 +181,21 @@ class Funnel:
     def _merge(self, per_channel: dict[str, Candidates]) -> Candidates:
         return stacking.merge_channels(self.config.recall, per_channel)
 
-    def run(self, query: Query) -> FunnelTrace:
-        """Run every stage for a batch of queries and keep each stage's output."""
+    @property
+    def reads_channel_evidence(self) -> bool:
+        """Whether the pre-ranker, ranker or a re-ranker reads the merged set's per-channel
+        evidence (``Stage.reads_channel_evidence``)."""
+        stages = [self.preranker, self.ranker, *self.rerankers]
+        return any(stage.reads_channel_evidence for stage in stages)
+
+    def run(self, query: Query, evidence: bool = True) -> FunnelTrace:
+        """Run every stage for a batch of queries and keep each stage's output.
+
+        ``evidence = False`` skips the per-channel evidence of the merged set when no stage
+        reads it (``reads_channel_evidence``): the same slate and scores, a trace without
+        the ``ch:``/``cs:``/``sim_*`` stage scores (serving without ``explain``)."""
         self.dataset  # noqa: B018 - raises NotFittedError when unfitted
-        per_channel, merged, pre, ranked = self._ranked(query)
+        per_channel, merged, pre, ranked = self._ranked(query, evidence)
         steps = self._rerank_chain(query, ranked, len(self.rerankers))
         slate = Slate.of(steps[-1][1].truncate(query.k))
         steps = steps[1:]
@@ -200,11 +211,14 @@ class Funnel:
         )
 
     def _ranked(
-        self, query: Query
+        self, query: Query, evidence: bool = True
     ) -> tuple[dict[str, Candidates], Candidates, Candidates, Candidates]:
-        """Per-channel candidates, merged set, pre-rank and rank outputs (after their cuts)."""
+        """Per-channel candidates, merged set (with the channels' evidence unless neither
+        ``evidence`` nor a stage asks for it), pre-rank and rank outputs (after their cuts)."""
         per_channel = self.retrieve_channels(query)
-        merged = stacking.annotate(query, self._merge(per_channel), per_channel, self.channels)
+        merged = self._merge(per_channel)
+        if evidence or self.reads_channel_evidence:
+            merged = stacking.annotate(query, merged, per_channel, self.channels)
         pre = self.preranker.score(query, merged).truncate(self.config.prerank.keep)
         ranked = self.ranker.score(query, pre).truncate(self.config.rank.keep)
         return per_channel, merged, pre, ranked

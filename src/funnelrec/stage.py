@@ -53,6 +53,11 @@ class Stage(ABC, Generic[P]):
         registered_name: the name it is registered under (set by ``Registry.register``).
         params_model: the pydantic model of its params.
         needs: what it needs from the data (columns, feedback), checked before ``fit``.
+        reads_channel_evidence: whether ``score``/``rerank`` reads the per-channel evidence
+            the funnel attaches to the merged recall set (``stage_scores`` keys ``ch:*``,
+            ``cs:*``, ``sim_max:*``, ``sim_mean:*``, see ``funnelrec.stacking.annotate``).
+            ``True`` (the safe default) unless a stage declares otherwise; when no stage of
+            a funnel reads it, serving skips computing it (``Funnel.run(evidence=False)``).
         params: the validated params of this instance.
     """
 
@@ -61,6 +66,8 @@ class Stage(ABC, Generic[P]):
     params_model: ClassVar[type[Params]] = Params
     #: What the stage needs from the data (checked before fitting, see ``funnelrec.needs``).
     needs: ClassVar[tuple[Need, ...]] = ()
+    #: Whether the stage reads the merged set's per-channel evidence (see the class doc).
+    reads_channel_evidence: ClassVar[bool] = True
 
     def __init__(self, params: P | None = None, **kwargs: Any) -> None:
         if params is not None and kwargs:

@@ -94,6 +94,7 @@ class CTRRanker(Scorer[CTRParams]):
     """Scores every (query, candidate) pair with a trained CTR model (logits)."""
 
     kind: ClassVar[str] = "rank"
+    reads_channel_evidence: ClassVar[bool] = False  # its features: provenance and "recall"
     params_model = CTRParams
     example_params: ClassVar[dict[str, Any]] = {
         "epochs": 1,

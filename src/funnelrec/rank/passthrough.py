@@ -17,6 +17,7 @@ class PassthroughRanker(Scorer[Params]):
     """Returns the candidates with their incoming scores (stage recorded in the trace)."""
 
     kind: ClassVar[str] = "rank"
+    reads_channel_evidence: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset, ctx: FitContext | None = None) -> Self:
         self.n_items_ = dataset.n_items

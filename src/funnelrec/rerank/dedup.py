@@ -7,7 +7,7 @@ over the codes keeps the first — highest-ranked — item of each key in each r
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -61,6 +61,8 @@ class DedupParams(Params):
 @RERANK.register("dedup")
 class Dedup(Reranker[DedupParams]):
     """Keeps the first item of each id and each normalised key, in incoming order."""
+
+    reads_channel_evidence: ClassVar[bool] = False
 
     params_model = DedupParams
 

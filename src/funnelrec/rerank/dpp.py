@@ -15,7 +15,7 @@ relevance.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +76,8 @@ class DPPParams(Params):
 @RERANK.register("dpp")
 class DPP(SimilarityNeeds, Reranker[DPPParams]):
     """Greedy DPP MAP selection per row; items keep their incoming scores."""
+
+    reads_channel_evidence: ClassVar[bool] = False
 
     params_model = DPPParams
 

@@ -10,7 +10,7 @@ batch as ``[B, N]`` arrays, with the per-row similarity matrices ``[B, N, N]`` b
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,8 @@ class MMRParams(Params):
 @RERANK.register("mmr")
 class MMR(SimilarityNeeds, Reranker[MMRParams]):
     """Greedy MMR diversification of each row; items keep their incoming scores."""
+
+    reads_channel_evidence: ClassVar[bool] = False
 
     params_model = MMRParams
 

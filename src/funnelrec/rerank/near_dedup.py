@@ -63,6 +63,8 @@ class NearDedupParams(Params):
 class NearDedup(SimilarityNeeds, Reranker[NearDedupParams]):
     """Keeps the first item of each group of near-duplicates, in incoming order."""
 
+    reads_channel_evidence: ClassVar[bool] = False
+
     params_model = NearDedupParams
 
     example_params: ClassVar[dict[str, Any]] = {"features": "tags", "threshold": 0.99}

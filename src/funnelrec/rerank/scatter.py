@@ -8,7 +8,7 @@ arrays. Categories are coded per row (``0..N-1``) so window counts are ``[B, N]`
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field
@@ -46,6 +46,8 @@ class ScatterParams(Params):
 @RERANK.register("scatter")
 class Scatter(Reranker[ScatterParams]):
     """Spreads categories out so no ``w``-window holds more than ``m`` of one category."""
+
+    reads_channel_evidence: ClassVar[bool] = False
 
     params_model = ScatterParams
 

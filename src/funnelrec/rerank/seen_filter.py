@@ -6,7 +6,7 @@ Optionally also drops items the query's behaviour history holds (all of it, or o
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -49,6 +49,8 @@ class SeenFilterParams(Params):
 @RERANK.register("seen_filter")
 class SeenFilter(Reranker[SeenFilterParams]):
     """Removes excluded (and optionally history) items, keeps order, cuts to ``k``."""
+
+    reads_channel_evidence: ClassVar[bool] = False
 
     params_model = SeenFilterParams
 

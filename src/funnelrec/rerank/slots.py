@@ -100,6 +100,8 @@ class SlotsParams(Params):
 class Slots(Reranker[SlotsParams]):
     """Places rule items at fixed positions; everything else keeps its relative order."""
 
+    reads_channel_evidence: ClassVar[bool] = False
+
     params_model = SlotsParams
 
     @classmethod

@@ -154,7 +154,8 @@ class Batcher:
 
 def run_rows(served: ServedFunnel, rows: list[Row], k: int, explain: list[bool]) -> list[RowResult]:
     """Run one batch through the funnel and split the slate per request."""
-    trace, timings = run_timed(served, batch_query(rows, k))
+    # the channels' evidence only when a stage reads it or a request shows it (explain)
+    trace, timings = run_timed(served, batch_query(rows, k), evidence=any(explain))
     slate = trace.slate
     assert slate is not None
     channels = _channels(trace)

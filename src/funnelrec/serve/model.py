@@ -124,11 +124,13 @@ def _time_method(
     setattr(stage, name, timed)
 
 
-def run_timed(served: ServedFunnel, query: Query) -> tuple[FunnelTrace, Timings]:
+def run_timed(
+    served: ServedFunnel, query: Query, evidence: bool = True
+) -> tuple[FunnelTrace, Timings]:
     """``Funnel.run`` with per-stage seconds; ``merge`` = the rest (merge, cuts, slate)."""
     served.timings.clear()
     start = time.perf_counter()
-    trace = served.funnel.run(query)
+    trace = served.funnel.run(query, evidence)
     total = time.perf_counter() - start
     timings = dict(served.timings)
     timings["merge"] = max(total - sum(timings.values()), 0.0)
