@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from funnelrec.serve.settings import Settings
+from funnelrec.serve.state import ServeState
 from tests.serve.conftest import ADMIN, Live
 
 Serve = Callable[..., Live]
@@ -96,3 +98,19 @@ def test_reload_under_concurrent_load_fails_no_request(
     assert statuses  # requests ran during the reloads (how many depends on the machine)
     assert live.state.current.generation == 4
     assert set(live.state.current.funnel.channels) == {"popular"}  # the new artifact serves
+
+
+def test_a_process_started_after_a_reload_serves_the_reloaded_artifact(
+    artifact: Path, popular_artifact: Path, tmp_path: Path
+) -> None:
+    """A worker (re)started after another process published a reload joins the fleet."""
+    store = f"sqlite:///{tmp_path / 'fleet.db'}"
+    first = ServeState.open(Settings(artifacts=artifact, store=store))
+    first.store.publish("artifacts", str(popular_artifact.absolute()))  # what a reload does
+    first.store.close()
+    late = ServeState.open(Settings(artifacts=artifact, store=store))
+    try:
+        assert late.current.artifacts.name == popular_artifact.name
+        assert list(late.current.funnel.channels) == ["popular"]
+    finally:
+        late.store.close()

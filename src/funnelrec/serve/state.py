@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from funnelrec.serve.store.base import Store, open_store
 from funnelrec.serve.sync import FleetSync, Snapshot
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ServeState:
@@ -55,11 +57,24 @@ class ServeState:
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None) -> ServeState:
-        """Open the store and load the artifact (with the store's item upserts)."""
+        """Open the store and load the artifact (with the store's item upserts).
+
+        A process joins its fleet's current state: when another process sharing the store
+        has published a reload (``/admin/reload``), it loads that artifact rather than the
+        configured one (a worker restarted after a reload must not serve the old funnel).
+        To deploy a new artifact to a running fleet, reload it, or use a fresh store."""
         store = store or open_store(settings.store, prefix=settings.redis_prefix)
         try:
             snapshot = Snapshot.take(store)
-            served = load_served(settings.artifacts, snapshot.items, generation=1)
+            artifacts = Path(settings.artifacts)
+            if snapshot.model and Path(snapshot.model) != artifacts.absolute():
+                log.warning(
+                    "serving %s, the artifact the fleet reloaded last, not %s",
+                    snapshot.model,
+                    artifacts,
+                )
+                artifacts = Path(snapshot.model)
+            served = load_served(artifacts, snapshot.items, generation=1)
         except BaseException:
             store.close()
             raise
