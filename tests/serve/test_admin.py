@@ -114,3 +114,17 @@ def test_a_process_started_after_a_reload_serves_the_reloaded_artifact(
         assert list(late.current.funnel.channels) == ["popular"]
     finally:
         late.store.close()
+
+
+def test_a_published_artifact_that_is_gone_falls_back_to_the_configured_one(
+    artifact: Path, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'fleet.db'}"
+    first = ServeState.open(Settings(artifacts=artifact, store=store))
+    first.store.publish("artifacts", str(tmp_path / "removed-since"))
+    first.store.close()
+    late = ServeState.open(Settings(artifacts=artifact, store=store))
+    try:
+        assert late.current.artifacts.name == artifact.name
+    finally:
+        late.store.close()

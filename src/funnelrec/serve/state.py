@@ -67,13 +67,17 @@ class ServeState:
         try:
             snapshot = Snapshot.take(store)
             artifacts = Path(settings.artifacts)
-            if snapshot.model and Path(snapshot.model) != artifacts.absolute():
+            published = Path(snapshot.model) if snapshot.model else None
+            if published is not None and not published.is_dir():  # removed since: configured
+                log.warning("the fleet's last reloaded artifact %s is gone; serving %s",
+                            published, artifacts)  # fmt: skip
+            elif published is not None and published != artifacts.absolute():
                 log.warning(
                     "serving %s, the artifact the fleet reloaded last, not %s",
-                    snapshot.model,
+                    published,
                     artifacts,
                 )
-                artifacts = Path(snapshot.model)
+                artifacts = published
             served = load_served(artifacts, snapshot.items, generation=1)
         except BaseException:
             store.close()
