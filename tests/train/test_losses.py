@@ -180,3 +180,24 @@ def test_fused_shared_logsumexp_fully_masked_row_has_finite_gradient() -> None:
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(user.grad).all() and torch.isfinite(shared.grad).all()  # type: ignore[union-attr]
+
+
+def test_fused_shared_logsumexp_float32_wide_rows_match_autograd() -> None:
+    """Rows wider than a vector register, float32: the in-place softmax path the loss takes."""
+    from funnelrec.train.losses import SharedLogSumExp
+
+    gen = torch.Generator().manual_seed(5)
+    user = (torch.randn(64, 16, generator=gen) * 2).requires_grad_()
+    shared = torch.randn(301, 16, generator=gen).requires_grad_()
+    log_q = torch.randn(301, generator=gen)
+    rows, cols = torch.arange(0, 64, 3), torch.randint(0, 301, (22,), generator=gen)
+    weight = torch.randn(64, generator=gen)
+    got = SharedLogSumExp.apply(user, shared, log_q, rows, cols)
+    (got * weight).sum().backward()
+    grads = (user.grad.clone(), shared.grad.clone())  # type: ignore[union-attr]
+    user.grad = shared.grad = None
+    expected = _reference_shared_lse(user, shared, log_q, rows, cols)
+    (expected * weight).sum().backward()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0], user.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1], shared.grad, rtol=1e-4, atol=1e-5)

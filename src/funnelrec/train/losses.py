@@ -127,9 +127,13 @@ def shared_softmax_loss(
 
 class SharedLogSumExp(torch.autograd.Function):
     """``lse[b] = log Σ_c exp(user[b]·shared[c] - log_q[c])`` over the columns not masked by
-    ``(rows, cols)``, fused: one ``[B, C]`` buffer holds the logits, then (in place) their
-    softmax, then the gradient of the logits, so a step makes one big allocation and about
-    five passes over it instead of a dozen (``logsumexp`` + autograd). The gradient is exact.
+    ``(rows, cols)``, fused: one ``[B, C]`` buffer holds the logits, then (in place, one fused
+    softmax pass) their softmax, then the gradient of the logits, so a step makes one big
+    allocation and four passes over it (``log_q``, row max, softmax, row max of the softmax)
+    instead of a dozen (``logsumexp`` + autograd). The gradient is exact.
+
+    ``lse = max_c logit - log max_c softmax``: the softmax is largest where the logit is, and
+    there it equals ``exp(max - lse)``, so no separate ``exp``/``sum`` pass is needed.
 
     Args (forward):
         user: ``[B, d]``; shared: ``[C, d]``; log_q: ``[C]`` or ``None``.
@@ -141,22 +145,26 @@ class SharedLogSumExp(torch.autograd.Function):
     def forward(
         ctx: Any, user: Tensor, shared: Tensor, log_q: Tensor | None, rows: Tensor, cols: Tensor
     ) -> Tensor:
-        logits = (shared @ user.T).T  # [B, C]; this layout multiplies faster for d = 64
+        logits = user @ shared.T  # [B, C], contiguous: the in-place softmax below needs rows
         if log_q is not None:
             logits.sub_(log_q)
         logits[rows, cols] = float("-inf")
-        top = logits.amax(1, keepdim=True)
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        softmax = logits.sub_(top).exp_()
-        total = softmax.sum(1, keepdim=True)
-        ctx.save_for_backward(user, shared, softmax, total)
-        return (total.log() + top).squeeze(1)
+        top = logits.amax(1)  # [B]
+        # softmax over each row, written over the logits (safe for a contiguous last dim)
+        softmax: Tensor = torch.ops.aten._softmax.out(logits, 1, False, out=logits)
+        lse: Tensor = top - softmax.amax(1).log()
+        dead = ~torch.isfinite(top)  # every column masked: lse = -inf, no gradient
+        if bool(dead.any()):
+            softmax[dead] = 0.0
+            lse[dead] = float("-inf")
+        ctx.save_for_backward(user, shared, softmax)
+        return lse
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        user, shared, softmax, total = ctx.saved_tensors
-        grad_logits = softmax.mul_(grad.unsqueeze(1) / total.clamp_min(1e-30))  # in place: once
+        user, shared, softmax = ctx.saved_tensors
+        grad_logits = softmax.mul_(grad.unsqueeze(1))  # in place: backward runs once
         grad_user = grad_logits @ shared if ctx.needs_input_grad[0] else None
         grad_shared = grad_logits.T @ user if ctx.needs_input_grad[1] else None
         return grad_user, grad_shared, None, None, None
