@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--file", action="append", default=[], help="results file stem(s)")
     parser.add_argument("--max-wall", type=float, help="only commands recorded <= this many s")
     parser.add_argument("--match", help="only commands containing this text")
+    parser.add_argument("--exact", help="only this command (as --list prints it)")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--list", action="store_true", help="print the plan and stop")
     parser.add_argument(
@@ -132,6 +133,8 @@ def main() -> None:
     todo = plan(args.file, args.max_wall)
     if args.match:
         todo = OrderedDict((c, e) for c, e in todo.items() if args.match in c)
+    if args.exact:
+        todo = OrderedDict((c, e) for c, e in todo.items() if c == args.exact.strip())
     if args.list:
         for command, e in todo.items():
             print(f"{e['file']:10s} {e['wall']:8.0f} s {len(e['rows']):3d} rows  {command}")
