@@ -56,8 +56,11 @@ from funnelrec.registry import RECALL
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
-BLOCK_PAIRS = 12_500_000  # fit: raw pairs (both directions) of one block of source items
-PAIR_SLICE = 1 << 22  # pairs enumerated at a time (memory; the sums do not depend on it)
+# fit: raw pairs (both directions) of one block of source items. Smaller blocks touch less
+# fresh memory, which is what a one-off fit pays most for on a VM (benchmarks/scale_speed.py:
+# 1M events, 6.25M: ~480k events/s cold, 12.5M: ~250k; warm both ~670k).
+BLOCK_PAIRS = 6_250_000
+PAIR_SLICE = 1 << 20  # pairs enumerated at a time (memory; the sums do not depend on it)
 
 
 class ItemCFParams(Params):
@@ -126,7 +129,9 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         The pair sums ``F`` are built, and the graph's rows assembled (``fw·F + bw·Fᵀ +
         gw·G``), normalised and pruned, in blocks of source items holding about
         ``BLOCK_PAIRS`` raw pairs each (one block below that), so peak memory is about one
-        ``F`` plus one block's pieces; every entry is bit-identical to the one-block build."""
+        ``F`` plus one block's pieces. Every pair sum is bit-identical to the one-block
+        build's; among neighbours tied at the ``n_neighbours`` cut, which are kept can depend
+        on the blocks (``row_topn`` pads rows to their group's width)."""
         offsets, items, ts = dataset.sequences
         n_items, p = dataset.n_items, self.params
         w_event = self._event_weights(offsets)
@@ -267,10 +272,13 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         hi = rows.shape[1] if hi is None else hi
         columns = [block[:, lo:hi] for block in forward]
         by_column = columns[0] if len(columns) == 1 else sp.vstack(columns, format="csr")
-        backward = sp.csr_matrix(by_column.T) * p.backward_weight
+        backward = by_column.T.tocsr()  # a new matrix: scaled in place (no copy of its data)
+        backward.data *= p.backward_weight
         if p.forward_weight == 0:
             return backward
-        return sp.csr_matrix(rows * p.forward_weight + backward)
+        # x * 1.0 == x: the default forward weight costs no copy of F
+        ahead = rows * p.forward_weight if p.forward_weight != 1 else rows
+        return sp.csr_matrix(ahead + backward)
 
     def score_matrix(self, query: Query) -> sp.csr_matrix:
         """``[B, n_items]`` scores: recency-weighted history ``@`` item similarity."""
