@@ -2,6 +2,8 @@
 
     python benchmarks/serve.py --dataset ml-100k --config configs/ml-100k.toml --duration 20
     python benchmarks/serve.py --dataset synthetic-1m-items --duration 20   # ANN recall
+    # A/B: a baseline checkout's src against this one, alternating, median of 3 runs each
+    python benchmarks/serve.py --config configs/ml-100k.toml --baseline ../base/src --repeat 3
 
 Protocol ``online``: the funnel is fitted on the whole dataset (nothing is held out: this measures
 speed, not quality), saved, and served by ``funnelrec serve`` in its own process (SQLite store;
@@ -263,13 +265,17 @@ def fit_artifact(dataset: str, config: str, out: Path) -> tuple[list[str], float
 
 
 def start_server(
-    artifact: Path, store: str, port: int, workers: int = 1
+    artifact: Path, store: str, port: int, workers: int = 1, source: Path | None = None
 ) -> subprocess.Popen[bytes]:
+    """``funnelrec serve`` in its own process; ``source``: serve that checkout's ``src``
+    (``PYTHONPATH``) instead of the installed package (a baseline)."""
     cmd = [sys.executable, "-m", "funnelrec.cli", "serve", "--artifacts", str(artifact)]
     cmd += ["--store", store, "--port", str(port)]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "FUNNELREC_LOG_LEVEL": "warning"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -335,6 +341,12 @@ def measure(
     return result
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median CPU per request (the lower one of an even count), its latencies
+    and rate kept together."""
+    return sorted(runs, key=lambda r: r["cpu_ms"])[(len(runs) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", "--data", default="ml-100k")
@@ -346,23 +358,47 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--artifacts", type=Path, help="reuse (or create) the fitted funnel here")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout's src folder served as the baseline, alternating with this one",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side (median kept)")
     args = parser.parse_args()
     start, own_cpu = time.perf_counter(), time.process_time()
+    sides: list[Path | None] = ([args.baseline] if args.baseline else []) + [None]
+    runs: dict[Path | None, list[dict[str, Any]]] = {side: [] for side in sides}
+    server_cpu = peak = 0.0
     with tempfile.TemporaryDirectory(prefix="funnelrec-serve-") as tmp:
         work = Path(tmp)
         artifact = args.artifacts or work / "artifact"
         users, fit_s = fit_artifact(args.dataset, args.config, artifact)
-        store = f"sqlite:///{work / 'store.db'}"
-        proc = start_server(artifact, store, args.port, args.workers)
-        try:
-            result = measure(f"http://127.0.0.1:{args.port}", users, args, work, proc.pid)
-            peak = server_peak_mb(proc.pid)
-            server_cpu = cpu_seconds(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        for i in range(args.repeat):
+            for side in sides:  # baseline and candidate alternate: drifts hit both alike
+                store = f"sqlite:///{work / f'store-{i}-{side is None}.db'}"
+                proc = start_server(artifact, store, args.port, args.workers, side)
+                try:
+                    url = f"http://127.0.0.1:{args.port}"
+                    runs[side].append(measure(url, users, args, work, proc.pid))
+                    peak = max(peak, server_peak_mb(proc.pid))
+                    server_cpu += cpu_seconds(proc.pid)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
         cpu_stages = stage_cpu_ms(artifact, users)  # the server is gone: no contention
+    result = median_run(runs[None])
     metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
+    if args.repeat > 1:
+        cpus = [r["cpu_ms"] for r in runs[None]]
+        metrics.update(cpu_ms_per_request_min=min(cpus), cpu_ms_per_request_max=max(cpus))
+    if args.baseline:
+        base = median_run(runs[args.baseline])
+        metrics.update(
+            baseline_cpu_ms_per_request=base["cpu_ms"],
+            baseline_p99_ms=base["p99_ms"],
+            baseline_qps=base["qps"],
+            cpu_vs_baseline=result["cpu_ms"] / base["cpu_ms"],
+        )
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics["cpu_ms_per_request"] = result["cpu_ms"]
     metrics["mean_batch"] = result["mean_batch"]
@@ -382,6 +418,7 @@ def main() -> None:
         duration_s=args.duration,
         requests=result["requests"],
         errors=result["errors"],
+        repeat=args.repeat,
         loadgen=result["loadgen"],
         cpus=os.cpu_count(),
         workers=args.workers,
