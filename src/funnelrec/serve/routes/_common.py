@@ -1,17 +1,12 @@
 """Shared bits of the route modules."""
 
-import inspect
-import types
-import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
-from fastapi.routing import APIRoute
 from fastapi.types import DecoratedCallable
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel
 
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError
@@ -74,61 +69,3 @@ def check_batch_size(n: int, limit: int, what: str) -> None:
     items) is larger than ``limit``."""
     if n > limit:
         raise ApiError(413, "payload too large", f"{n} {what} in one batch; the limit is {limit}")
-
-
-class QueryRoute(APIRoute):
-    """An ``APIRoute`` for a hot endpoint that takes query parameters only: the same OpenAPI
-    entry and the same 422 errors (``loc = ("query", name)``, pydantic's messages), but the
-    parameters are read and validated by one pydantic model built once from the endpoint's
-    declared ``Query`` fields, instead of FastAPI's per-request dependency solving (about
-    0.1 ms of CPU a request). Routes with dependencies (a token guard), a body or other
-    parameter kinds use FastAPI's handler unchanged."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        dependant = self.dependant
-        other = (
-            dependant.dependencies,
-            dependant.body_params,
-            dependant.path_params,
-            dependant.header_params,
-            dependant.cookie_params,
-        )
-        if any(other) or not inspect.iscoroutinefunction(dependant.call):
-            return super().get_route_handler()
-        fields = dependant.query_params
-        model = create_model(  # type: ignore[call-overload]
-            f"{self.name}_query",
-            **{f.name: (f.field_info.annotation, f.field_info) for f in fields},
-        )
-        many = {f.alias for f in fields if _is_sequence(f.field_info.annotation)}
-        names = {f.alias: f.name for f in fields}
-        endpoint = dependant.call
-        assert endpoint is not None
-
-        async def handler(request: Request) -> Response:
-            query = request.query_params
-            given: dict[str, Any] = {}
-            for alias, name in names.items():
-                if alias in many:
-                    values = query.getlist(alias)
-                    if values:  # as FastAPI: an empty list takes the default
-                        given[name] = values
-                elif alias in query:
-                    given[name] = query[alias]  # the last value, as FastAPI
-            try:
-                parsed = model.model_validate(given)
-            except ValidationError as bad:
-                errors = [{**e, "loc": ("query", *e["loc"])} for e in bad.errors()]
-                raise RequestValidationError(errors) from None
-            response: Response = await endpoint(**dict(parsed))
-            return response
-
-        return handler
-
-
-def _is_sequence(annotation: Any) -> bool:
-    """Whether a query parameter's annotation takes repeated values (``list[str]``, ...)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_sequence(a) for a in typing.get_args(annotation) if a is not type(None))
-    return (origin or annotation) in (list, tuple, set, frozenset)

@@ -9,14 +9,14 @@ from funnelrec.serve.auth import Guard
 from funnelrec.serve.microbatch import RowResult
 from funnelrec.serve.model import ServedFunnel
 from funnelrec.serve.query import Request, slate_cap
-from funnelrec.serve.routes._common import QueryRoute, errors, guards
+from funnelrec.serve.routes._common import errors, guards
 from funnelrec.serve.schemas import MAX_TIME, RecommendResponse
 from funnelrec.serve.state import ServeState
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
     settings = state.settings
-    api = APIRouter(tags=["recommend"], dependencies=guards(guard), route_class=QueryRoute)
+    api = APIRouter(tags=["recommend"], dependencies=guards(guard))
 
     @api.get(
         "/recommend",
