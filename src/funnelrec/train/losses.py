@@ -150,8 +150,12 @@ class SharedLogSumExp(torch.autograd.Function):
             logits.sub_(log_q)
         logits[rows, cols] = float("-inf")
         top = logits.amax(1)  # [B]
-        # softmax over each row, written over the logits (safe for a contiguous last dim)
-        softmax: Tensor = torch.ops.aten._softmax.out(logits, 1, False, out=logits)
+        # softmax over each row, written over the logits on CPU (its kernel reads a contiguous
+        # row before writing it; tested against autograd); elsewhere into a new buffer
+        if logits.device.type == "cpu":
+            softmax: Tensor = torch.ops.aten._softmax.out(logits, 1, False, out=logits)
+        else:
+            softmax = torch.softmax(logits, 1)
         lse: Tensor = top - softmax.amax(1).log()
         dead = ~torch.isfinite(top)  # every column masked: lse = -inf, no gradient
         if bool(dead.any()):
