@@ -216,8 +216,8 @@ def _cold_and_warm(fit: Callable[[], Any], n_events: int) -> tuple[dict[str, flo
     """Events per wall and CPU second of a cold fit and of a warm one right after it.
 
     On this machine (a VM with free-page reporting) memory a process touches for the first
-    time, or again a few seconds after freeing it, costs about 4 ms per MB to fault in from
-    the host (600 MB: 2-3.5 s, against 0.07 s when re-touched at once). ``COLD_PAUSE_S`` of
+    time, or again a few seconds after freeing it, costs extra wall time to fault in from
+    the host (not CPU time). ``COLD_PAUSE_S`` of
     idle first makes every cold fit pay that, whichever model ran before it; the warm fit
     measures the algorithm (its peak memory already mapped)."""
     time.sleep(COLD_PAUSE_S)

@@ -57,8 +57,8 @@ from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
 # fit: raw pairs (both directions) of one block of source items. Smaller blocks touch less
-# fresh memory, which is what a one-off fit pays most for on a VM (benchmarks/scale_speed.py:
-# 1M events, 6.25M: ~480k events/s cold, 12.5M: ~250k; warm both ~670k).
+# fresh memory, which a one-off fit pays for on a VM (the itemcf-memory rows of
+# benchmarks/scale.py report a cold and a warm fit).
 BLOCK_PAIRS = 6_250_000
 PAIR_SLICE = 1 << 20  # pairs enumerated at a time (memory; the sums do not depend on it)
 
