@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from funnelrec import ragged
 from funnelrec.data.splits import Split
+from funnelrec.registry import Registry
 from funnelrec.types import Candidates, Query
 
 
@@ -110,3 +113,17 @@ def assert_scorer_invariant(
     for i in range(query.batch_size):
         alone = run(query.select(np.array([i], dtype=np.int64)), select_rows(cands, [i]))
         assert_same_row(out, i, alone, f"{what}, row {i}")
+
+
+def seeded_names(registry: Registry[Any]) -> list[str]:
+    """Registered stages with a ``seed`` parameter (their fit must depend on it alone)."""
+    return [n for n in registry.names() if "seed" in registry.get(n).params_model.model_fields]
+
+
+def disturb_global_rngs() -> None:
+    """Move torch's and numpy's global random state, as any earlier code in a process may:
+    a stage fitted after this must give what it gave before (its ``seed`` decides)."""
+    torch.manual_seed(987_654)
+    torch.rand(1_000)
+    np.random.seed(987_654)
+

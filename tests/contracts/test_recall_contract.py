@@ -14,7 +14,12 @@ from funnelrec.errors import NotFittedError
 from funnelrec.recall.base import RecallChannel
 from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
-from tests.contracts.conftest import BATCH_NAMES, assert_batch_invariant
+from tests.contracts.conftest import (
+    BATCH_NAMES,
+    assert_batch_invariant,
+    disturb_global_rngs,
+    seeded_names,
+)
 
 NAMES = RECALL.names()
 
@@ -90,6 +95,17 @@ def test_save_load_round_trip(
     np.testing.assert_array_equal(a.offsets, b.offsets)
     np.testing.assert_array_equal(a.item_idx, b.item_idx)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", seeded_names(RECALL))
+def test_fit_depends_on_its_seed_only(
+    name: str, fitted: dict[str, RecallChannel[Any]], world_split: Split, query: Query
+) -> None:
+    disturb_global_rngs()
+    again = make(name).fit(world_split.train).retrieve(query, 20)
+    first = fitted[name].retrieve(query, 20)
+    np.testing.assert_array_equal(again.item_idx, first.item_idx)
+    np.testing.assert_array_equal(again.scores, first.scores)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,7 +16,12 @@ from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import RERANK
 from funnelrec.types import Candidates, Query
-from tests.contracts.conftest import BATCH_NAMES, assert_scorer_invariant
+from tests.contracts.conftest import (
+    BATCH_NAMES,
+    assert_scorer_invariant,
+    disturb_global_rngs,
+    seeded_names,
+)
 
 NAMES = RERANK.names()
 
@@ -52,6 +57,18 @@ def test_slate_wellformed(
     reranker.save(tmp_path / name)
     again = RERANK.load(tmp_path / name).rerank(query, cands, 10)
     np.testing.assert_array_equal(again.item_idx, reranker.rerank(query, cands, 10).item_idx)
+
+
+@pytest.mark.parametrize("name", seeded_names(RERANK))
+def test_fit_depends_on_its_seed_only(
+    name: str, fitted: dict[str, Any], world_split: Split, inputs: tuple[Query, Candidates]
+) -> None:
+    query, cands = inputs
+    disturb_global_rngs()
+    again = make(name).fit(world_split.train).rerank(query, cands, 10)
+    first = fitted[name].rerank(query, cands, 10)
+    np.testing.assert_array_equal(again.item_idx, first.item_idx)
+    np.testing.assert_array_equal(again.scores, first.scores)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,10 +16,16 @@ from funnelrec.recall.merge import ChannelResult, merge
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import PRERANK, RANK, Registry
 from funnelrec.types import Candidates, Query
-from tests.contracts.conftest import BATCH_NAMES, assert_scorer_invariant
+from tests.contracts.conftest import (
+    BATCH_NAMES,
+    assert_scorer_invariant,
+    disturb_global_rngs,
+    seeded_names,
+)
 
 CASES = [(reg, name) for reg in (PRERANK, RANK) for name in reg.names()]
 IDS = [f"{reg.kind}:{name}" for reg, name in CASES]
+SEEDED = [i for i, (reg, name) in zip(IDS, CASES, strict=True) if name in seeded_names(reg)]
 
 
 def make(reg: Registry[Any], name: str) -> Any:
@@ -98,3 +104,20 @@ def test_batch_invariance(
     query = batches[batch]
     scorer = fitted_on_recall[case]
     assert_scorer_invariant(scorer.score, query, merged_recall(query), f"{case}/{batch}")
+
+
+@pytest.mark.parametrize("case", SEEDED)
+def test_fit_depends_on_its_seed_only(
+    case: str,
+    fitted_on_recall: dict[str, Any],
+    merged_recall: Any,
+    world_split: Split,
+    batches: dict[str, Query],
+) -> None:
+    reg, name = CASES[IDS.index(case)]
+    query = batches["mixed"]
+    cands = merged_recall(query)
+    disturb_global_rngs()
+    again = make(reg, name).fit(world_split.train, FitContext(retrieve=merged_recall))
+    first = fitted_on_recall[case].score(query, cands)
+    np.testing.assert_array_equal(again.score(query, cands).scores, first.scores)

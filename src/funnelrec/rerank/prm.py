@@ -38,7 +38,7 @@ from funnelrec.rerank._items import pad, spread, take_order
 from funnelrec.rerank.base import ListsFn, Reranker
 from funnelrec.stage import Params
 from funnelrec.train.examples import prefix_queries, retrieve_all
-from funnelrec.train.loop import fit
+from funnelrec.train.loop import fit, seeded
 from funnelrec.train.losses import listwise_softmax
 from funnelrec.types import Candidates, Query
 
@@ -101,7 +101,8 @@ class PRMReranker(Reranker[PRMParams]):
         batch = self._encode(query, cands)
         labels = ragged.membership(cands.offsets, cands.item_idx, t_off, t_items)
         batch["labels"] = torch.from_numpy(spread(pad(cands), labels, False)[:, : p.max_len])
-        self.model_ = self._new_model()
+        with seeded(p.seed):  # initialisation from the seed, not from torch's global state
+            self.model_ = self._new_model()
         if len(batch["labels"]) == 0 or not bool(batch["labels"].any()):
             self.model_.eval()  # nothing to learn from: the linear score path keeps the order
             return self
