@@ -126,4 +126,3 @@ def disturb_global_rngs() -> None:
     torch.manual_seed(987_654)
     torch.rand(1_000)
     np.random.seed(987_654)
-
