@@ -51,13 +51,17 @@ def resolve_threads(explicit: int | None = None, configured: int | None = None) 
     return int(omp) if omp.isdigit() and int(omp) > 0 else available_cpus()
 
 
-def apply_threads(explicit: int | None = None, configured: int | None = None) -> int:
+def apply_threads(
+    explicit: int | None = None, configured: int | None = None, export: bool = True
+) -> int:
     """Size torch's intra-/inter-op pools, the BLAS pools and Faiss's OpenMP pool to one
-    number (see ``resolve_threads``) and export it to child processes; returns it."""
+    number (see ``resolve_threads``) and, with ``export``, hand it to child processes
+    through the environment; returns it."""
     n = resolve_threads(explicit, configured)
-    os.environ[ENV_VAR] = str(n)
-    for var in _OMP_VARS:
-        os.environ[var] = str(n)
+    if export:
+        os.environ[ENV_VAR] = str(n)
+        for var in _OMP_VARS:
+            os.environ[var] = str(n)
     _torch(n)
     _blas(n)
     _faiss(n)

@@ -3,12 +3,14 @@ request rows, settings, id coercion, co-occurrence."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from funnelrec.config import parse_config
 from funnelrec.data.dataset import Dataset
@@ -20,7 +22,9 @@ from funnelrec.serve.model import load_served, run_timed
 from funnelrec.serve.query import batch_query, make_row
 from funnelrec.serve.settings import load_settings
 from funnelrec.serve.similar import Cooccurrence
+from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import UserState
+from funnelrec.threads import apply_threads
 from tests.serve.conftest import funnel_config
 
 
@@ -106,6 +110,33 @@ def test_settings_precedence_and_secrecy(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match="admin_token") as err:
         load_settings(artifacts="a", admin_token="short-secret")
     assert "short-secret" not in str(err.value)
+
+
+def test_serving_threads_default_to_one_and_follow_the_threads_setting(
+    funnel: Funnel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FUNNELREC_THREADS", raising=False)
+    assert load_settings(artifacts="a").threads == 1
+    monkeypatch.setenv("FUNNELREC_THREADS", "")
+    assert load_settings(artifacts="a").threads == 1
+    monkeypatch.setenv("FUNNELREC_THREADS", "2")
+    assert load_settings(artifacts="a").threads == 2
+    assert load_settings(artifacts="a", threads=3).threads == 3
+    with pytest.raises(ConfigError, match="'threads'"):
+        load_settings(artifacts="a", threads=0)
+    monkeypatch.delenv("FUNNELREC_THREADS")
+    funnel.save(tmp_path / "a")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # the server's pools follow the setting; a refit child's environment is untouched
+        settings = load_settings(artifacts=tmp_path / "a", store=f"sqlite:///{tmp_path}/s.db")
+        state = ServeState.open(settings)
+        assert torch.get_num_threads() == 1
+        assert "FUNNELREC_THREADS" not in os.environ
+        state.funnel_thread.shutdown()
+        state.store.close()
+    finally:
+        apply_threads(before, export=False)
 
 
 def test_ids_follow_the_catalogue_type() -> None:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from funnelrec.cli.common import ThreadsOpt, app
-from funnelrec.threads import apply_threads
 
 
 @app.command()
@@ -44,14 +43,10 @@ def serve(
     import uvicorn
 
     from funnelrec.loop.refit import parse_duration
-
-    if threads is not None:  # else the artifact's config (or the env) decides, at load
-        apply_threads(threads)
-
     from funnelrec.serve import create_app, load_settings
 
     flags: dict[str, Any] = dict(artifacts=artifacts, store=store, host=host, port=port)
-    flags.update(candidate=candidate, share=share, interleave=interleave)
+    flags.update(candidate=candidate, share=share, interleave=interleave, threads=threads)
     flags["refit_every_s"] = parse_duration(refit_every) if refit_every else None
     settings = load_settings(settings_file, **flags)
     if workers > 1:

@@ -8,7 +8,6 @@ keep the one they started with, so a reload never disturbs in-flight requests.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from funnelrec.pipeline import Funnel
 from funnelrec.ragged import IntArray
 from funnelrec.serve.catalogue import canonical_id, has_int_ids, item_frame
 from funnelrec.serve.store.base import ItemRecord
-from funnelrec.threads import ENV_VAR, apply_threads
 from funnelrec.trace import FunnelTrace
 from funnelrec.types import Query
 
@@ -80,13 +78,9 @@ class ServedFunnel:
 
 
 def load_served(artifacts: Path, items: Sequence[ItemRecord], generation: int) -> ServedFunnel:
-    """Load an artifact, time its stages, replay the store's item upserts onto it.
-
-    The thread pools follow ``FUNNELREC_THREADS`` (``serve --threads``) or the artifact's
-    ``threads`` setting when either is given (see ``funnelrec.threads``)."""
+    """Load an artifact, time its stages, replay the store's item upserts onto it (the
+    thread pools are the server's: ``Settings.threads``, applied by ``ServeState.open``)."""
     served = ServedFunnel(Funnel.load(artifacts), Path(artifacts), generation)
-    if served.funnel.config.threads is not None or os.environ.get(ENV_VAR):
-        apply_threads(None, served.funnel.config.threads)
     instrument(served.funnel, served.timings)
     if items:
         served.upsert(items)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funnelrec.errors import ConfigError
@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         refit_every_s, refit_config, refit_data, refit_out, refit_margin: scheduled refit
             in a low-priority child process, swapped in only if its holdout recall is not
             worse than the serving model's by more than ``refit_margin`` (relative).
+        threads: torch, BLAS and Faiss threads of each serving process (``serve --threads``,
+            env ``FUNNELREC_THREADS``). Default 1, not every CPU: the funnel thread runs
+            request-sized batches, on which extra threads mostly spin-wait (CPU spent, no
+            work done), so a machine's cores serve more through ``serve --workers``. The
+            artifact's own ``threads`` (the fitting machine's) does not apply here.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -92,6 +97,13 @@ class Settings(BaseSettings):
     refit_data: list[str] = Field(default_factory=list)
     refit_out: Path | None = None
     refit_margin: float = Field(default=0.02, ge=0, le=1)
+    threads: int = Field(default=1, ge=1)
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _unset_threads(cls, value: Any) -> Any:
+        """An empty ``FUNNELREC_THREADS`` means unset, as everywhere else."""
+        return 1 if value == "" else value
 
 
 def load_settings(file: str | Path | None = None, **overrides: Any) -> Settings:
