@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from funnelrec.serve.store.base import open_store
+from funnelrec.threads import available_cpus
 from tests.serve.conftest import ADMIN, free_port, wait_healthy
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -41,6 +42,7 @@ def _start(
         "FUNNELREC_SYNC_INTERVAL_S": str(SYNC_S),
         "FUNNELREC_ADMIN_TOKEN": ADMIN,
     }
+    env.pop("FUNNELREC_THREADS", None)  # the default: the cores split among the workers
     # own process group: stopping it stops uvicorn's worker processes too
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -90,6 +92,13 @@ def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "not reached in time"
         time.sleep(SYNC_S / 2)
+
+
+def test_workers_split_the_cores_between_them(servers: dict[str, str]) -> None:
+    cpus = available_cpus()
+    assert _get(servers["b"], "/health")["threads"] == cpus
+    per_worker = {h["pid"]: h["threads"] for h in (_get(servers["a"], "/health") for _ in range(8))}
+    assert set(per_worker.values()) == {max(1, cpus // 2)}
 
 
 def test_event_through_one_process_changes_the_next_answer_of_another(

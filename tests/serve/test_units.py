@@ -112,24 +112,24 @@ def test_settings_precedence_and_secrecy(tmp_path: Path, monkeypatch: pytest.Mon
     assert "short-secret" not in str(err.value)
 
 
-def test_serving_threads_default_to_one_and_follow_the_threads_setting(
+def test_serving_threads_follow_the_threads_setting(
     funnel: Funnel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FUNNELREC_THREADS", raising=False)
-    assert load_settings(artifacts="a").threads == 1
+    assert load_settings(artifacts="a").threads is None
     monkeypatch.setenv("FUNNELREC_THREADS", "")
+    assert load_settings(artifacts="a").threads is None
+    monkeypatch.setenv("FUNNELREC_THREADS", "1")
     assert load_settings(artifacts="a").threads == 1
-    monkeypatch.setenv("FUNNELREC_THREADS", "2")
-    assert load_settings(artifacts="a").threads == 2
     assert load_settings(artifacts="a", threads=3).threads == 3
     with pytest.raises(ConfigError, match="'threads'"):
         load_settings(artifacts="a", threads=0)
-    monkeypatch.delenv("FUNNELREC_THREADS")
     funnel.save(tmp_path / "a")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:  # the server's pools follow the setting; a refit child's environment is untouched
         settings = load_settings(artifacts=tmp_path / "a", store=f"sqlite:///{tmp_path}/s.db")
+        monkeypatch.delenv("FUNNELREC_THREADS")
         state = ServeState.open(settings)
         assert torch.get_num_threads() == 1
         assert "FUNNELREC_THREADS" not in os.environ

@@ -168,6 +168,7 @@ class Health(BaseModel):
     n_users: int
     n_items: int
     store: str
+    threads: int = Field(description="torch, BLAS and Faiss threads of the process that answered")
 
 
 class ReloadRequest(Strict):

@@ -54,10 +54,9 @@ class Settings(BaseSettings):
             in a low-priority child process, swapped in only if its holdout recall is not
             worse than the serving model's by more than ``refit_margin`` (relative).
         threads: torch, BLAS and Faiss threads of each serving process (``serve --threads``,
-            env ``FUNNELREC_THREADS``). Default 1, not every CPU: the funnel thread runs
-            request-sized batches, on which extra threads mostly spin-wait (CPU spent, no
-            work done), so a machine's cores serve more through ``serve --workers``. The
-            artifact's own ``threads`` (the fitting machine's) does not apply here.
+            env ``FUNNELREC_THREADS``). Unset: the machine's CPUs divided among the
+            ``serve --workers`` processes (at least 1 each), so workers never oversubscribe
+            the cores. The artifact's own ``threads`` (the fitting machine's) does not apply.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -97,13 +96,13 @@ class Settings(BaseSettings):
     refit_data: list[str] = Field(default_factory=list)
     refit_out: Path | None = None
     refit_margin: float = Field(default=0.02, ge=0, le=1)
-    threads: int = Field(default=1, ge=1)
+    threads: int | None = Field(default=None, ge=1)
 
     @field_validator("threads", mode="before")
     @classmethod
     def _unset_threads(cls, value: Any) -> Any:
         """An empty ``FUNNELREC_THREADS`` means unset, as everywhere else."""
-        return 1 if value == "" else value
+        return None if value == "" else value
 
 
 def load_settings(file: str | Path | None = None, **overrides: Any) -> Settings:

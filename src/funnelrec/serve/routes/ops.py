@@ -2,6 +2,7 @@
 
 import os
 
+import torch
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +27,7 @@ def router(state: ServeState) -> APIRouter:
             n_users=served.dataset.n_users,
             n_items=served.dataset.n_items,
             store=state.store.url.split(":", 1)[0],
+            threads=torch.get_num_threads(),
         )
 
     @api.get(
