@@ -42,7 +42,7 @@ from funnelrec.config import load_config, parse_config
 from funnelrec.pipeline import Funnel
 from funnelrec.registry import RECALL
 from funnelrec.serve.model import instrument
-from funnelrec.serve.settings import load_settings
+from funnelrec.serve.settings import load_settings, server_threads
 from funnelrec.threads import apply_threads
 
 ANN_CHANNELS = ("two_tower", "youtube_dnn", "mf")  # embedding channels served through an index
@@ -203,7 +203,7 @@ def stage_cpu_ms(artifact: Path, users: list[str], n: int = 300) -> dict[str, fl
     path's ``Funnel.run`` timed with ``time.process_time``: all threads), averaged over ``n``
     known users, in this process: a per-stage CPU breakdown that machine load does not skew.
     The thread pools are sized as the server sizes its own (``Settings.threads``)."""
-    apply_threads(load_settings(artifacts=artifact).threads, export=False)
+    apply_threads(server_threads(load_settings(artifacts=artifact)), export=False)
     funnel = Funnel.load(artifact)
     timings: dict[str, float] = {}
     instrument(funnel, timings, clock=time.process_time)
@@ -406,7 +406,7 @@ def main() -> None:
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics["cpu_ms_per_request"] = result["cpu_ms"]
     metrics["mean_batch"] = result["mean_batch"]
-    metrics["server_threads"] = load_settings(artifacts=artifact).threads
+    metrics["server_threads"] = server_threads(load_settings(artifacts=artifact), args.workers)
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})
     print_breakdown(result["cpu_ms"], cpu_stages)

@@ -20,11 +20,11 @@ from funnelrec.pipeline import Funnel
 from funnelrec.serve.catalogue import ItemRecordError, canonical_id, item_frame
 from funnelrec.serve.model import load_served, run_timed
 from funnelrec.serve.query import batch_query, make_row
-from funnelrec.serve.settings import load_settings
+from funnelrec.serve.settings import load_settings, server_threads
 from funnelrec.serve.similar import Cooccurrence
 from funnelrec.serve.state import ServeState
 from funnelrec.serve.store.base import UserState
-from funnelrec.threads import apply_threads
+from funnelrec.threads import apply_threads, available_cpus
 from tests.serve.conftest import funnel_config
 
 
@@ -119,6 +119,10 @@ def test_serving_threads_follow_the_threads_setting(
     assert load_settings(artifacts="a").threads is None
     monkeypatch.setenv("FUNNELREC_THREADS", "")
     assert load_settings(artifacts="a").threads is None
+    unset = load_settings(artifacts="a")
+    assert server_threads(unset) == available_cpus()
+    assert server_threads(unset, workers=2) == max(1, available_cpus() // 2)
+    assert server_threads(unset, workers=64) == 1
     monkeypatch.setenv("FUNNELREC_THREADS", "1")
     assert load_settings(artifacts="a").threads == 1
     assert load_settings(artifacts="a", threads=3).threads == 3

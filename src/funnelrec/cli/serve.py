@@ -70,8 +70,7 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
     import uvicorn
 
     from funnelrec.serve import load_settings
-    from funnelrec.serve.settings import ENV_PREFIX
-    from funnelrec.threads import available_cpus
+    from funnelrec.serve.settings import ENV_PREFIX, server_threads
 
     if settings_file is not None:
         os.environ[f"{ENV_PREFIX}SETTINGS_FILE"] = str(settings_file.resolve())
@@ -80,7 +79,7 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
             os.environ[f"{ENV_PREFIX}{key.upper()}"] = str(value)
     settings = load_settings()
     if settings.threads is None:  # the cores split among the workers, not each taking all
-        os.environ[f"{ENV_PREFIX}THREADS"] = str(max(1, available_cpus() // workers))
+        os.environ[f"{ENV_PREFIX}THREADS"] = str(server_threads(settings, workers))
     uvicorn.run(
         "funnelrec.serve.workers:app",
         factory=True,

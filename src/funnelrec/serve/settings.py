@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from funnelrec.errors import ConfigError
 from funnelrec.io import read_mapping_file
 from funnelrec.serve.store.base import HISTORY_CAP
+from funnelrec.threads import resolve_threads
 
 ENV_PREFIX = "FUNNELREC_"
 Token = SecretStr | None
@@ -139,3 +140,11 @@ def _describe(exc: ValidationError) -> str:
 
 def _read_file(path: Path) -> dict[str, Any]:
     return read_mapping_file(path, "settings")
+
+
+def server_threads(settings: Settings, workers: int = 1) -> int:
+    """Thread-pool size of each of ``workers`` serving processes: ``settings.threads``, else
+    the CPUs (``funnelrec.threads.resolve_threads``) divided among the workers, at least 1."""
+    if settings.threads is not None:
+        return settings.threads
+    return max(1, resolve_threads() // workers)
