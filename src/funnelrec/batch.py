@@ -129,6 +129,10 @@ class Batch:
         """Every tensor moved to ``device``."""
         return self._map(lambda t: t.to(device, non_blocking=True))
 
+    def slice(self, start: int, stop: int) -> Batch:
+        """Examples ``start:stop`` as views (no copy)."""
+        return self._map(lambda t: t[start:stop])
+
     def take(self, rows: Tensor | npt.NDArray[np.int64]) -> Batch:
         """The examples at ``rows`` ``[M]`` (in that order)."""
         idx = torch.as_tensor(rows, dtype=torch.long)

@@ -124,7 +124,7 @@ def predict(model: nn.Module, data: Batch, chunk: int = 65_536) -> FloatArray:
     out = []
     with torch.no_grad():
         for lo in range(0, len(data), chunk):
-            part = data.take(torch.arange(lo, min(lo + chunk, len(data)))).to(device)
+            part = data.slice(lo, lo + chunk).to(device)  # views: no copy of the inputs
             out.append(model(part).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 

@@ -50,6 +50,18 @@ def test_forward_shapes(name: str, interest: str) -> None:
     torch.testing.assert_close(out, again)
 
 
+def test_predict_in_chunks_matches_one_pass_and_slices_share_memory() -> None:
+    batch = random_batch(23, np.random.default_rng(1))
+    with seeded(0):
+        model = build_model("deepfm", SCHEMA, CTRConfig(dim=4, hidden=(8,)))
+    whole = predict(model, batch)
+    np.testing.assert_array_equal(predict(model, batch, chunk=5), whole)
+    assert whole.shape == (23,)
+    part = batch.slice(5, 10)
+    assert len(part) == 5 and part.sparse.data_ptr() == batch.sparse[5].data_ptr()
+    assert part.seq is not None and torch.equal(part.seq, batch.take(np.arange(5, 10)).seq)
+
+
 def xor_problem(n: int, seed: int) -> Batch:
     """Label = field ``a`` XOR field ``b`` (each 0/1, codes 2/3); every other input is noise.
     No first-order term separates the classes; a pairwise cross does."""
