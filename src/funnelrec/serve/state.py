@@ -19,7 +19,7 @@ from funnelrec.serve.loop import Loop
 from funnelrec.serve.metrics import Metrics
 from funnelrec.serve.microbatch import Batcher
 from funnelrec.serve.model import ServedFunnel, load_served
-from funnelrec.serve.settings import Settings
+from funnelrec.serve.settings import Settings, server_threads
 from funnelrec.serve.store.base import Store, open_store
 from funnelrec.serve.sync import FleetSync, Snapshot
 from funnelrec.threads import apply_threads
@@ -64,7 +64,7 @@ class ServeState:
         has published a reload (``/admin/reload``), it loads that artifact rather than the
         configured one (a worker restarted after a reload must not serve the old funnel).
         To deploy a new artifact to a running fleet, reload it, or use a fresh store."""
-        apply_threads(settings.threads, export=False)  # a refit child keeps its own default
+        apply_threads(server_threads(settings), export=False)  # a refit child keeps its own
         store = store or open_store(settings.store, prefix=settings.redis_prefix)
         try:
             snapshot = Snapshot.take(store)
