@@ -42,7 +42,8 @@ def _start(
         "FUNNELREC_SYNC_INTERVAL_S": str(SYNC_S),
         "FUNNELREC_ADMIN_TOKEN": ADMIN,
     }
-    env.pop("FUNNELREC_THREADS", None)  # the default: the cores split among the workers
+    for var in ("FUNNELREC_THREADS", "OMP_NUM_THREADS"):  # the default: CPUs split among workers
+        env.pop(var, None)
     # own process group: stopping it stops uvicorn's worker processes too
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True

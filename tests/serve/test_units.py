@@ -116,6 +116,7 @@ def test_serving_threads_follow_the_threads_setting(
     funnel: Funnel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FUNNELREC_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # else it stands in for every CPU
     assert load_settings(artifacts="a").threads is None
     monkeypatch.setenv("FUNNELREC_THREADS", "")
     assert load_settings(artifacts="a").threads is None
