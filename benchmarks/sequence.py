@@ -28,8 +28,16 @@ from funnelrec.eval.protocol import evaluate
 from funnelrec.registry import RECALL
 
 _SAS = {"lr": 0.002, "dropout": 0.2, "max_len": 50}
-# the mf source of pooling/cluster_interest as its rows were measured (mf defaults before #24)
-_MF_SOURCE = {"lr": 0.005, "batch_size": 2048, "init_std": 0.03, "l2": 0.0, "patience": 5}
+# the mf source of pooling/cluster_interest as its rows were measured (mf defaults before #24,
+# including no refit on all data after early stopping: f940247 made refit the default)
+_MF_SOURCE = {
+    "lr": 0.005,
+    "batch_size": 2048,
+    "init_std": 0.03,
+    "l2": 0.0,
+    "patience": 5,
+    "refit": False,
+}
 PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "ml-100k": {
         "sasrec": {**_SAS, "lr": 0.003},
