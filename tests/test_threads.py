@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,14 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from funnelrec.config import parse_config
 from funnelrec.errors import ConfigError
-from funnelrec.threads import ENV_VAR, apply_threads, available_cpus, resolve_threads
+from funnelrec.threads import (
+    ENV_VAR,
+    apply_threads,
+    available_cpus,
+    current_threads,
+    map_in_threads,
+    resolve_threads,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +33,7 @@ def restore_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Put torch, BLAS, Faiss and the environment back as they were."""
     for var in (ENV_VAR, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("funnelrec.threads._applied", None)
     before = torch.get_num_threads()
     with threadpool_limits(limits=None):
         faiss_before = faiss.omp_get_max_threads()
@@ -81,3 +90,25 @@ def test_cli_bad_env_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.returncode == 2
     assert "FUNNELREC_THREADS must be an integer, got 'lots'" in res.stderr
+
+
+def test_current_threads_is_the_applied_setting(restore_pools: None) -> None:
+    assert current_threads() == resolve_threads()
+    assert apply_threads(3, export=False) == 3
+    assert current_threads() == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_map_in_threads_keeps_order_and_uses_up_to_threads(threads: int) -> None:
+    """Results in input order, as the serial loop's; more than one thread runs the pieces
+    off the calling thread (a pool), one thread runs them in it."""
+    names: set[str] = set()
+
+    def square(x: int) -> int:
+        names.add(threading.current_thread().name)
+        return x * x
+
+    assert map_in_threads(square, range(7), threads) == [x * x for x in range(7)]
+    main = threading.current_thread().name
+    assert (names == {main}) == (threads == 1)
+    assert len(names) <= threads

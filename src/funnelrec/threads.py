@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from funnelrec.errors import ConfigError
 
 ENV_VAR = "FUNNELREC_THREADS"
 _OMP_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_applied: int | None = None  # the last apply_threads value (None: never applied)
 
 
 def available_cpus() -> int:
@@ -57,7 +63,9 @@ def apply_threads(
     """Size torch's intra-/inter-op pools, the BLAS pools and Faiss's OpenMP pool to one
     number (see ``resolve_threads``) and, with ``export``, hand it to child processes
     through the environment; returns it."""
+    global _applied
     n = resolve_threads(explicit, configured)
+    _applied = n
     if export:
         os.environ[ENV_VAR] = str(n)
         for var in _OMP_VARS:
@@ -66,6 +74,26 @@ def apply_threads(
     _blas(n)
     _faiss(n)
     return n
+
+
+def current_threads() -> int:
+    """The thread count in force: the last ``apply_threads`` value, else ``resolve_threads()``."""
+    return _applied if _applied is not None else resolve_threads()
+
+
+def map_in_threads(
+    fn: Callable[[_T], _R], work: Iterable[_T], threads: int | None = None
+) -> list[_R]:
+    """``[fn(w) for w in work]``, run on up to ``threads`` (default ``current_threads()``)
+    threads: for independent numpy/scipy pieces (their kernels release the GIL). The results
+    are in ``work``'s order and the same as the serial loop's whatever the thread count; one
+    thread (or one piece) runs the plain loop."""
+    items = list(work)
+    n = min(current_threads() if threads is None else threads, len(items))
+    if n <= 1:
+        return [fn(w) for w in items]
+    with ThreadPoolExecutor(n, thread_name_prefix="funnelrec") as pool:
+        return list(pool.map(fn, items))
 
 
 def _torch(n: int) -> None:

@@ -226,14 +226,18 @@ def test_forward_backward_weights_known_answer() -> None:
     {}, {"backward_weight": 0.0}, {"forward_weight": 0.0}, {"global_weight": 0.0},
     {"normalization": "jaccard", "pop_penalty": 0.3},
 ])  # fmt: skip
+@pytest.mark.parametrize("threads", [1, 2])
 def test_graph_built_in_row_blocks_is_bit_identical(
-    world_split: Split, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world_split: Split, params: dict[str, Any], threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``fit`` sums pairs and assembles, normalises and prunes the graph in blocks of source
-    items (memory): many blocks, with folds in between, give exactly the one-block graph."""
+    items (memory), one block per thread: many blocks, with folds in between, on one thread
+    or two, give exactly the one-block graph."""
+    from funnelrec import threads as thread_setting
     from funnelrec.recall import itemcf
 
     whole = ItemCFRecall(**params).fit(world_split.train).similarity_
+    monkeypatch.setattr(thread_setting, "_applied", threads)
     monkeypatch.setattr(itemcf, "BLOCK_PAIRS", 20_000)
     monkeypatch.setattr(_cooccurrence, "MAX_PENDING", 5_000)
     events = np.bincount(world_split.train.sequences[1])

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from funnelrec import ragged
 from funnelrec.ragged import BoolArray, IntArray
 from funnelrec.recall.base import top_entries
+from funnelrec.threads import map_in_threads
 from funnelrec.types import Candidates, Query
 
 F64Array = npt.NDArray[np.float64]
@@ -137,7 +138,8 @@ class RowBlockPairSum:
     """``PairSum`` split into contiguous row blocks ``bounds`` ``[K+1]``: each block sums its
     rows' pairs and folds when the whole buffer holds ``MAX_PENDING`` pairs, exactly when one
     ``PairSum`` would, so every row is bit-identical to one ``PairSum``'s; but a fold merges
-    one block at a time, so peak memory is the sum plus one block, not two whole sums."""
+    one block per thread at a time (``funnelrec.threads``), so peak memory is the sum plus a
+    block per thread, not two whole sums."""
 
     def __init__(self, bounds: IntArray, n_cols: int) -> None:
         self.bounds = np.asarray(bounds, dtype=np.int64)
@@ -155,6 +157,8 @@ class RowBlockPairSum:
             self.parts[0].queue(rows, cols, values)
         else:
             block = np.searchsorted(self.bounds, rows, side="right") - 1
+            if len(self.parts) <= np.iinfo(np.int16).max:  # numpy radix-sorts small ints
+                block = block.astype(np.int16)
             order = np.argsort(block, kind="stable")  # keeps each row's pairs in order
             ends = np.cumsum(np.bincount(block, minlength=len(self.parts)))
             starts = np.concatenate([[0], ends[:-1]])
@@ -179,8 +183,7 @@ class RowBlockPairSum:
         return [part.result() for part in self.parts]
 
     def _fold(self) -> None:
-        for part in self.parts:
-            part.fold()
+        map_in_threads(PairSum.fold, self.parts)  # independent blocks: one per thread
         self._n_pending = 0
 
 

@@ -54,6 +54,7 @@ from funnelrec.recall._cooccurrence import (
 from funnelrec.recall.base import MatrixScoredChannel
 from funnelrec.registry import RECALL
 from funnelrec.stage import Params
+from funnelrec.threads import map_in_threads
 from funnelrec.types import Candidates, Query
 
 # fit: raw pairs (both directions) of one block of source items. Smaller blocks touch less
@@ -129,7 +130,8 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         The pair sums ``F`` are built, and the graph's rows assembled (``fw·F + bw·Fᵀ +
         gw·G``), normalised and pruned, in blocks of source items holding about
         ``BLOCK_PAIRS`` raw pairs each (one block below that), so peak memory is about one
-        ``F`` plus one block's pieces. Every pair sum is bit-identical to the one-block
+        ``F`` plus one block's pieces per thread (blocks are built on up to ``threads``
+        threads, ``funnelrec.threads``). Every pair sum is bit-identical to the one-block
         build's; among neighbours tied at the ``n_neighbours`` cut, which are kept can depend
         on the blocks (``row_topn`` pads rows to their group's width)."""
         offsets, items, ts = dataset.sequences
@@ -140,13 +142,17 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
         bounds = self._blocks(events, None, BLOCK_PAIRS)
         forward = self._forward(offsets, items, ts, w_event, n_items, bounds)
         glob = _global(offsets, items, w_event, n_items) if p.global_weight > 0 else None
-        parts = []
-        for k, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+
+        def graph_rows(block: tuple[int, tuple[int, int]]) -> sp.csr_matrix:
+            k, (lo, hi) = block
             raw = self._directed(forward, k, lo, hi)
             if glob is not None:
                 raw = raw + p.global_weight * (glob[lo:hi] if len(forward) > 1 else glob)
             sim = _normalise(sp.csr_matrix(raw), counts, p, row_offset=lo)
-            parts.append(row_topn(sim, p.n_neighbours, copy=False, dtype=np.float32))
+            return row_topn(sim, p.n_neighbours, copy=False, dtype=np.float32)
+
+        # blocks are independent: one per thread (numpy/scipy release the GIL), same result
+        parts = map_in_threads(graph_rows, enumerate(itertools.pairwise(bounds.tolist())))
         self.similarity_ = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
         self.n_items_ = n_items
         self.score_memo.clear()
