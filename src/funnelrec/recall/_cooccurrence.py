@@ -143,8 +143,13 @@ class RowBlockPairSum:
 
     def __init__(self, bounds: IntArray, n_cols: int) -> None:
         self.bounds = np.asarray(bounds, dtype=np.int64)
+        if len(self.bounds) < 2 or self.bounds[0] != 0:
+            raise ValueError(f"row blocks must start at row 0, got bounds {self.bounds[:3]}...")
         spans = zip(self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True)
         self.parts = [PairSum((hi - lo, n_cols), drop_diagonal=False) for lo, hi in spans]
+        # block of every row, [bounds[-1]]; small ints, which numpy's stable sort radix-sorts
+        small = np.int16 if len(self.parts) <= np.iinfo(np.int16).max else np.int64
+        self._block_of = np.repeat(np.arange(len(self.parts), dtype=small), np.diff(self.bounds))
         self._n_pending = 0
 
     def add(self, rows: IntArray, cols: IntArray, values: F64Array, fold: bool = True) -> None:
@@ -156,9 +161,7 @@ class RowBlockPairSum:
         if len(self.parts) == 1:
             self.parts[0].queue(rows, cols, values)
         else:
-            block = np.searchsorted(self.bounds, rows, side="right") - 1
-            if len(self.parts) <= np.iinfo(np.int16).max:  # numpy radix-sorts small ints
-                block = block.astype(np.int16)
+            block = self._block_of[rows]
             order = np.argsort(block, kind="stable")  # keeps each row's pairs in order
             ends = np.cumsum(np.bincount(block, minlength=len(self.parts)))
             starts = np.concatenate([[0], ends[:-1]])
@@ -241,7 +244,8 @@ def _mark_topn(indptr: IntArray, data: F64Array, rows: IntArray, n: int, keep: B
     keep[flat] = False
     block = np.full((len(rows), int(lens.max())), -np.inf)
     block[block_row, pos] = data[flat]
-    top = np.argpartition(-block, n - 1, axis=1)[:, :n]
+    np.negative(block, out=block)  # (in place: the block is a temporary)
+    top = np.argpartition(block, n - 1, axis=1)[:, :n]
     keep[(starts[:, None] + top).ravel()] = True
 
 
