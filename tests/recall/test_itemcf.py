@@ -147,6 +147,31 @@ def test_row_topn_matches_a_full_sort(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(owned.toarray(), top)
 
 
+@pytest.mark.parametrize("ties", ["lowest", "keep"])
+def test_row_topn_ties_depend_on_the_row_alone(ties: str) -> None:
+    """Rows tied at the cut, cut together with rows of other lengths (other padded block
+    widths) and alone: ``"lowest"`` keeps the lowest tied columns, ``"keep"`` all of them;
+    each row's answer is the same in any company (``"any"`` gives no such promise)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for length in (12, 20, 31, 45, 60, 63):  # one bucket (widths 33..64) and a shorter one
+        cols = np.sort(rng.choice(200, size=length, replace=False))
+        vals = np.where(np.arange(length) % 3 == 0, 5.0, rng.integers(1, 4, size=length) / 2)
+        rows.append((cols, vals))
+    mat = sp.lil_matrix((len(rows), 200))
+    for r, (cols, vals) in enumerate(rows):
+        mat[r, cols] = vals
+    mat = sp.csr_matrix(mat)
+    together = row_topn(mat, 5, ties=ties).toarray()  # type: ignore[arg-type]
+    for r, (cols, vals) in enumerate(rows):
+        alone = row_topn(mat[r], 5, ties=ties).toarray()[0]  # type: ignore[arg-type]
+        np.testing.assert_array_equal(together[r], alone)
+        kth = np.sort(vals)[::-1][4]
+        above, tied = cols[vals > kth], cols[vals == kth]
+        expected = set(above) | set(tied if ties == "keep" else tied[: 5 - len(above)])
+        assert set(np.flatnonzero(alone)) == expected
+
+
 def test_sparse_topk_sorts_and_excludes() -> None:
     scores = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0]]))
     q = Query.from_lists([0, 1], [[], []], k=3, exclude=[[1], []])

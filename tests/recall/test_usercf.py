@@ -133,3 +133,30 @@ def test_dense_and_sparse_paths_agree(world_split: Split) -> None:
         s_items, s_scores = sparse.row(b)
         np.testing.assert_allclose(d_scores, s_scores, rtol=1e-5)
         assert set(d_items[d_scores > d_scores.min()]) == set(s_items[s_scores > s_scores.min()])
+
+
+def test_neighbours_tied_at_the_cut_all_vote_in_any_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users 1..9 each share two of user 0's three items (all tied, cosine 2/3) and one item
+    of their own; with ``n_neighbours=3`` every tied neighbour votes, whether the batch takes
+    the dense path (alone) or the sparse one (with batch mates). The sparse path once kept
+    three of them, which ones depending on the batch."""
+    import funnelrec.recall.usercf as usercf
+
+    histories = {0: [0, 1, 2], **{u: [0, 1, 10 + u] for u in range(1, 10)}}
+    histories.update({u: [3, 4, 5, 20 + u] for u in range(10, 16)})  # other users, longer
+    rows = [(u, i, float(t)) for u, items in histories.items() for t, i in enumerate(items)]
+    frame = pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row")
+    data = Dataset.from_frame(frame)
+    model = plain(n_neighbours=3).fit(data)
+    offsets, items, _ = data.sequences
+    histories_idx = [items[offsets[u] : offsets[u + 1]].tolist() for u in range(data.n_users)]
+    query = Query.from_lists(list(range(data.n_users)), histories_idx, k=20)
+    width = max(data.n_users, data.n_items)
+    monkeypatch.setattr(usercf, "DENSE_CELLS", 2 * width)  # one or two rows: dense
+    together = model.retrieve(query, 20)
+    for b in range(query.batch_size):
+        alone = model.retrieve(query.select(np.array([b])), 20)
+        np.testing.assert_array_equal(together.row(b)[0], alone.row(0)[0])
+        np.testing.assert_allclose(together.row(b)[1], alone.row(0)[1], rtol=1e-6)
+    own = data.item_ids.lookup([10 + u for u in range(1, 10)])
+    assert set(own.tolist()) <= set(together.row(data.user_ids.index(0))[0].tolist())

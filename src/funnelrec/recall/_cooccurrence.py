@@ -7,6 +7,7 @@ inputs use the ``offsets[B+1]`` + flat values layout of ``funnelrec.ragged``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ from funnelrec.threads import map_in_threads
 from funnelrec.types import Candidates, Query
 
 F64Array = npt.NDArray[np.float64]
+TieRule = Literal["any", "lowest", "keep"]
 
 # Cells of one dense block when cutting long rows to their top entries (4 M floats = 32 MB).
 MAX_CELLS = 1 << 22
@@ -191,12 +193,16 @@ class RowBlockPairSum:
 
 
 def row_topn(
-    mat: sp.spmatrix | sp.sparray, n: int, copy: bool = True, dtype: type = np.float64
+    mat: sp.spmatrix | sp.sparray,
+    n: int,
+    copy: bool = True,
+    dtype: type = np.float64,
+    ties: TieRule = "lowest",
 ) -> sp.csr_matrix:
     """Keep the ``n`` largest positive entries of every row of a sparse matrix.
 
     Rows with more than ``n`` entries are padded into dense blocks (rows of similar length
-    together, at most about ``MAX_CELLS`` cells each) and cut with ``argpartition``: no full
+    together, at most about ``MAX_CELLS`` cells each) and cut with a partition: no full
     sort. The kept entries are in column order.
 
     Args:
@@ -205,9 +211,16 @@ def row_topn(
         copy: ``False`` lets a float64 CSR ``mat`` be reused (its values changed) instead of
             copied: for callers that own it.
         dtype: of the returned values (the cut is made on float64 values).
+        ties: which entries tied with a row's ``n``-th largest value are kept: ``"lowest"``
+            columns first (exactly ``n``), ``"keep"`` all of them (``n`` or more); with either,
+            a row's result depends on that row alone. ``"any"``: whichever ``argpartition``
+            leaves (exactly ``n``, a little faster), which depends on the padded block's width,
+            so on the other rows of the call (the item-CF graph's rule, as its rows were
+            recorded).
 
     Returns:
-        ``[R, C]`` CSR matrix with at most ``n`` stored entries per row, all positive.
+        ``[R, C]`` CSR matrix with at most ``n`` stored entries per row (more only for
+        ``"keep"``), all positive.
     """
     csr = sp.csr_matrix(mat, dtype=np.float64, copy=copy)
     csr.sum_duplicates()  # canonical: indices sorted within rows
@@ -223,8 +236,8 @@ def row_topn(
         rows = long_rows[bucket == b]
         step = max(1, MAX_CELLS >> int(b))
         for lo in range(0, len(rows), step):
-            _mark_topn(indptr, csr.data, rows[lo : lo + step], n, keep)
-    kept = np.minimum(lens, n)  # a row keeps all its entries or exactly n of them
+            _mark_topn(indptr, csr.data, rows[lo : lo + step], n, keep, ties)
+    kept = np.diff(np.concatenate([[0], np.cumsum(keep)])[indptr])
     out = sp.csr_matrix(
         (csr.data[keep].astype(dtype), csr.indices[keep], ragged.offsets_from_lengths(kept)),
         shape=csr.shape,
@@ -233,20 +246,32 @@ def row_topn(
     return out
 
 
-def _mark_topn(indptr: IntArray, data: F64Array, rows: IntArray, n: int, keep: BoolArray) -> None:
-    """Set ``keep`` to the ``n`` largest entries of each of ``rows`` (all longer than ``n``)."""
+def _mark_topn(
+    indptr: IntArray, data: F64Array, rows: IntArray, n: int, keep: BoolArray, ties: TieRule
+) -> None:
+    """Set ``keep`` to the ``n`` largest entries of each of ``rows`` (all longer than ``n``;
+    ``ties`` as in ``row_topn``)."""
     starts = indptr[rows]
     lens = indptr[rows + 1] - starts
     sub_off = ragged.offsets_from_lengths(lens)
     block_row = ragged.row_ids(sub_off)
     pos = np.arange(int(sub_off[-1]), dtype=np.int64) - sub_off[block_row]
     flat = starts[block_row] + pos
-    keep[flat] = False
     block = np.full((len(rows), int(lens.max())), -np.inf)
     block[block_row, pos] = data[flat]
-    np.negative(block, out=block)  # (in place: the block is a temporary)
-    top = np.argpartition(block, n - 1, axis=1)[:, :n]
-    keep[(starts[:, None] + top).ravel()] = True
+    if ties == "any":
+        keep[flat] = False
+        np.negative(block, out=block)  # (in place: the block is a temporary)
+        top = np.argpartition(block, n - 1, axis=1)[:, :n]
+        keep[(starts[:, None] + top).ravel()] = True
+        return
+    kth = -np.partition(-block, n - 1, axis=1)[:, n - 1 : n]  # padding (-inf) never reaches
+    chosen = block >= kth
+    if ties == "lowest":  # block columns are in column order: a cumulative count picks
+        tie = block == kth
+        room = n - (block > kth).sum(axis=1, keepdims=True)
+        chosen &= ~tie | (np.cumsum(tie, axis=1) <= room)
+    keep[flat] = chosen[block_row, pos]
 
 
 def recent_matrix(
@@ -287,8 +312,8 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
     """Top ``k`` positive entries per row of a sparse ``[B, n_items]`` score matrix.
 
     Never densifies the matrix: only stored, positive, non-excluded entries are candidates,
-    so a row may hold fewer than ``k`` items. Which of several items tied at the cut is kept
-    is arbitrary (but deterministic).
+    so a row may hold fewer than ``k`` items. Ties at the cut keep the lowest items, as the
+    dense path does: a row's answer depends on that row alone.
 
     Args:
         scores: ``[B, n_items]`` scores (one row per query).
@@ -298,8 +323,7 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
 
     Returns:
         Candidates sorted by descending score (ties in ascending item order). Small, dense
-        enough batches (serving) take a dense path (``top_entries``) whose ties at the cut
-        keep the lowest items.
+        enough batches (serving) take a dense path (``top_entries``), same answer.
     """
     batch, n_cols = scores.shape
     if ragged.use_dense(batch, n_cols, 4 * scores.nnz):
@@ -311,7 +335,7 @@ def sparse_topk(scores: sp.spmatrix | sp.sparray, query: Query, k: int, channel:
         indptr, mat.indices.astype(np.int64), query.exclude_offsets, query.exclude_items
     )
     mat.data[banned] = 0.0
-    top = row_topn(mat, k)
+    top = row_topn(mat, k, ties="lowest")
     cands = Candidates.from_flat(top.indptr.astype(np.int64), top.indices, top.data, channel)
     return cands.sorted()
 

@@ -149,7 +149,7 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
             if glob is not None:
                 raw = raw + p.global_weight * (glob[lo:hi] if len(forward) > 1 else glob)
             sim = _normalise(sp.csr_matrix(raw), counts, p, row_offset=lo)
-            return row_topn(sim, p.n_neighbours, copy=False, dtype=np.float32)
+            return row_topn(sim, p.n_neighbours, copy=False, dtype=np.float32, ties="any")
 
         # blocks are independent: one per thread (numpy/scipy release the GIL), same result
         parts = map_in_threads(graph_rows, enumerate(itertools.pairwise(bounds.tolist())))
@@ -198,7 +198,7 @@ class ItemCFRecall(MatrixScoredChannel[ItemCFParams]):
                 for c in range(1, n_chunks):
                     block = sp.csr_matrix(block + store.take(b, c))
                 sim = _normalise(block, counts, self.params, row_offset=lo)
-                parts.append(row_topn(sim, self.params.n_neighbours, copy=False))
+                parts.append(row_topn(sim, self.params.n_neighbours, copy=False, ties="any"))
         self.similarity_ = sp.csr_matrix(sp.vstack(parts, format="csr")).astype(np.float32)
         self.n_items_ = n_items
         self.score_memo.clear()

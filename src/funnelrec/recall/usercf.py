@@ -95,7 +95,8 @@ class UserCFRecall(MatrixScoredChannel[UserCFParams]):
         if query.batch_size * max(n_users, n_items) <= DENSE_CELLS:
             return self._dense_scores(vectors, query)
         sim = sp.csr_matrix(vectors @ self._users_by_item)
-        sim = row_topn(_drop_self(sim, query.user_idx), p.n_neighbours)
+        # ties at the neighbour cut all vote, as in the dense path (rows independent)
+        sim = row_topn(_drop_self(sim, query.user_idx), p.n_neighbours, ties="keep")
         sim.data **= p.sim_power
         return sp.csr_matrix(sim @ self.items_ @ sp.diags(self.target_weight_))
 
