@@ -191,3 +191,64 @@ def test_fused_shared_logsumexp_fully_masked_row_has_finite_gradient() -> None:
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(user.grad).all() and torch.isfinite(shared.grad).all()  # type: ignore[union-attr]
+
+
+def _shared_softmax_case(seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    user = torch.randn(32, 8, generator=g, requires_grad=True)
+    pos = torch.randn(32, 8, generator=g, requires_grad=True)
+    shared = torch.randn(20, 8, generator=g, requires_grad=True)
+    pos_ids = torch.randint(0, 40, (32,), generator=g)
+    shared_ids = torch.randperm(40, generator=g)[:20]
+    return user, pos, pos_ids, shared, shared_ids
+
+
+def _grads(seeds: list[int], monkeypatch: pytest.MonkeyPatch | None) -> list[torch.Tensor]:
+    """Gradients of the sum of one shared-softmax loss per seed (all graphs alive at once);
+    with ``monkeypatch``, the logits workspace is never handed out."""
+    from funnelrec.train.losses import LOGITS_WORKSPACE, shared_softmax_loss
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(LOGITS_WORKSPACE, "take", lambda *a: None)
+    cases = [_shared_softmax_case(s) for s in seeds]
+    total = sum(shared_softmax_loss(*c, temperature=0.5) for c in cases)
+    torch.as_tensor(total).backward()
+    return [t.grad for c in cases for t in (c[0], c[1], c[3])]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2]])
+def test_logits_workspace_changes_no_value(seeds: list[int]) -> None:
+    """The shared softmax's reusable logits buffer (one graph, or several alive at once:
+    only the first may hold it) gives exactly the gradients of fresh allocations, and is
+    free again once backward has run."""
+    from funnelrec.train.losses import LOGITS_WORKSPACE
+
+    LOGITS_WORKSPACE.clear()
+    taken: list[bool] = []
+    take = LOGITS_WORKSPACE.take
+
+    def spy(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor | None:
+        out = take(rows, cols, like)
+        taken.append(out is not None)
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LOGITS_WORKSPACE, "take", spy)
+        reused = _grads(seeds, None)
+    assert taken == [True] + [False] * (len(seeds) - 1)
+    with pytest.MonkeyPatch.context() as mp:
+        fresh = _grads(seeds, mp)
+    for a, b in zip(reused, fresh, strict=True):
+        assert torch.equal(a, b)
+    assert LOGITS_WORKSPACE.take(2, 2, torch.zeros(1)) is not None  # handed back
+    LOGITS_WORKSPACE.clear()
+
+
+def test_logits_workspace_is_not_held_without_backward() -> None:
+    from funnelrec.train.losses import LOGITS_WORKSPACE, shared_softmax_loss
+
+    LOGITS_WORKSPACE.clear()
+    with torch.no_grad():
+        shared_softmax_loss(*_shared_softmax_case(0))
+    assert LOGITS_WORKSPACE.take(2, 2, torch.zeros(1)) is not None
+    LOGITS_WORKSPACE.clear()

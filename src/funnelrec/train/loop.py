@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from funnelrec.train import distributed
+from funnelrec.train.losses import LOGITS_WORKSPACE
 from funnelrec.train.sparse import (
     SplitOptimizer,
     clip_grad_norm,
@@ -172,7 +173,12 @@ def fit(
     show = (_interactive() if progress is None else progress) and distributed.is_main()
     result = FitResult(best_epoch=epochs)
     best_state: dict[str, Tensor] | None = None
-    with torch_threads(num_threads), seeded(seed, dev), sparse_embeddings(model, sparse):
+    with (
+        torch_threads(num_threads),
+        seeded(seed, dev),
+        sparse_embeddings(model, sparse),
+        logits_workspace(),
+    ):
         bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not show, leave=False)
         for epoch in bar:
             start = time.perf_counter()
@@ -204,6 +210,17 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+@contextmanager
+def logits_workspace() -> Iterator[None]:
+    """A fresh ``LOGITS_WORKSPACE`` for one training run, dropped at its end (its memory
+    goes back; a step whose backward never ran cannot leave it in use for the next run)."""
+    LOGITS_WORKSPACE.clear()
+    try:
+        yield
+    finally:
+        LOGITS_WORKSPACE.clear()
 
 
 @contextmanager

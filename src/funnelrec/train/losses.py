@@ -5,6 +5,7 @@ All losses take scores (logits) already computed by a model and return a scalar 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,9 +121,51 @@ def shared_softmax_loss(
     at = torch.searchsorted(shared_ids[order], pos_ids).clamp_max(len(shared_ids) - 1)
     hit = shared_ids[order][at] == pos_ids
     rows, cols = torch.nonzero(hit).squeeze(1), order[at[hit]]
-    lse: Tensor = SharedLogSumExp.apply(user, shared, log_q, rows, cols)  # type: ignore[no-untyped-call]
+    reuse = torch.is_grad_enabled() and (user.requires_grad or shared.requires_grad)
+    lse: Tensor = SharedLogSumExp.apply(user, shared, log_q, rows, cols, reuse)  # type: ignore[no-untyped-call]
     # -log softmax of column 0 of [pos | neg], without building the [B, 1 + C] logits
     return (torch.logaddexp(pos, lse) - pos).mean()
+
+
+class LogitsWorkspace:
+    """One reusable CPU buffer for ``SharedLogSumExp``'s ``[B, C]`` logits.
+
+    A fresh allocation of that size (tens of MB) every step is mapped and zero-filled by the
+    OS again each time (glibc maps blocks above its mmap threshold, 32 MB at most, and
+    returns them on free); on a VM that costs more than the GEMM that fills it. One buffer,
+    checked out by a forward whose backward will run and handed back by that backward, makes
+    each step's logits land in memory already mapped. Any other call (buffer in use, no
+    gradient, another dtype or device) allocates as before; values are the same either way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer: Tensor | None = None
+        self._busy = False
+
+    def take(self, rows: int, cols: int, like: Tensor) -> Tensor | None:
+        """A ``[rows, cols]`` view of the buffer (grown as needed), or ``None`` if in use."""
+        with self._lock:
+            if self._busy or like.device.type != "cpu":
+                return None
+            buf = self._buffer
+            if buf is None or buf.numel() < rows * cols or buf.dtype != like.dtype:
+                buf = self._buffer = torch.empty(rows * cols, dtype=like.dtype)
+            self._busy = True
+            return buf[: rows * cols].view(rows, cols)
+
+    def give_back(self) -> None:
+        """Mark the buffer free (its backward has run)."""
+        with self._lock:
+            self._busy = False
+
+    def clear(self) -> None:
+        """Drop the buffer (its memory goes back at once; end of training)."""
+        with self._lock:
+            self._buffer, self._busy = None, False
+
+
+LOGITS_WORKSPACE = LogitsWorkspace()
 
 
 class SharedLogSumExp(torch.autograd.Function):
@@ -138,14 +181,24 @@ class SharedLogSumExp(torch.autograd.Function):
     Args (forward):
         user: ``[B, d]``; shared: ``[C, d]``; log_q: ``[C]`` or ``None``.
         rows, cols: ``[M]`` masked cells (a row's own item among the shared columns).
+        reuse: the buffer may be ``LOGITS_WORKSPACE`` (only when backward will run).
     Returns ``[B]``. Backward runs once (the buffer is reused in place).
     """
 
     @staticmethod
     def forward(
-        ctx: Any, user: Tensor, shared: Tensor, log_q: Tensor | None, rows: Tensor, cols: Tensor
+        ctx: Any,
+        user: Tensor,
+        shared: Tensor,
+        log_q: Tensor | None,
+        rows: Tensor,
+        cols: Tensor,
+        reuse: bool = False,
     ) -> Tensor:
-        logits = user @ shared.T  # [B, C], contiguous: the in-place softmax below needs rows
+        buffer = LOGITS_WORKSPACE.take(len(user), len(shared), user) if reuse else None
+        ctx.workspace = buffer is not None
+        # [B, C], contiguous: the in-place softmax below needs rows
+        logits = user @ shared.T if buffer is None else torch.mm(user, shared.T, out=buffer)
         if log_q is not None:
             logits.sub_(log_q)
         logits[rows, cols] = float("-inf")
@@ -171,7 +224,9 @@ class SharedLogSumExp(torch.autograd.Function):
         grad_logits = softmax.mul_(grad.unsqueeze(1))  # in place: backward runs once
         grad_user = grad_logits @ shared if ctx.needs_input_grad[0] else None
         grad_shared = grad_logits.T @ user if ctx.needs_input_grad[1] else None
-        return grad_user, grad_shared, None, None, None
+        if ctx.workspace:
+            LOGITS_WORKSPACE.give_back()
+        return grad_user, grad_shared, None, None, None, None
 
 
 def mixture_log_q(
