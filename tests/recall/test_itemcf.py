@@ -181,14 +181,17 @@ def test_sparse_topk_sorts_and_excludes() -> None:
     assert c.channels == ("itemcf",)
 
 
+@pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("dense", [True, False])
-def test_sparse_topk_paths_agree(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sparse_topk_paths_agree(dense: bool, tied: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The dense path (small batches) and the sparse one return the same lists: positive,
-    non-excluded entries only, best first (distinct scores, so no ties at the cut)."""
+    non-excluded entries only, best first, ties (at the cut too) by ascending item."""
     if not dense:
         monkeypatch.setattr(ragged, "DENSE_MAX", 0)
     mat = sp.random(6, 80, density=0.3, random_state=2, format="csr")
     mat.data -= 0.2  # some negative entries, never returned
+    if tied:
+        mat.data = np.round(mat.data * 4) / 4  # a handful of distinct values: many ties
     q = Query.from_lists(list(range(6)), [[]] * 6, k=5, exclude=[[1, 2, 3]] * 3 + [[]] * 3)
     got = sparse_topk(mat, q, 9, "itemcf")
     arr = mat.toarray()
