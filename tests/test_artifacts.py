@@ -110,13 +110,23 @@ def test_concurrent_saves_and_loads_never_see_a_mix(tmp_path: Path) -> None:
     write(target, "0", versioned=True)
     stop = threading.Event()
     seen: list[str] = []
+    errors: list[BaseException] = []
 
     def read() -> None:
-        while not stop.is_set():
-            resolved = target.resolve()  # what Funnel.load does first
-            a = (resolved / "payload.txt").read_text()
-            b = (resolved / "sub" / "more.txt").read_text()
-            seen.append("ok" if a == b else f"mixed {a}/{b}")
+        try:
+            while not stop.is_set():
+                resolved = target.resolve()  # what Funnel.load does first
+                try:
+                    a = (resolved / "payload.txt").read_text()
+                    b = (resolved / "sub" / "more.txt").read_text()
+                except FileNotFoundError:
+                    # two newer saves landed meanwhile: only the current version and the one
+                    # before it are kept, so this one is gone (a loader retries), never mixed
+                    seen.append("gone")
+                    continue
+                seen.append("ok" if a == b else f"mixed {a}/{b}")
+        except BaseException as error:  # a reader's failure fails the test (not a warning)
+            errors.append(error)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -126,4 +136,5 @@ def test_concurrent_saves_and_loads_never_see_a_mix(tmp_path: Path) -> None:
     finally:
         stop.set()
         reader.join()
-    assert seen and set(seen) == {"ok"}
+    assert not errors, errors
+    assert "ok" in seen and set(seen) <= {"ok", "gone"}, set(seen)
