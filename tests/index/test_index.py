@@ -243,3 +243,30 @@ def test_hnsw_search_depth_follows_the_fetch_depth() -> None:
     assert np.all(got >= 0), "HNSW returned fewer than k ids"
     hits = sum(len(set(g) & set(w)) for g, w in zip(got.tolist(), want.tolist(), strict=True))
     assert hits / want.size >= 0.99
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dim", [10, 64])
+def test_exact_scores_do_not_depend_on_batch_mates(threads: int, dim: int) -> None:
+    """A query's scores are bit-identical alone, in a batch and in small chunks: the small
+    products of a single request once took other sgemm kernels (other rounding), so near-tied
+    items could swap between evaluation batches and serving."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    index = ExactIndex(dim)
+    index.add(np.arange(1_700), rng.standard_normal((1_700, dim)).astype(np.float32))
+    queries = rng.standard_normal((45, dim)).astype(np.float32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ids, scores = index.search(queries, 30)
+        for i in range(len(queries)):
+            one_ids, one_scores = index.search(queries[i : i + 1], 30)
+            np.testing.assert_array_equal(one_scores[0], scores[i])
+            np.testing.assert_array_equal(one_ids[0], ids[i])
+        chunked = ExactIndex(dim, max_block_mb=5 * 1_700 * 4 / 2**20)  # 5 queries a product
+        chunked.add(np.arange(1_700), index.vectors)
+        np.testing.assert_array_equal(chunked.search(queries, 30)[1], scores)
+    finally:
+        torch.set_num_threads(before)

@@ -35,6 +35,20 @@ def read_header(directory: Path, kind: str) -> dict[str, Any]:
     return header
 
 
+# Query rows of every score product are padded to a multiple of this (zeros): MKL's sgemm
+# takes other kernels for a handful of rows (a single request's product, or a few rows per
+# thread), whose sums round differently, so near-tied items could swap between a batch and
+# the same query alone. From 8 rows up, at 1-8 threads, every row's scores are bit-identical
+# whatever the other rows (tests/index: batch invariance); the extra rows cost little, the
+# product being bound by reading the item vectors.
+ROW_MULTIPLE = 16
+
+
+def padded_rows(n: int) -> int:
+    """``n`` query rows rounded up to a positive multiple of ``ROW_MULTIPLE``."""
+    return max(ROW_MULTIPLE, -(-n // ROW_MULTIPLE) * ROW_MULTIPLE)
+
+
 class ExactIndex(VectorIndex):
     """Exact top-k inner product search over a float32 matrix.
 
@@ -106,24 +120,31 @@ class ExactIndex(VectorIndex):
         excl_rows = row_ids(offsets)[excl_pos >= 0]
         excl_pos = excl_pos[excl_pos >= 0]
         chunk = max(1, min(len(q), int(self.max_block_mb * 2**20) // (4 * self._n)))
-        block = torch.empty((chunk, self._n), dtype=torch.float32)  # reused score block
+        # reused score block, its rows padded (see padded_rows: a row's scores never depend on
+        # how many queries share its product)
+        block = torch.empty((padded_rows(chunk), self._n), dtype=torch.float32)
         for start in range(0, len(q), chunk):
             stop = min(start + chunk, len(q))
             lo, hi = np.searchsorted(excl_rows, [start, stop])
+            self._score(q[start:stop], block, excl_rows[lo:hi] - start, excl_pos[lo:hi])
             scores = block[: stop - start]
-            self._score(q[start:stop], scores, excl_rows[lo:hi] - start, excl_pos[lo:hi])
             top, pos = torch.topk(scores, min(k, self._n), dim=1, sorted=True)
             out_scores[start:stop, : top.shape[1]] = top.numpy()
             out_ids[start:stop, : top.shape[1]] = self._ids[pos.numpy()]
         out_ids[np.isneginf(out_scores)] = -1
 
     def _score(
-        self, q: FloatMatrix, out: torch.Tensor, excl_rows: IntArray, excl_pos: IntArray
+        self, q: FloatMatrix, block: torch.Tensor, excl_rows: IntArray, excl_pos: IntArray
     ) -> None:
-        """Scores ``[c, n]`` of a query chunk ``[c, dim]`` into ``out``, excluded = ``-inf``."""
+        """Scores ``[c, n]`` of a query chunk ``[c, dim]`` into the first ``c`` rows of
+        ``block``, excluded = ``-inf``; the product runs on ``padded_rows(c)`` rows (zeros
+        below the queries)."""
         vectors = torch.from_numpy(self._vectors[: self._n])
-        torch.mm(torch.from_numpy(q), vectors.T, out=out)
-        out.numpy()[excl_rows, excl_pos] = -np.inf
+        rows = padded_rows(len(q))
+        padded = np.zeros((rows, q.shape[1]), dtype=np.float32)
+        padded[: len(q)] = q
+        torch.mm(torch.from_numpy(padded), vectors.T, out=block[:rows])
+        block.numpy()[excl_rows, excl_pos] = -np.inf
 
     def save(self, directory: Path) -> None:
         """Write ``index.json`` (kind, dim, params) and ``vectors.npz`` (ids, vectors)."""
