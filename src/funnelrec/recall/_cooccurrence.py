@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from funnelrec import ragged
 from funnelrec.ragged import BoolArray, IntArray
-from funnelrec.recall.base import top_entries
+from funnelrec.recall.base import top_entries, top_mask
 from funnelrec.threads import map_in_threads
 from funnelrec.types import Candidates, Query
 
@@ -265,13 +265,8 @@ def _mark_topn(
         top = np.argpartition(block, n - 1, axis=1)[:, :n]
         keep[(starts[:, None] + top).ravel()] = True
         return
-    kth = -np.partition(-block, n - 1, axis=1)[:, n - 1 : n]  # padding (-inf) never reaches
-    chosen = block >= kth
-    if ties == "lowest":  # block columns are in column order: a cumulative count picks
-        tie = block == kth
-        room = n - (block > kth).sum(axis=1, keepdims=True)
-        chosen &= ~tie | (np.cumsum(tie, axis=1) <= room)
-    keep[flat] = chosen[block_row, pos]
+    # block columns are in column order, so "lowest" keeps the lowest columns among ties
+    keep[flat] = top_mask(block, n, keep_ties=ties == "keep")[block_row, pos]
 
 
 def recent_matrix(

@@ -199,21 +199,32 @@ def top_entries(scores: npt.NDArray[np.floating[Any]], k: int, channel: str) -> 
     k = min(k, n_items)
     if k == 0:
         return Candidates.empty(batch, channel)
-    keep = scores > -np.inf
-    if k < n_items:
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
-        keep &= scores >= kth
-        over = np.flatnonzero(keep.sum(axis=1) > k)  # ties at the cut: keep the lowest items
-        if len(over):
-            tie = scores[over] == kth[over]
-            room = k - (scores[over] > kth[over]).sum(axis=1, keepdims=True)
-            keep[over] &= ~tie | (np.cumsum(tie, axis=1) <= room)
+    keep = top_mask(scores, k)
     flat = np.flatnonzero(keep)
     rows, items = np.divmod(flat, n_items)
     values = scores.ravel()[flat].astype(np.float32)
     offsets = ragged.offsets_from_row_ids(rows, batch)
     order = ragged.sort_within_rows(offsets, values)
     return Candidates.from_flat(offsets, items[order], values[order], channel)
+
+
+def top_mask(
+    scores: npt.NDArray[np.floating[Any]], k: int, keep_ties: bool = False
+) -> npt.NDArray[np.bool_]:
+    """``[B, n]`` mask of the ``k`` best finite entries of each row of ``scores`` ``[B, n]``
+    (``-inf``: not a candidate). Among entries tied at the cut the lowest columns are kept
+    (exactly ``k``), or with ``keep_ties`` all of them; either way a row's mask depends on
+    that row alone. One partition per row; the tie pass runs only on rows with ties."""
+    keep = scores > -np.inf
+    if k < scores.shape[1]:
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        keep &= scores >= kth
+        over = np.flatnonzero(keep.sum(axis=1) > k) if not keep_ties else np.zeros(0, np.int64)
+        if len(over):
+            tie = scores[over] == kth[over]
+            room = k - (scores[over] > kth[over]).sum(axis=1, keepdims=True)
+            keep[over] &= ~tie | (np.cumsum(tie, axis=1) <= room)
+    return keep
 
 
 def global_topk(
