@@ -141,8 +141,10 @@ class ExactIndex(VectorIndex):
         below the queries)."""
         vectors = torch.from_numpy(self._vectors[: self._n])
         rows = padded_rows(len(q))
-        padded = np.zeros((rows, q.shape[1]), dtype=np.float32)
-        padded[: len(q)] = q
+        padded = q
+        if rows != len(q):  # (a chunk of whole multiples is used as it is)
+            padded = np.zeros((rows, q.shape[1]), dtype=np.float32)
+            padded[: len(q)] = q
         torch.mm(torch.from_numpy(padded), vectors.T, out=block[:rows])
         block.numpy()[excl_rows, excl_pos] = -np.inf
 
