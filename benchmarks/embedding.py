@@ -59,7 +59,8 @@ _SOFTMAX_MF = {
 _RS811 = {"valid_protocol": "rs811", "refit": True}
 # als / ease / implicit-als: the argmax of ``--tune`` on validation (the grids below; the peer
 # gets the params our channel chose, so both sides are tuned alike); implicit-bpr: the
-# library's defaults (factors 100, lr 0.01, regularization 0.01, 100 iterations).
+# library's defaults (factors 100, lr 0.01, regularization 0.01, 100 iterations), fitted on one
+# thread (its threaded SGD is not reproducible; see implicit_peers.fit_peer).
 PARAMS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("ml-100k", "loo"): {
         "mf": _BPR_MF,

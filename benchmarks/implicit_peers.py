@@ -25,9 +25,14 @@ Peer = Callable[[Query], Candidates]
 
 
 def fit_peer(name: str, data: Dataset, params: dict[str, Any], threads: int) -> Peer:
-    """Fit ``implicit-als`` / ``implicit-bpr`` on ``data``; returns its recommend function."""
+    """Fit ``implicit-als`` / ``implicit-bpr`` on ``data``; returns its recommend function.
+
+    ``implicit-bpr`` fits on one thread whatever ``threads`` says: its multi-threaded SGD is
+    Hogwild (threads race on shared rows), so its factors, and the row, would differ run to run.
+    """
     matrix = data.user_item.astype(np.float32)
-    common = {"num_threads": threads, "random_state": params.get("seed", 0)}
+    n_threads = 1 if name == "implicit-bpr" else threads
+    common = {"num_threads": n_threads, "random_state": params.get("seed", 0)}
     rest = {k: v for k, v in params.items() if k != "seed"}
     model: Any
     if name == "implicit-als":
