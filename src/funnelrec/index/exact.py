@@ -23,6 +23,7 @@ from funnelrec.index.base import (
 )
 from funnelrec.io import atomic_dir, read_json, write_json
 from funnelrec.ragged import IntArray, row_ids
+from funnelrec.row_padding import padded_rows
 
 HEADER = "index.json"
 
@@ -33,20 +34,6 @@ def read_header(directory: Path, kind: str) -> dict[str, Any]:
     if header.get("kind") != kind:
         raise ValueError(f"{directory} holds a {header.get('kind')!r} index, not {kind!r}")
     return header
-
-
-# Query rows of every score product are padded to a multiple of this (zeros): MKL's sgemm
-# takes other kernels for a handful of rows (a single request's product, or a few rows per
-# thread), whose sums round differently, so near-tied items could swap between a batch and
-# the same query alone. From 8 rows up, at 1-8 threads, every row's scores are bit-identical
-# whatever the other rows (tests/index: batch invariance); the extra rows cost little, the
-# product being bound by reading the item vectors.
-ROW_MULTIPLE = 16
-
-
-def padded_rows(n: int) -> int:
-    """``n`` query rows rounded up to a positive multiple of ``ROW_MULTIPLE``."""
-    return max(ROW_MULTIPLE, -(-n // ROW_MULTIPLE) * ROW_MULTIPLE)
 
 
 class ExactIndex(VectorIndex):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funnelrec.models.layers import EmbeddingModel, init_embeddings, mlp, pool_history
+from funnelrec.row_padding import batch_invariant
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class TwoTower(EmbeddingModel):
             hist, offsets = batch["hist_items"], batch["hist_offsets"]
             table = self.history
             parts.append(pool_history(table.weight, hist, offsets, self.recent, table.sparse))
-        return F.normalize(self.user_mlp(torch.cat(parts, dim=1)), dim=1)
+        return F.normalize(batch_invariant(self.user_mlp, torch.cat(parts, dim=1)), dim=1)
 
     def item_vectors(self, items: Tensor) -> Tensor:
         """``[n, d]`` for item ids ``[n]`` using the stored item attributes."""
@@ -109,9 +110,10 @@ class TwoTower(EmbeddingModel):
         if self.training and self.id_dropout > 0:
             drop = torch.rand(items.shape, device=items.device) < self.id_dropout
             ids = items.masked_fill(drop, self.sizes.n_items)
-        return self.encode_items(
-            ids, self.item_cat[items], self.item_tags[items], self.item_content[items]
-        )
+        return batch_invariant(
+            self.encode_items,
+            ids, self.item_cat[items], self.item_tags[items], self.item_content[items],
+        )  # fmt: skip
 
     def encode_items(self, ids: Tensor, category: Tensor, tags: Tensor, content: Tensor) -> Tensor:
         """``[n, d]`` from explicit inputs; ``ids == n_items`` means "no id" (a new item).

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funnelrec.models.layers import EmbeddingModel, init_embeddings, mlp, pool_history
+from funnelrec.row_padding import batch_invariant
 
 
 class YoutubeDNN(EmbeddingModel):
@@ -45,7 +46,7 @@ class YoutubeDNN(EmbeddingModel):
         hist, offsets, table = batch["hist_items"], batch["hist_offsets"], self.input
         parts = [pool_history(table.weight, hist, offsets, self.recent, table.sparse)]
         parts += [emb(batch["user_feats"][:, j]) for j, emb in enumerate(self.attrs)]
-        out = self.mlp(torch.cat(parts, dim=1))
+        out = batch_invariant(self.mlp, torch.cat(parts, dim=1))
         return F.normalize(out, dim=1) if self.normalize else out
 
     def item_vectors(self, items: Tensor) -> Tensor:

@@ -16,19 +16,23 @@ import torch
 from torch import Tensor, nn
 
 from funnelrec.models.layers import EmbeddingModel, init_embeddings
+from funnelrec.row_padding import batch_invariant
 
 
-def left_pad(items: Tensor, offsets: Tensor, max_len: int) -> Tensor:
+def left_pad(items: Tensor, offsets: Tensor, max_len: int, full: bool = False) -> Tensor:
     """Ragged histories → ``[B, L]`` of ``item + 1``, last ``max_len`` items right-aligned.
 
     Args:
         items: ``[H]`` flat items, oldest first within each row.
         offsets: ``[B]`` start of each row in ``items``.
         max_len: most recent items kept; ``L = min(max_len, longest row)`` (at least 1).
+        full: ``L = max_len`` whatever the rows, so a row's padding (and its encoder's
+            arithmetic) does not depend on the longest history among its batch mates.
     """
     ends = torch.cat([offsets[1:], offsets.new_tensor([items.shape[0]])])
     lens = ends - offsets
-    width = max(1, min(max_len, int(lens.max()) if len(lens) else 1))
+    longest = int(lens.max()) if len(lens) else 1
+    width = max_len if full else max(1, min(max_len, longest))
     out = torch.zeros(len(offsets), width, dtype=torch.long, device=items.device)
     row = torch.repeat_interleave(torch.arange(len(offsets), device=items.device), lens)
     from_end = ends[row] - torch.arange(items.shape[0], device=items.device) - 1
@@ -85,9 +89,14 @@ class SequenceEncoder(EmbeddingModel):
         raise NotImplementedError
 
     def user_vectors(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """``[B, d]`` (or ``[B, K, d]``) from ``hist_items`` ``[H]`` / ``hist_offsets`` ``[B]``."""
-        seq = left_pad(batch["hist_items"], batch["hist_offsets"], self.max_len)
-        out = self.encode(seq)
+        """``[B, d]`` (or ``[B, K, d]``) from ``hist_items`` ``[H]`` / ``hist_offsets`` ``[B]``.
+
+        Without gradients (inference) every row is padded to ``max_len`` and the rows to a
+        multiple of ``row_padding.ROW_MULTIPLE``, so a user's vector is bit-identical alone
+        and in any batch (the encoders' products see the same shapes)."""
+        inference = not torch.is_grad_enabled()
+        seq = left_pad(batch["hist_items"], batch["hist_offsets"], self.max_len, full=inference)
+        out = batch_invariant(self.encode, seq)
         return out[:, -1] if self.causal else out
 
     def train_vectors(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
