@@ -144,3 +144,42 @@ def test_light_two_tower_score_is_the_field_and_mean_behaviour_formula() -> None
     total, count = model.embed.sequence_sum(batch)
     torch.testing.assert_close(total, seq.sum(1))
     assert count.tolist() == mask.sum(1).tolist()
+
+
+@pytest.mark.parametrize("keep", [[0, 1, 4], [2, 3, 5, 6], [6, 7], [5], list(range(8))])
+def test_fields_subset_equals_the_full_lookup_columns(keep: list[int]) -> None:
+    """``fields(batch, keep)`` looks up only the kept fields (sparse, multi, dense) and gives
+    exactly the full lookup's columns; ``first_order`` is ``forward``'s linear term."""
+    batch = random_batch(11, np.random.default_rng(2))
+    embed = build_model("fm", SCHEMA, CTRConfig(dim=4)).embed
+    with torch.no_grad():
+        embed.dense_vec.normal_()
+        embed.weight.weight.normal_()
+    fields, linear = embed(batch)
+    subset = embed.fields(batch, torch.tensor(keep))
+    assert torch.equal(subset, fields[:, keep])
+    assert torch.equal(embed.first_order(batch), linear)
+
+
+def test_light_two_tower_inference_equals_the_training_formula_bit_for_bit() -> None:
+    """Inference scores from the two sides' fields alone; training from one lookup of every
+    field: the logits are bit-identical (a served score is the score the model was
+    validated with)."""
+    batch = random_batch(300, np.random.default_rng(3))
+    torch.manual_seed(0)
+    model = build_model("twotower", SCHEMA, CTRConfig(dim=8))
+    with torch.no_grad():
+        model.embed.dense_vec.normal_()
+        model.embed.weight.weight.normal_()
+        inference = model(batch)
+    training = model(batch)
+    assert training.requires_grad and not inference.requires_grad
+    assert torch.equal(inference, training.detach())
+
+
+def test_lr_scores_without_field_vectors() -> None:
+    batch = random_batch(9, np.random.default_rng(4))
+    model = build_model("lr", SCHEMA, CTRConfig(dim=4))
+    with torch.no_grad():
+        model.embed.weight.weight.normal_()
+    assert torch.equal(model(batch), model.embed(batch)[1])

@@ -83,23 +83,51 @@ class FieldEmbedding(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """``(fields [N, F, d], linear [N])``; field order: sparse, multi, dense."""
+        return self.fields(batch), self.first_order(batch)
+
+    def fields(self, batch: Batch, keep: Tensor | None = None) -> Tensor:
+        """``[N, F, d]`` field vectors (sparse, multi, dense order); with ``keep`` (sorted
+        field indices ``[F']``) only those fields, ``[N, F', d]``: the same values as
+        ``fields(batch)[:, keep]``, without looking up the others."""
         s = self.schema
-        n_sparse = len(s.sparse)
-        parts, linear = [], self.bias.expand(len(batch))
+        n_sparse, n_multi, n_dense = len(s.sparse), len(s.multi), len(s.dense)
+        wanted = range(n_sparse + n_multi + n_dense) if keep is None else keep.tolist()
+        sparse = [j for j in wanted if j < n_sparse]
+        dense = [j - n_sparse - n_multi for j in wanted if j >= n_sparse + n_multi]
+        parts = []
+        if len(sparse) == n_sparse and n_sparse:  # all of them: no column gather
+            parts.append(self.table(batch.sparse + self.offsets[:n_sparse]))
+        elif sparse:
+            cols = torch.tensor(sparse, dtype=torch.long)
+            parts.append(self.table(batch.sparse[:, cols] + self.offsets[cols]))
+        for j, codes in enumerate(batch.multi):
+            if n_sparse + j in wanted:
+                mask = (codes > 0).unsqueeze(-1).float()
+                denom = mask.sum(1).clamp_min(1.0)
+                table = self.table(codes + self.offsets[n_sparse + j])
+                parts.append(((table * mask).sum(1) / denom).unsqueeze(1))
+        if len(dense) == n_dense and n_dense:
+            parts.append(batch.dense.unsqueeze(-1) * self.dense_vec)
+        elif dense:
+            cols = torch.tensor(dense, dtype=torch.long)
+            parts.append(batch.dense[:, cols].unsqueeze(-1) * self.dense_vec[cols])
+        return torch.cat(parts, dim=1)
+
+    def first_order(self, batch: Batch) -> Tensor:
+        """``[N]`` the first-order (linear) term: bias + field weights (mean over a
+        multi-valued field's codes) + dense values × their weights."""
+        n_sparse = len(self.schema.sparse)
+        linear = self.bias.expand(len(batch))
         if n_sparse:
-            codes = batch.sparse + self.offsets[:n_sparse]
-            parts.append(self.table(codes))
-            linear = linear + self.weight(codes).sum((1, 2))
+            linear = linear + self.weight(batch.sparse + self.offsets[:n_sparse]).sum((1, 2))
         for j, codes in enumerate(batch.multi):
             mask = (codes > 0).unsqueeze(-1).float()
-            shifted = codes + self.offsets[n_sparse + j]
             denom = mask.sum(1).clamp_min(1.0)
-            parts.append(((self.table(shifted) * mask).sum(1) / denom).unsqueeze(1))
+            shifted = codes + self.offsets[n_sparse + j]
             linear = linear + (self.weight(shifted) * mask).sum((1, 2)) / denom.squeeze(-1)
         if self.dense_weight is not None:
-            parts.append(batch.dense.unsqueeze(-1) * self.dense_vec)
             linear = linear + self.dense_weight(batch.dense).squeeze(-1)
-        return torch.cat(parts, dim=1), linear
+        return linear
 
     def sequence(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """``(embeddings [N, K, d] with pads zeroed, mask [N, K])`` of the behaviour sequence."""

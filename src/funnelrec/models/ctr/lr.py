@@ -12,5 +12,5 @@ class LR(CTRModel):
     """``logit = b + Σ w_field`` (sparse weights, mean multi-valued weights, dense × w)."""
 
     def score(self, batch: Batch) -> Tensor:
-        linear: Tensor = self.embed(batch)[1]
+        linear: Tensor = self.embed.first_order(batch)  # (no field vectors: LR has no use)
         return linear

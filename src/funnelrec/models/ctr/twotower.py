@@ -30,13 +30,23 @@ class TwoTowerCTR(CTRModel):
         self.register_buffer("item_mask", torch.tensor([s == "item" for s in sources]))
 
     def score(self, batch: Batch) -> Tensor:
-        fields: Tensor
+        user_cols, item_cols = self.user_mask.nonzero().ravel(), self.item_mask.nonzero().ravel()
         linear: Tensor
-        fields, linear = self.embed(batch)
-        # index_select, not boolean indexing: same sums, about 6x faster on [N, F, d]
-        user = fields.index_select(1, self.user_mask.nonzero().ravel()).sum(1)
+        if torch.is_grad_enabled():  # training: one lookup of every field (see below)
+            fields: Tensor
+            fields, linear = self.embed(batch)
+            # index_select, not boolean indexing: same sums, about 6x faster on [N, F, d]
+            user = fields.index_select(1, user_cols).sum(1)
+            item = fields.index_select(1, item_cols).sum(1)
+        else:
+            # inference looks up the two sides' fields alone (candidate-level fields enter
+            # through the first-order term only): the same values, bit for bit, for about a
+            # quarter less work. Training keeps the single lookup, whose backward sums
+            # differently (the 1e-7 differences would move every recorded pre-rank row).
+            linear = self.embed.first_order(batch)
+            user = self.embed.fields(batch, user_cols).sum(1)
+            item = self.embed.fields(batch, item_cols).sum(1)
         if self.schema.seq_len > 0:  # mean behaviour, without an [N, K, d] block
             total, count = self.embed.sequence_sum(batch)
             user = user + total / count.unsqueeze(-1).clamp_min(1)
-        item = fields.index_select(1, self.item_mask.nonzero().ravel()).sum(1)
         return linear + (user * item).sum(-1)
