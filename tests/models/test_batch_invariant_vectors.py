@@ -12,7 +12,7 @@ import torch
 
 from funnelrec.models import TowerSizes, TwoTower, YoutubeDNN
 from funnelrec.models.layers import EmbeddingModel
-from funnelrec.models.sequence import MIND, Caser, ComiRecSA, SASRec
+from funnelrec.models.sequence import MIND, Caser, ComiRecSA, GRU4Rec, SASRec
 
 N_ITEMS, N_USERS, ROWS = 300, 50, 37
 
@@ -58,6 +58,7 @@ MODELS: dict[str, Callable[[], EmbeddingModel]] = {
     "youtube_dnn": lambda: YoutubeDNN(N_ITEMS, 32, (64,), user_cards=(4,), recent=3),
     "sasrec": lambda: SASRec(N_ITEMS, 32, 50, blocks=2, heads=2),
     "caser": lambda: Caser(N_ITEMS, 32, 5),
+    "gru4rec": lambda: GRU4Rec(N_ITEMS, 32, 50),
     "mind": lambda: MIND(N_ITEMS, 32, 50),
     "comirec_sa": lambda: ComiRecSA(N_ITEMS, 32, 50, hidden=64),
 }
