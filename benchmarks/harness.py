@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,39 @@ def command_line() -> str:
     return " ".join(["python", shlex.quote(script), *map(shlex.quote, sys.argv[1:])])
 
 
+# libraries whose versions can move a row's last decimals (BLAS kernels, sparse products,
+# tree learners): recorded with every row, with the CPU's widest vector ISA
+VERSIONED = (
+    "torch", "numpy", "scipy", "lightgbm", "faiss-cpu", "implicit", "polars", "scikit-learn",
+)  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    """Where a row was measured: date, commit (``+`` when the tree had changes), library
+    versions and the CPU's vector ISA. Rows are reproducible on a like environment; a
+    different CPU or library release can move the last decimals of trained models."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"date": time.strftime("%Y-%m-%d")}
+    try:
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "src"],
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+        out["commit"] = head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    out["cpu_isa"] = next((isa for isa in ("avx512f", "avx2", "neon") if isa in flags), "other")
+    return out
+
+
 def row(
     dataset: str,
     protocol: str,
@@ -123,6 +157,7 @@ def row(
         "peak_mb": round(peak_mb(), 1),
         "command": command_line(),
         **extra,
+        "env": environment(),
     }
 
 
