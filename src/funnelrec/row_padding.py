@@ -24,7 +24,7 @@ def padded_rows(n: int) -> int:
     return max(ROW_MULTIPLE, -(-n // ROW_MULTIPLE) * ROW_MULTIPLE)
 
 
-def pad_rows(x: Tensor, rows: int) -> Tensor:
+def repeat_first_row(x: Tensor, rows: int) -> Tensor:
     """``x`` ``[n, ...]`` with copies of its first row appended up to ``rows`` rows (``x``
     itself when it already has them; copies of a real row keep every op well defined)."""
     extra = rows - x.shape[0]
@@ -41,4 +41,4 @@ def batch_invariant(fn: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
     if torch.is_grad_enabled() or n == 0 or n % ROW_MULTIPLE == 0:
         return fn(*inputs)
     rows = padded_rows(n)
-    return fn(*(pad_rows(x, rows) for x in inputs))[:n]
+    return fn(*(repeat_first_row(x, rows) for x in inputs))[:n]
