@@ -7,8 +7,9 @@
 Builds the funnel's out-of-fold training lists and its validation lists (history = training
 part, labels = validation items) once, then trains LightGBM ``lambdarank`` for every variant
 (LightGBM parameter overrides) and prints NDCG@10 over all validation users, early stopping
-on the same lists as the ranker does; ``--rank-features`` adds each full score's rank
-within its list. Prints the single-channel orders on the same lists for comparison.
+on the same lists by the ranker's rule (``SmoothedEarlyStopping``); ``--rank-features`` adds
+each full score's rank within its list. Prints the single-channel orders on the same lists
+for comparison.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from funnelrec.data.splits import split
 from funnelrec.funnel_features import FunnelFeatureConfig, FunnelFeatures
 from funnelrec.pipeline import Funnel
 from funnelrec.rank.lambdamart import _with_positives
+from funnelrec.train.boosting import SmoothedEarlyStopping
 
 BASE = {
     "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": 0.05,
@@ -97,11 +99,14 @@ def main() -> None:
             x_tr, tr.labels, group=g_tr, feature_name=[n.replace(":", "__") for n in names]
         )
         d_va = lgb.Dataset(x_va, va.labels, group=g_va, reference=d_tr)
-        booster = lgb.train({**BASE, **variant}, d_tr, 600, valid_sets=[d_va],
-                            callbacks=[lgb.early_stopping(50, verbose=False)])  # fmt: skip
-        score = ndcg_all(booster.predict(x_va, num_iteration=booster.best_iteration),
+        stop = SmoothedEarlyStopping("ndcg@10")
+        booster = lgb.train({**BASE, **variant}, d_tr, 500, valid_sets=[d_va], callbacks=[stop])
+        score = ndcg_all(booster.predict(x_va, num_iteration=stop.best_iteration),
                          va.labels, g_va, n_users)  # fmt: skip
-        print(f"{json.dumps(variant)}: valid NDCG@10 {score:.4f} trees {booster.best_iteration}")
+        print(
+            f"{json.dumps(variant)}: valid NDCG@10 {score:.4f} trees {stop.best_iteration}"
+            f" (smoothed {stop.best_smoothed:.4f}, {len(stop.curve)} rounds trained)"
+        )
 
 
 if __name__ == "__main__":

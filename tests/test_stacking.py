@@ -107,7 +107,9 @@ def test_lambdamart_funnel_fits_saves_and_loads(
     funnel = Funnel(cfg).fit(world_split.train, valid=world_split.valid)
     assert funnel.fit_log_["stacking"] == mode
     log = funnel.ranker.fit_log_
-    assert log["stacking"] == mode and 1 <= log["best_iteration"] <= 20
+    assert log["stacking"] == mode and 1 <= log["best_iteration"] <= log["rounds_trained"] <= 20
+    assert funnel.ranker.model_.num_trees() == log["best_iteration"]  # cut to the best round
+    assert log["valid_ndcg_smoothed"] is not None
     assert set(log["importance"]) == set(funnel.ranker.features_.names)
     query = world_split.test_query(world_split.test_users()[:50], 10)
     before = funnel.recommend(query)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 
 import lightgbm as lgb
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from funnelrec import ragged
 from funnelrec.context import FitContext
@@ -32,6 +32,7 @@ from funnelrec.rank.base import Scorer
 from funnelrec.recall.popular import PopularRecall
 from funnelrec.registry import RANK
 from funnelrec.stage import Params
+from funnelrec.train.boosting import SmoothedEarlyStopping
 from funnelrec.train.examples import Examples, recall_examples
 from funnelrec.types import Candidates, Query
 
@@ -44,8 +45,10 @@ class LambdaMARTParams(Params):
     ``num_leaves``, ``min_data_in_leaf``, ``feature_fraction``, ``bagging_fraction``,
     ``lambda_l2``, ``objective`` (``lambdarank`` or ``rank_xendcg``), ``truncation_level``
     (LightGBM's ``lambdarank_truncation_level``: how deep in each list pairs are weighted),
-    ``eval_at`` (the
-    NDCG depth early stopping watches), ``early_stopping`` (rounds without improvement),
+    ``eval_at`` (the NDCG depth early stopping watches), ``stopping_window`` (rounds of the
+    centred moving average of validation NDCG that early stopping maximises; 1 = the raw
+    curve), ``early_stopping`` (least rounds without improvement before stopping; the wait is
+    ``max(early_stopping, best round)``: ``train.boosting.SmoothedEarlyStopping``),
     ``valid_fraction`` (held-out training lists when the funnel gives no validation lists),
     ``max_neg`` / ``cuts`` (lists built outside a funnel), ``seed``, ``threads``."""
 
@@ -61,11 +64,19 @@ class LambdaMARTParams(Params):
     truncation_level: int = Field(default=30, ge=1)
     eval_at: int = Field(default=10, ge=1)
     early_stopping: int = Field(default=50, ge=1)
+    stopping_window: int = Field(default=21, ge=1)
     valid_fraction: float = Field(default=0.1, ge=0, lt=1)
     max_neg: int = Field(default=100, ge=1)
     cuts: int = Field(default=3, ge=1)
     seed: int = 0
     threads: int = Field(default=1, ge=1)
+
+    @field_validator("stopping_window")
+    @classmethod
+    def _odd_window(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"stopping_window must be odd (a centred window), got {value}")
+        return value
 
 
 @RANK.register("lambdamart")
@@ -131,17 +142,24 @@ class LambdaMARTRanker(Scorer[LambdaMARTParams]):
         }  # fmt: skip
         train_set = _dataset(features, train, names=[n.replace(":", "__") for n in features.names])
         sets, callbacks = [train_set], list[Callable[..., Any]]()
+        stop = SmoothedEarlyStopping(f"ndcg@{p.eval_at}", p.stopping_window, p.early_stopping)
         if valid is not None and valid.query.batch_size:
             sets.append(_dataset(features, valid, reference=train_set))
-            callbacks.append(lgb.early_stopping(p.early_stopping, verbose=False))
+            callbacks.append(stop)
         booster = lgb.train(params, train_set, p.n_estimators, valid_sets=sets[1:] or None,
                             callbacks=callbacks)  # fmt: skip
-        best = booster.best_iteration or booster.current_iteration()
-        score = booster.best_score.get("valid_0", {}).get(f"ndcg@{p.eval_at}")
+        # lgb.train hands back a stopped booster already cut to its best round
+        trained = len(stop.curve) or booster.current_iteration()
+        best = stop.best_iteration or trained
         if best < booster.current_iteration():
             booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-        ndcg = None if score is None else round(float(score), 5)
-        return booster, {"best_iteration": int(best), "valid_ndcg": ndcg}
+        found = bool(stop.curve)
+        return booster, {
+            "best_iteration": int(best),
+            "rounds_trained": int(trained),
+            "valid_ndcg": round(stop.best_raw, 5) if found else None,
+            "valid_ndcg_smoothed": round(stop.best_smoothed, 5) if found else None,
+        }
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, query: Query, candidates: Candidates) -> Candidates:
