@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit docs bench clean
+.PHONY: demo test lint typecheck unit docs bench bench-env clean
 
 $(STAMP): pyproject.toml requirements.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -32,8 +32,13 @@ test: lint typecheck unit
 docs: $(STAMP)
 	PYTHONPATH=src $(BIN)/mkdocs build --strict --quiet
 
+# Re-run every recorded benchmark command of <= 5 min and check its rows reproduce.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/reproduce.py --max-wall 300
+
+# The library versions the rows were recorded with (rows reproduce on a like environment).
+bench-env: $(STAMP)
+	$(BIN)/pip install -q -r requirements.txt -c benchmarks/environment.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/site

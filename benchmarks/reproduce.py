@@ -16,6 +16,13 @@ trial count depends on the machine), so these files are skipped.
 The report goes to ``benchmarks/results/reproduce/report.json`` (merged by command) and is
 printed: ``same`` / ``differs`` (with each differing metric, recorded -> now) / ``missing``
 (the command wrote no such row) / ``failed`` (non-zero exit, last stderr line).
+
+Every row records where it was measured (``env``: library versions, CPU vector ISA). A command
+that differs also prints how the environment differs from the recorded one (``env_diff``):
+trained models can move in their last decimals with another BLAS, CPU or library release at
+unchanged code, so a ``differs`` on a different environment is a code change only if the
+earlier commit reproduces the row here. ``make bench-env`` installs the library versions the
+rows were recorded with (``benchmarks/environment.lock``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ COST_ONLY = ("scale", "serve", "index")
 # time-budgeted searches: how many trials run depends on the machine's speed
 TIME_BUDGETED = ("tune",)
 KEY = ("dataset", "protocol", "model", "stage")
+# ``env`` entries that say when, not on what: never compared
+NOT_ENVIRONMENT = ("date", "commit")
 # metrics that measure the machine, not the model: never compared
 COST = re.compile(
     r"(_s|_ms|_mb|per_s|per_cpu_s|qps|speedup|cpu_per_wall|threads|time_vs_peer|"
@@ -85,6 +94,20 @@ def compare(recorded: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[d
     return verdicts
 
 
+def environment_diff(
+    recorded: list[dict[str, Any]], now: list[dict[str, Any]]
+) -> dict[str, list[str | None]] | None:
+    """``{name: [recorded, now]}`` for every library version or CPU feature that differs
+    between the first recorded row's ``env`` and the re-run's; ``None`` when the recorded
+    row has no ``env`` (measured before rows recorded it)."""
+    old = next((r["env"] for r in recorded if r.get("env")), None)
+    new = next((r["env"] for r in now if r.get("env")), {})
+    if old is None:
+        return None
+    names = sorted((set(old) | set(new)) - set(NOT_ENVIRONMENT))
+    return {n: [old.get(n), new.get(n)] for n in names if old.get(n) != new.get(n)}
+
+
 def run(command: str, entry: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one recorded command into a scratch results folder and compare its rows."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -106,7 +129,19 @@ def run(command: str, entry: dict[str, Any], timeout: float) -> dict[str, Any]:
     rows = compare(entry["rows"], now)
     kinds = {v["verdict"] for v in rows}
     verdict = kinds.pop() if len(kinds) == 1 else "differs" if "differs" in kinds else "mixed"
-    return {"verdict": verdict, "seconds": seconds, "rows": rows, "now": now}
+    result = {"verdict": verdict, "seconds": seconds, "rows": rows, "now": now}
+    if verdict != "same":
+        result["env_diff"] = environment_diff(entry["rows"], now)
+    return result
+
+
+def describe_environment(env_diff: dict[str, list[str | None]] | None) -> str:
+    """One line: how the re-run's environment differs from the recorded one."""
+    if env_diff is None:
+        return "environment: not recorded with the row"
+    if not env_diff:
+        return "environment: the same libraries and CPU (a code change or nondeterminism)"
+    return "environment: " + ", ".join(f"{n} {a} -> {b}" for n, (a, b) in env_diff.items())
 
 
 def update(file: str, now: list[dict[str, Any]]) -> None:
@@ -156,6 +191,8 @@ def main() -> None:
         for v in result.get("rows", []):
             if v["verdict"] not in ("same", "cost-only"):
                 print(f"    {v['verdict']}: {'/'.join(map(str, v['row']))} {v.get('diff', '')}")
+        if "env_diff" in result:
+            print(f"    {describe_environment(result['env_diff'])}")
         if result["verdict"] == "failed":
             print(f"    {result['error']}")
 

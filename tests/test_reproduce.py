@@ -62,3 +62,20 @@ def test_update_replaces_rows_by_key_and_keeps_the_rest(
     module.update("recall", [_row("b", **{"ndcg@10": 0.25})])
     rows = json.loads((tmp_path / "recall.json").read_text())["rows"]
     assert sorted((r["model"], r["metrics"]["ndcg@10"]) for r in rows) == [("a", 0.1), ("b", 0.25)]
+
+
+def test_environment_differences_are_named_and_dates_ignored() -> None:
+    module = _module()
+    old = {**_row("a"), "env": {"date": "2026-12-06", "commit": "abc", "numpy": "2.3.1",
+                                "lightgbm": "4.7.0", "cpu_isa": "avx2"}}  # fmt: skip
+    new = {**_row("a"), "env": {"date": "2026-12-07", "commit": "def", "numpy": "2.4.6",
+                                "lightgbm": "4.7.0", "cpu_isa": "avx512f"}}  # fmt: skip
+    diff = module.environment_diff([old], [new])
+    assert diff == {"cpu_isa": ["avx2", "avx512f"], "numpy": ["2.3.1", "2.4.6"]}
+    assert module.describe_environment(diff) == (
+        "environment: cpu_isa avx2 -> avx512f, numpy 2.3.1 -> 2.4.6"
+    )
+    assert module.environment_diff([old], [{**new, "env": old["env"]}]) == {}
+    assert "same libraries" in module.describe_environment({})
+    assert module.environment_diff([_row("a")], [new]) is None
+    assert "not recorded" in module.describe_environment(None)
