@@ -38,3 +38,54 @@ def test_every_registered_stage_is_concrete() -> None:
         if inspect.isabstract(REGISTRIES[kind].get(name))
     ]
     assert abstract == []
+
+
+def test_model_bases_are_abstract_and_a_missing_hook_fails_at_creation() -> None:
+    from funnelrec.models.ctr.base import CTRModel
+    from funnelrec.models.layers import EmbeddingModel
+    from funnelrec.models.sequence.base import SequenceEncoder
+    from funnelrec.models.transe import KGEmbedding
+
+    expected = {
+        EmbeddingModel: {"user_vectors", "item_vectors"},
+        SequenceEncoder: {"encode"},
+        CTRModel: {"score"},
+        KGEmbedding: {"project"},
+    }
+    for base, hooks in expected.items():
+        assert hooks <= set(base.__abstractmethods__), base  # type: ignore[attr-defined]
+
+    class Forgetful(EmbeddingModel):
+        def user_vectors(self, batch):  # type: ignore[no-untyped-def]
+            return batch["user"]
+
+    with pytest.raises(TypeError, match="abstract"):
+        Forgetful()  # type: ignore[abstract]
+
+
+def test_every_model_in_the_package_is_concrete() -> None:
+    import importlib
+    import pkgutil
+
+    import funnelrec.models as models
+    from funnelrec.models.layers import EmbeddingModel
+
+    for info in pkgutil.walk_packages(models.__path__, "funnelrec.models."):
+        importlib.import_module(info.name)
+    bases = {"EmbeddingModel", "SequenceEncoder", "CTRModel", "MultiTaskModel", "KGEmbedding"}
+
+    def subclasses(cls: type) -> list[type]:
+        return [s for c in cls.__subclasses__() for s in (c, *subclasses(c))]
+
+    import torch.nn as nn
+
+    leftover = [
+        c.__qualname__
+        for c in subclasses(nn.Module)
+        if c.__module__.startswith("funnelrec.")
+        and c.__name__ not in bases
+        and not c.__qualname__.startswith("test_")
+        and inspect.isabstract(c)
+    ]
+    assert leftover == []
+    assert inspect.isabstract(EmbeddingModel)

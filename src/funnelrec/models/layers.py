@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -9,16 +10,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class EmbeddingModel(nn.Module):
+class EmbeddingModel(nn.Module, abc.ABC):
     """Base of retrieval models: user vectors from a batch, item vectors from item ids.
 
     Scores are inner products ``user_vectors(batch) @ item_vectors(items).T``.
     """
 
+    @abc.abstractmethod
     def user_vectors(self, batch: Mapping[str, Tensor]) -> Tensor:
         """``[B, d]`` from the batch keys the model uses (``user``, ``hist_*``, ...)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def item_vectors(self, items: Tensor) -> Tensor:
         """``[n, d]`` vectors of item ids ``[n]``."""
         raise NotImplementedError

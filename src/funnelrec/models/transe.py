@@ -9,19 +9,22 @@ parts then the imaginary parts). The squared distance expands to an inner produc
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor, nn
 
 from funnelrec.models.layers import init_embeddings
 
 
-class KGEmbedding(nn.Module):
+class KGEmbedding(nn.Module, abc.ABC):
     """Base: entity table ``[n_entities, entity_dim]`` and ``project(h, r)``."""
 
     def __init__(self, n_entities: int, entity_dim: int) -> None:
         super().__init__()
         self.entity = nn.Embedding(n_entities, entity_dim)
 
+    @abc.abstractmethod
     def project(self, head: Tensor, relation: Tensor) -> Tensor:
         """``[B, entity_dim]`` point ``f(h, r)`` of head vectors ``[B, entity_dim]`` and
         relation ids ``[B]``."""

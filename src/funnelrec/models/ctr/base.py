@@ -9,6 +9,7 @@ behaviours, ``interest.py``) as one more field; the user-id field is the long-te
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -160,7 +161,7 @@ class FieldEmbedding(nn.Module):
         return fields[:, self.schema.item_field]
 
 
-class CTRModel(nn.Module):
+class CTRModel(nn.Module, abc.ABC):
     """Base of the ranking models: ``forward(batch) -> logits [N]``."""
 
     def __init__(self, schema: Schema, config: CTRConfig) -> None:
@@ -193,7 +194,9 @@ class CTRModel(nn.Module):
         """Logits ``[N]`` (a mapping is read with ``Batch.from_mapping``)."""
         return self.score(batch if isinstance(batch, Batch) else Batch.from_mapping(batch))
 
+    @abc.abstractmethod
     def score(self, batch: Batch) -> Tensor:
+        """Logits ``[N]`` of a typed batch."""
         raise NotImplementedError
 
 

@@ -9,6 +9,7 @@ Items share one table for input and output; a category embedding can be added to
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -84,6 +85,7 @@ class SequenceEncoder(EmbeddingModel):
     def item_vectors(self, items: Tensor) -> Tensor:
         return self.embed(items + 1)
 
+    @abc.abstractmethod
     def encode(self, seq: Tensor) -> Tensor:
         """``[B, L, d]`` (causal), ``[B, d]`` or ``[B, K, d]`` from ``seq`` ``[B, L]``."""
         raise NotImplementedError
