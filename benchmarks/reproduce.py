@@ -177,13 +177,14 @@ def main() -> None:
             f"{len(todo)} commands, {sum(e['wall'] for e in todo.values()) / 60:.0f} min recorded"
         )
         return
-    report = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     for command, entry in todo.items():
         result = run(command, entry, args.timeout)
         now = result.pop("now", [])
         if args.update and result["verdict"] in ("differs", "mixed", "missing") and now:
             update(entry["file"], now)
             result["updated"] = True
+        # read again: another reproduce.py may have written its verdicts meanwhile
+        report = json.loads(REPORT.read_text()) if REPORT.exists() else {}
         report[command] = {"file": entry["file"], "date": time.strftime("%Y-%m-%d"), **result}
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=1) + "\n")

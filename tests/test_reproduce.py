@@ -79,3 +79,32 @@ def test_environment_differences_are_named_and_dates_ignored() -> None:
     assert "same libraries" in module.describe_environment({})
     assert module.environment_diff([_row("a")], [new]) is None
     assert "not recorded" in module.describe_environment(None)
+
+
+def test_verdicts_written_meanwhile_by_another_run_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import sys
+    from collections import OrderedDict
+
+    module = _module()
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"old command": {"verdict": "same"}}))
+    monkeypatch.setattr(module, "REPORT", report)
+    plan = OrderedDict([("python benchmarks/x.py", {"file": "x", "rows": [], "wall": 1.0})])
+    monkeypatch.setattr(module, "plan", lambda files, max_wall: plan)
+
+    def run(command: str, entry: object, timeout: float) -> dict[str, object]:
+        # another reproduce.py finishes its command while this one runs
+        other = json.loads(report.read_text())
+        other["other command"] = {"verdict": "differs"}
+        report.write_text(json.dumps(other))
+        return {"verdict": "same", "seconds": 1.0, "rows": []}
+
+    monkeypatch.setattr(module, "run", run)
+    monkeypatch.setattr(sys, "argv", ["reproduce.py"])
+    module.main()
+    assert set(json.loads(report.read_text())) == {
+        "old command", "other command", "python benchmarks/x.py"
+    }  # fmt: skip
