@@ -9,7 +9,8 @@ comes first depends on the last bits of its features (a different BLAS, another 
 ``SmoothedEarlyStopping`` watches the centred moving average of the validation metric over
 ``window`` rounds, keeps the round where that average peaks, and stops only when it has not
 improved for ``max(patience, best round)`` rounds: the longer a model has kept improving,
-the longer a dip it may sit out. ``window=1`` and a fixed patience is LightGBM's rule.
+the longer a dip it may sit out. ``window=1`` with a large ``patience`` is close to
+LightGBM's rule (which waits a fixed ``patience``).
 """
 
 from __future__ import annotations
