@@ -8,9 +8,8 @@ Builds the funnel's out-of-fold training lists and its validation lists (history
 part, labels = validation items) once, then trains LightGBM ``lambdarank`` for every variant
 (LightGBM parameter overrides) and prints NDCG@10 over all validation users, early stopping
 on the same lists by the ranker's rule (``SmoothedEarlyStopping``; LightGBM's own rule's choice
-on the same curve is printed beside it); ``--rank-features`` adds
-each full score's rank within its list. Prints the single-channel orders on the same lists
-for comparison.
+on the same curve is printed beside it); ``--rank-features`` adds each full score's rank within
+its list. Prints the single-channel orders on the same lists for comparison.
 """
 
 from __future__ import annotations
