@@ -48,6 +48,18 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    """The response to an ``ApiError`` (its status, body and headers)."""
+    return JSONResponse(error_body(exc.error, exc.message, exc.detail), exc.status, exc.headers)
+
+
+def store_error_response(path: str, exc: StoreError) -> JSONResponse:
+    """HTTP 503 for a store failure on ``path`` (logged)."""
+    log.error("store failure on %s: %s", path, exc)
+    body = error_body("store unavailable", f"{exc}; nothing was written, retry later")
+    return JSONResponse(body, status_code=503)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
 
@@ -62,14 +74,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        body = error_body(exc.error, exc.message, exc.detail)
-        return JSONResponse(body, exc.status, headers=exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, exc: StoreError) -> JSONResponse:
-        log.error("store failure on %s: %s", request.url.path, exc)
-        body = error_body("store unavailable", f"{exc}; nothing was written, retry later")
-        return JSONResponse(body, status_code=503)
+        return store_error_response(request.url.path, exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

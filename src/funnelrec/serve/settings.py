@@ -41,7 +41,9 @@ class Settings(BaseSettings):
         clock: request time of a query: ``wall`` (server clock) or ``data`` (the latest
             timestamp of the funnel's data; for replaying old logs).
         batch_max, batch_wait_ms: concurrent ``/recommend`` requests are run through the
-            funnel together, up to ``batch_max`` per batch, waiting ``batch_wait_ms`` for more.
+            funnel together, up to ``batch_max`` per batch; under load (the previous batch held
+            more than one request) the batcher waits ``batch_wait_ms`` for more to join, an
+            idle server never waits (``serve/microbatch.py``).
         similar_channel: registered name of the recall channel used by ``/similar``.
         sync_interval_s: how often this process checks the store for reloads and item
             upserts made through other processes sharing it (``0``: never; see serve/sync.py).
@@ -73,11 +75,12 @@ class Settings(BaseSettings):
     max_events: int = Field(default=1000, ge=1)
     max_items: int = Field(default=1000, ge=1)
     max_k: int = Field(default=200, ge=1)
+    recommend_fast_path: bool = True
     history_limit: int = Field(default=200, ge=0, le=HISTORY_CAP)
     max_future_s: float = Field(default=300.0, ge=0)
     clock: Literal["wall", "data"] = "wall"
     batch_max: int = Field(default=64, ge=1)
-    batch_wait_ms: float = Field(default=0.0, ge=0, le=100)
+    batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
     similar_channel: str = "itemcf"
     redis_prefix: str = "funnelrec"
     sync_interval_s: float = Field(default=1.0, ge=0)

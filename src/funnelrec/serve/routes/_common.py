@@ -5,8 +5,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
+from fastapi.responses import Response
 from fastapi.types import DecoratedCallable
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.errors import ApiError
@@ -29,6 +31,12 @@ MALFORMED = {
     "description": "malformed HTTP request (answered by the HTTP server, plain text)",
     "content": {"text/plain": {"schema": {"type": "string"}}},
 }
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """``body`` (plain Python values) as a JSON response, serialised by pydantic-core (about
+    4x faster than the standard library's encoder; non-finite floats become ``null``)."""
+    return Response(to_json(body), status_code, media_type="application/json")
 
 
 def errors(*codes: int, notes: dict[int, str] | None = None) -> Responses:

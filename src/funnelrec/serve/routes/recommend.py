@@ -1,17 +1,25 @@
-"""``GET /recommend``: the whole funnel for one user, with their live state from the store."""
+"""``GET /recommend``: the whole funnel for one user, with their live state from the store.
 
+The route below documents and validates the request; valid requests in canonical form are
+usually answered before it by ``serve/fastpath.py`` with the same ``recommend_body``.
+"""
+
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from funnelrec.serve.auth import Guard
 from funnelrec.serve.microbatch import RowResult
 from funnelrec.serve.model import ServedFunnel
 from funnelrec.serve.query import Request, slate_cap
-from funnelrec.serve.routes._common import errors, guards
+from funnelrec.serve.routes._common import errors, guards, json_response
 from funnelrec.serve.schemas import MAX_TIME, RecommendResponse
 from funnelrec.serve.state import ServeState
+
+USER_ID_MAX_LENGTH = 256
+EXCLUDE_MAX = 1000
 
 
 def router(state: ServeState, guard: Guard | None) -> APIRouter:
@@ -25,24 +33,36 @@ def router(state: ServeState, guard: Guard | None) -> APIRouter:
         summary="Recommend items for a user (unknown users get cold-start items)",
     )
     async def recommend(
-        user_id: Annotated[str, Query(min_length=1, max_length=256)],
+        user_id: Annotated[str, Query(min_length=1, max_length=USER_ID_MAX_LENGTH)],
         k: Annotated[int | None, Query(ge=1, le=settings.max_k, description="slate size")] = None,
         explain: Annotated[bool, Query(description="include the funnel trace")] = False,
         now: Annotated[float | None, Query(ge=0, le=MAX_TIME, description="request time")] = None,
         exclude: Annotated[
-            list[str], Query(max_length=1000, description="item ids not to recommend")
+            list[str], Query(max_length=EXCLUDE_MAX, description="item ids not to recommend")
         ] = [],  # noqa: B006 - FastAPI copies defaults per request
-    ) -> JSONResponse:
-        served, arm = state.loop.pick(user_id)  # the rollout arm (serve/rollout.py)
-        at = state.now(served) if now is None else now
-        request = Request(served.user_key(user_id), at, tuple(exclude))
-        size = k or min(served.funnel.config.k, settings.max_k)
-        result, teams = await state.loop.submit(served, arm, request, size, explain)
-        body = _body(served, user_id, size, result, explain)
-        state.loop.logged(body, arm, at, teams)  # request id + impression log
-        return JSONResponse(body)
+    ) -> Response:
+        return json_response(await recommend_body(state, user_id, k, explain, now, exclude))
 
     return api
+
+
+async def recommend_body(
+    state: ServeState,
+    user_id: str,
+    k: int | None,
+    explain: bool,
+    now: float | None,
+    exclude: Sequence[str],
+) -> dict[str, Any]:
+    """The response body of a validated request (its impressions are logged)."""
+    served, arm = state.loop.pick(user_id)  # the rollout arm (serve/rollout.py)
+    at = state.now(served) if now is None else now
+    request = Request(served.user_key(user_id), at, tuple(exclude))
+    size = k or min(served.funnel.config.k, state.settings.max_k)
+    result, teams = await state.loop.submit(served, arm, request, size, explain)
+    body = _body(served, user_id, size, result, explain)
+    state.loop.logged(body, arm, at, teams)  # request id + impression log
+    return body
 
 
 def _body(
