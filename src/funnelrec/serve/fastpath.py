@@ -1,7 +1,7 @@
 """``GET /recommend`` without FastAPI's routing and parameter validation (an ASGI middleware).
 
-Routing, dependency solving and query validation cost about as much server CPU as the
-funnel itself on a small catalogue (py-spy of ``benchmarks/serve.py``). This middleware
+FastAPI's routing, dependency solving and query validation were about a third of the event
+loop's CPU under load (py-spy of ``benchmarks/serve.py`` on ml-100k). This middleware
 answers a ``GET /recommend`` whose query is in canonical form, one that the FastAPI route
 would accept with the same values, by calling the route's own ``recommend_body``; every other
 request, a bad or unusual parameter, a repeated one, a body, a token not given exactly as
