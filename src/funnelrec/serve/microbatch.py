@@ -113,8 +113,7 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            # at least one loop turn: requests already read join; under load, wait for more
-            await asyncio.sleep(self._wait_s if self._busy else 0.0)
+            await asyncio.sleep(self.wait())  # at least one loop turn: ready requests join
             jobs, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             self._busy = len(jobs) > 1
             if not self._queue:
@@ -125,6 +124,11 @@ class Batcher:
                     groups[(id(job.served), job.k)].append(job)
             for group in groups.values():
                 await self._run_group(group)
+
+    def wait(self) -> float:
+        """Seconds to wait before taking the queue: ``wait_s`` under load (the previous batch
+        held more than one request), else 0 (one loop turn)."""
+        return self._wait_s if self._busy else 0.0
 
     async def _run_group(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
