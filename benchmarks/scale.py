@@ -58,6 +58,7 @@ from scale_speed import add_arguments, run_eval, run_itemcf_memory, run_train
 from funnelrec.data.streaming import ParquetInteractions, item_counts
 from funnelrec.models.towers import TowerSizes, TwoTower
 from funnelrec.recall.itemcf import ItemCFRecall
+from funnelrec.threads import apply_threads
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
 from funnelrec.train.negatives import NegativeSampler
@@ -92,7 +93,6 @@ def run_itemcf(args: argparse.Namespace, size: int, spill: Path) -> dict[str, An
 
 
 def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any]:
-    torch.set_num_threads(args.threads)
     start, cpu0 = time.perf_counter(), cpu_seconds()
     src = source(args, size, spill)
     ids = src.item_ids()
@@ -153,7 +153,13 @@ def main() -> None:
     parser.add_argument("--max-pairs", type=int, default=50_000_000)
     parser.add_argument("--spill-dir", default="/tmp")
     parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for torch, BLAS and Faiss in every task (default: FUNNELREC_THREADS, "
+        "else every CPU)",
+    )
     parser.add_argument(
         "--epoch-batches", type=int, default=None, help="stop the epoch after this many batches"
     )
@@ -168,6 +174,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     add_arguments(parser)
     args = parser.parse_args()
+    # one setting for every task and child process (exported; the rows' ``threads`` reads it)
+    args.threads = apply_threads(args.threads)
     if args.one:
         task, size = args.one
         if task in IN_MEMORY:
