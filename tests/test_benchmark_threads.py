@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("FUNNELREC_THREADS", "OMP_NUM_THREADS")}
-    cmd = [sys.executable, "benchmarks/scale.py", "--tasks", "train", "--items", "2000",
-           "--train-models", "mf", "--train-batches", "2", "--threads", "1", "--no-write"]  # fmt: skip
+    cmd = [sys.executable, "benchmarks/scale.py", "--tasks", "train", "--items", "2000"]
+    cmd += ["--train-models", "mf", "--train-batches", "2", "--threads", "1", "--no-write"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
