@@ -183,3 +183,61 @@ def test_lr_scores_without_field_vectors() -> None:
     with torch.no_grad():
         model.embed.weight.weight.normal_()
     assert torch.equal(model(batch), model.embed(batch)[1])
+
+
+def query_candidate_batch(rng: np.random.Generator) -> Batch:
+    """A served pre-rank batch: 3 queries x 6 candidates in query order (user side, context
+    and sequence shared within a query; items repeated across queries)."""
+    base = random_batch(3, rng)
+    rows = np.repeat(np.arange(3), 6)
+    items = rng.choice(8, 18)  # an item's codes are the same wherever it appears
+    item_codes = np.stack([items + 2, items % 4], axis=1)
+    tags = np.stack([items % 7, (items * 3) % 7, np.zeros(18, dtype=np.int64)], axis=1)
+    sparse = base.sparse.numpy()[rows].copy()
+    sparse[:, 2:4] = item_codes
+    dense = np.stack([items / 10.0, rng.normal(size=18)], axis=1).astype(np.float32)
+    return Batch.from_numpy(sparse, dense, [tags], base.seq.numpy()[rows])  # type: ignore[union-attr]
+
+
+def test_light_two_tower_embeds_each_distinct_side_once_with_the_same_scores() -> None:
+    """Inference embeds each query's user side once (its candidates are adjacent) and each
+    distinct item once (a two-tower's user tower runs once per request); the logits are
+    bit-identical to the training formula's, to scoring every example alone and to scoring
+    the batch shuffled."""
+    rng = np.random.default_rng(5)
+    batch = query_candidate_batch(rng)
+    torch.manual_seed(0)
+    model = build_model("twotower", SCHEMA, CTRConfig(dim=8))
+    with torch.no_grad():
+        model.embed.dense_vec.normal_()
+        model.embed.weight.weight.normal_()
+    looked_up: list[int] = []
+    fields = model.embed.fields
+
+    def counted(part: Batch, keep: torch.Tensor | None = None) -> torch.Tensor:
+        looked_up.append(len(part))
+        return fields(part, keep)
+
+    model.embed.fields = counted  # type: ignore[method-assign,assignment]
+    with torch.no_grad():
+        inference = model(batch)
+        alone = torch.cat([model(batch.slice(i, i + 1)) for i in range(len(batch))])
+        perm = torch.as_tensor(rng.permutation(18))
+        shuffled = model(batch.take(perm))
+    n_items = len(np.unique(batch.sparse[:, 2].numpy()))
+    assert looked_up[:2] == [3, n_items] and n_items < 18
+    assert torch.equal(inference, model(batch).detach())
+    assert torch.equal(inference, alone)
+    assert torch.equal(shuffled, inference[perm])
+
+
+def test_identical_runs_groups_adjacent_equal_rows_only() -> None:
+    from funnelrec.models.ctr.twotower import _identical_runs
+
+    codes = torch.tensor([[1, 2], [1, 2], [3, 4], [1, 2], [1, 2]])
+    seq = torch.tensor([[5], [5], [5], [5], [6]])  # the last row differs in its sequence only
+    first, group = _identical_runs([codes, seq], None)
+    assert first.tolist() == [0, 2, 3, 4] and group.tolist() == [0, 0, 1, 2, 3]
+    order = torch.tensor([0, 1, 3, 4, 2])  # equal codes side by side
+    first, group = _identical_runs([codes], order)
+    assert first.tolist() == [0, 2] and group.tolist() == [0, 0, 1, 0, 0]
