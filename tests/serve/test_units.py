@@ -95,6 +95,27 @@ def test_rows_merge_training_and_store_state(funnel: Funnel, tmp_path: Path) -> 
     assert query.user_idx.tolist() == [1, -1] and query.history(1).size == 0
 
 
+def test_rows_without_store_state_are_the_users_training_data(
+    funnel: Funnel, tmp_path: Path
+) -> None:
+    """Every user's row without store state: the training sequence as history, its distinct
+    items ascending as exclusions (read from ``user_item``, not sorted per request)."""
+    funnel.save(tmp_path / "a")
+    served = load_served(tmp_path / "a", [], generation=1)
+    offsets, items, ts = served.dataset.sequences
+    for user_idx, key in enumerate(served.dataset.user_ids.ids):
+        row = make_row(served, key, UserState(), now=10.0)
+        lo, hi = offsets[user_idx], offsets[user_idx + 1]
+        assert row.user_idx == user_idx and row.history.tolist() == items[lo:hi].tolist()
+        assert row.history_ts.tolist() == ts[lo:hi].tolist()
+        assert row.exclude.dtype == np.int64
+        assert row.exclude.tolist() == np.unique(items[lo:hi]).tolist()
+    seen = make_row(
+        served, key, UserState(seen=frozenset({"i0003", "nope"})), now=10.0, extra_exclude=["i0001"]
+    )
+    assert seen.exclude.tolist() == np.union1d(np.unique(items[lo:hi]), [1, 3]).tolist()
+
+
 def test_settings_precedence_and_secrecy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "serve.toml"
     file.write_text(

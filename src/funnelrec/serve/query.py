@@ -50,23 +50,36 @@ def make_row(
     now: float,
     extra_exclude: Sequence[ExternalId] = (),
 ) -> Row:
-    """The request's row (store items unknown to this funnel are skipped)."""
+    """The request's row (store items unknown to this funnel are skipped).
+
+    Without store state or extra exclusions (most requests) the row is slices of the
+    training data: the history is the user's sequence and the exclusions are the user's row
+    of ``user_item`` (its distinct items, ascending), with no per-request sort.
+    """
     user_idx = served.user_index(user_key)
     offsets, items, ts = served.dataset.sequences
     lo, hi = (int(offsets[user_idx]), int(offsets[user_idx + 1])) if user_idx >= 0 else (0, 0)
-    store_items = served.item_indices([item for item, _ in state.history])
-    store_ts = np.asarray([t for _, t in state.history], dtype=np.float64)
-    known = store_items >= 0
-    seen = served.item_indices(sorted(state.seen))
-    extra = served.item_indices(list(extra_exclude))
-    exclude = np.unique(np.concatenate([items[lo:hi], seen, extra]))
-    return Row(
-        user_idx=user_idx,
-        history=np.concatenate([items[lo:hi], store_items[known]]),
-        history_ts=np.concatenate([ts[lo:hi], store_ts[known]]),
-        exclude=exclude[exclude >= 0],
-        now=now,
-    )
+    history, history_ts = items[lo:hi], ts[lo:hi]
+    if state.history:
+        store_items = served.item_indices([item for item, _ in state.history])
+        store_ts = np.asarray([t for _, t in state.history], dtype=np.float64)
+        known = store_items >= 0
+        history = np.concatenate([history, store_items[known]])
+        history_ts = np.concatenate([history_ts, store_ts[known]])
+    exclude = _trained_items(served, user_idx)
+    more = [*sorted(state.seen), *extra_exclude]
+    if more:
+        ids = served.item_indices(more)
+        exclude = np.union1d(exclude, ids[ids >= 0])
+    return Row(user_idx=user_idx, history=history, history_ts=history_ts, exclude=exclude, now=now)
+
+
+def _trained_items(served: ServedFunnel, user_idx: int) -> IntArray:
+    """The user's distinct training items, ascending (none for a cold-start user)."""
+    if user_idx < 0:
+        return np.zeros(0, dtype=np.int64)
+    seen = served.dataset.user_item  # CSR with duplicates summed: sorted, distinct indices
+    return seen.indices[seen.indptr[user_idx] : seen.indptr[user_idx + 1]].astype(np.int64)
 
 
 def batch_query(rows: Sequence[Row], k: int) -> Query:
