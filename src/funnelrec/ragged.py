@@ -51,10 +51,12 @@ DENSE_MIN = 1 << 16  # a table this small is always dense
 DENSE_MAX = 1 << 23  # never larger than this (8M slots)
 
 
-def use_dense(n_rows: int, width: int, n: int) -> bool:
-    """Whether a ``n_rows x width`` table beats sorting ``n`` keys."""
+def use_dense(n_rows: int, width: int, n: int, ratio: int = 4) -> bool:
+    """Whether a ``n_rows x width`` table beats sorting ``n`` keys: at most ``ratio`` slots
+    per key (a table of bools or plain scatter/gather pays off at larger ratios than one that
+    keeps first occurrences; measured crossovers ~16-32 and >= 128 slots per key)."""
     size = n_rows * width
-    return size <= DENSE_MAX and size <= max(DENSE_MIN, 4 * n)
+    return size <= DENSE_MAX and size <= max(DENSE_MIN, ratio * n)
 
 
 def _keys(offsets: IntArray, values: IntArray, width: int) -> IntArray:
@@ -94,7 +96,7 @@ def find(
     ref_keys = _keys(ref_offsets, ref_values, width)[ref_idx]
     if len(ref_keys) == 0:
         return found, pos
-    if use_dense(len(offsets) - 1, width, n + m):
+    if use_dense(len(offsets) - 1, width, n + m, ratio=16):
         hit = first_index(ref_keys, (len(offsets) - 1) * width)[keys]
         found = (hit >= 0) & ok
     else:
@@ -125,7 +127,7 @@ def membership(
     if len(ref_keys) == 0:
         return np.zeros(len(values), dtype=np.bool_)
     keys = np.where(ok, _keys(offsets, values, width), 0)
-    if use_dense(len(offsets) - 1, width, len(values) + len(ref_values)):
+    if use_dense(len(offsets) - 1, width, len(values) + len(ref_values), ratio=64):
         table = np.zeros((len(offsets) - 1) * width, dtype=np.bool_)
         table[ref_keys] = True
         dense: BoolArray = table[keys] & ok
@@ -168,7 +170,7 @@ def unique_within_rows(offsets: IntArray, values: IntArray) -> BoolArray:
     width = max(int(values.max()) + 1, 1)
     ok = values >= 0
     keys = np.where(ok, _keys(offsets, values, width), 0)
-    if use_dense(len(offsets) - 1, width, len(values)):
+    if use_dense(len(offsets) - 1, width, len(values), ratio=16):
         first = first_index(keys[ok], (len(offsets) - 1) * width)
         mask = np.ones(len(values), dtype=np.bool_)
         mask[ok] = first[keys[ok]] == np.arange(int(ok.sum()))

@@ -155,7 +155,7 @@ def _groups(rows: IntArray, items: IntArray, batch: int) -> IntArray:
     width = max(int(items.max()) + 1, 1)
     ok = items >= 0
     keys = np.where(ok, rows * width + items, 0)
-    if ragged.use_dense(batch, width, n):
+    if ragged.use_dense(batch, width, n, ratio=16):
         table = np.zeros(batch * width, dtype=np.int64)
         table[keys[ok]] = np.flatnonzero(ok)
         group = table[keys]
