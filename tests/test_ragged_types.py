@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,32 @@ def test_candidates_sorted_truncate_and_take() -> None:
     assert s.source_names() == ["ch"] * 5
     with pytest.raises(ValueError, match="grouped by row"):
         c.take(np.array([3, 0]))
+
+
+def test_candidates_filter_and_sorted_equal_take_on_random_batches() -> None:
+    """``filter`` and ``sorted`` derive the new offsets without ``take``'s row ids; they
+    give what ``take`` gives (empty rows, all-dropped rows and ties included)."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lens = rng.integers(0, 6, 7)
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        n = int(offsets[-1])
+        c = Candidates.from_flat(
+            offsets, rng.integers(0, 9, n), rng.integers(0, 3, n).astype(np.float32), "ch"
+        )
+        c = dataclasses.replace(c, stage_scores={"r": rng.normal(size=n).astype(np.float32)})
+        keep = rng.random(n) < 0.5
+        for got, want in (
+            (c.filter(keep), c.take(np.flatnonzero(keep))),
+            (c.sorted(), c.take(ragged.sort_within_rows(c.offsets, c.scores))),
+        ):
+            assert got.offsets.tolist() == want.offsets.tolist()
+            assert got.item_idx.tolist() == want.item_idx.tolist()
+            assert got.stage_scores["r"].tolist() == want.stage_scores["r"].tolist()
+    with pytest.raises(ValueError, match="one flag per element: 2 for 5"):
+        Candidates.from_flat(np.array([0, 5]), np.arange(5), np.ones(5), "ch").filter(
+            np.array([True, False])
+        )
 
 
 def test_candidates_excluding_and_dense() -> None:

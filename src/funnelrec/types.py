@@ -260,9 +260,13 @@ class Candidates:
         rows = self.row_ids()[idx]
         if len(rows) > 1 and np.any(np.diff(rows) < 0):
             raise ValueError("take() needs indices grouped by row in ascending row order")
+        return self._gather(idx, ragged.offsets_from_row_ids(rows, self.batch_size))
+
+    def _gather(self, idx: IntArray, offsets: IntArray) -> Self:
+        """Elements ``idx`` with the given new ``offsets`` (the caller knows them)."""
         return dataclasses.replace(
             self,
-            offsets=ragged.offsets_from_row_ids(rows, self.batch_size),
+            offsets=offsets,
             item_idx=self.item_idx[idx],
             scores=self.scores[idx],
             source=None if self.source is None else self.source[idx],
@@ -273,11 +277,14 @@ class Candidates:
 
     def filter(self, keep: BoolArray) -> Self:
         """Keep the elements where ``keep`` ``[N]`` is True (order kept)."""
-        return self.take(np.flatnonzero(keep).astype(np.int64))
+        if len(keep) != len(self):
+            raise ValueError(f"filter() needs one flag per element: {len(keep)} for {len(self)}")
+        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        return self._gather(np.flatnonzero(keep).astype(np.int64), kept_before[self.offsets])
 
     def sorted(self) -> Self:
         """Each row ordered by descending score (ties keep their current order)."""
-        return self.take(ragged.sort_within_rows(self.offsets, self.scores))
+        return self._gather(ragged.sort_within_rows(self.offsets, self.scores), self.offsets)
 
     def truncate(self, k: int) -> Self:
         """Keep the first ``k`` items of each row (call on sorted candidates)."""
