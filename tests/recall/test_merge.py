@@ -33,6 +33,25 @@ def test_quota_dedup_and_provenance() -> None:
     assert m.to_lists()[0][0] == 2
 
 
+def test_normalise_minmax_is_the_per_row_formula_with_empty_rows_and_nans() -> None:
+    """Per row ``(s - min) / (max - min)`` (1 when all equal), empty rows anywhere."""
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        lens = rng.integers(0, 5, 6)
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        scores = rng.integers(0, 4, int(offsets[-1])).astype(np.float32)
+        if trial % 4 == 0 and len(scores):
+            scores[rng.integers(0, len(scores))] = np.nan
+        got = normalise(
+            Candidates.from_flat(offsets, np.arange(len(scores)), scores, "c"), "minmax"
+        )
+        for b in range(6):
+            row = scores[offsets[b] : offsets[b + 1]]
+            lo, hi = (row.min(), row.max()) if len(row) else (0.0, 0.0)
+            want = (row - lo) / (hi - lo) if hi - lo > 0 else np.ones_like(row)
+            assert np.array_equal(got[offsets[b] : offsets[b + 1]], want, equal_nan=True)
+
+
 def test_normalise_minmax_and_rank() -> None:
     c = Candidates.from_flat(
         np.array([0, 3, 4]), np.array([1, 2, 3, 4]), np.array([10.0, 5.0, 0.0, 7.0]), "x"

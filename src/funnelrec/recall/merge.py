@@ -53,8 +53,11 @@ def normalise(cands: Candidates, how: Normalisation) -> FloatArray:
         rows = cands.row_ids()
         lo = np.full(cands.batch_size, np.inf, dtype=np.float32)
         hi = np.full(cands.batch_size, -np.inf, dtype=np.float32)
-        np.minimum.at(lo, rows, cands.scores)
-        np.maximum.at(hi, rows, cands.scores)
+        filled = np.flatnonzero(cands.lengths() > 0)
+        if len(filled):  # one segment per non-empty row
+            starts = cands.offsets[filled]
+            lo[filled] = np.minimum.reduceat(cands.scores, starts)
+            hi[filled] = np.maximum.reduceat(cands.scores, starts)
         span = (hi - lo)[rows]
         out = np.where(span > 0, (cands.scores - lo[rows]) / np.where(span > 0, span, 1.0), 1.0)
         return out.astype(np.float32)
@@ -226,14 +229,14 @@ def _provenance(
     """Rank of every merged item in every channel (column ``c``: ``results[c]``, ``-1``
     when absent) and the fused score (weighted normalised channel scores, summed)."""
     n = len(first[0]) if first else 0
-    ranks = np.full((n, len(results)), -1, dtype=np.int32)
+    by_channel = np.full((len(results), n), -1, dtype=np.int32)  # a row per channel: flat writes
     fused = np.zeros(n, dtype=np.float32)
     for c, res in enumerate(results):
-        found = first[c] >= 0
-        src = first[c][found] - int(pool.start[c])
-        ranks[found, c] = pool.pos[first[c][found]]
-        fused[found] += res.weight * normalise(res.candidates, how)[src]
-    return ranks, fused
+        found = np.flatnonzero(first[c] >= 0)
+        hit = first[c][found]
+        by_channel[c, found] = pool.pos[hit]
+        fused[found] += res.weight * normalise(res.candidates, how)[hit - int(pool.start[c])]
+    return np.ascontiguousarray(by_channel.T), fused
 
 
 def _reasons(
