@@ -79,7 +79,8 @@ def _trained_items(served: ServedFunnel, user_idx: int) -> IntArray:
     if user_idx < 0:
         return np.zeros(0, dtype=np.int64)
     seen = served.dataset.user_item  # CSR with duplicates summed: sorted, distinct indices
-    return seen.indices[seen.indptr[user_idx] : seen.indptr[user_idx + 1]].astype(np.int64)
+    items: IntArray = seen.indices[seen.indptr[user_idx] : seen.indptr[user_idx + 1]]
+    return items.astype(np.int64)
 
 
 def batch_query(rows: Sequence[Row], k: int) -> Query:
