@@ -16,7 +16,7 @@ from funnelrec.data.splits import Split
 from funnelrec.eval.protocol import evaluate
 from funnelrec.recall import _cooccurrence
 from funnelrec.recall._cooccurrence import row_topn, sparse_topk
-from funnelrec.recall.base import RecallChannel, top_entries
+from funnelrec.recall.base import RecallChannel, top_entries, top_mask
 from funnelrec.recall.itemcf import ItemCFRecall
 from funnelrec.registry import RECALL
 from funnelrec.types import Candidates, Query
@@ -130,6 +130,30 @@ def test_cold_and_new_users(tiny: Dataset) -> None:
     model = ItemCFRecall(**PLAIN).fit(tiny)
     q = Query.from_lists([-1, 99, 2], [[], [0, 77], [2]], k=3)
     assert model.retrieve(q, 3).to_lists() == [[], [1, 2], [4]]  # item 77 is unknown
+
+
+@pytest.mark.parametrize("keep_ties", [False, True])
+def test_top_mask_is_a_full_sort_with_ties_infinities_and_nans(keep_ties: bool) -> None:
+    """The k best entries per row (ties at the cut: lowest columns, or all of them), never
+    -inf or NaN; with or without NaNs in the matrix (two selection paths)."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        scores = rng.integers(-2, 4, (5, 12)).astype(np.float64)
+        scores[scores == -2] = -np.inf
+        scores[scores == 0] = -0.0 if trial % 2 else 0.0
+        if trial % 3 == 0:
+            scores[rng.random((5, 12)) < 0.2] = np.nan
+        k = int(rng.integers(1, 13))
+        got = top_mask(scores, k, keep_ties=keep_ties)
+        for r, row in enumerate(scores):
+            key = np.where(np.isnan(row), -np.inf, row)
+            order = np.lexsort((np.arange(12), -key))  # best first, ties by column
+            want = np.zeros(12, dtype=bool)
+            want[order[:k]] = True
+            if keep_ties and k < 12:
+                want |= key >= key[order[k - 1]]
+            want &= key > -np.inf
+            assert got[r].tolist() == want.tolist(), (trial, r, k)
 
 
 def test_row_topn_matches_a_full_sort(monkeypatch: pytest.MonkeyPatch) -> None:
