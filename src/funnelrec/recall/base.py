@@ -212,15 +212,17 @@ def top_mask(
     scores: npt.NDArray[np.floating[Any]], k: int, keep_ties: bool = False
 ) -> npt.NDArray[np.bool_]:
     """``[B, n]`` mask of the ``k`` best finite entries of each row of ``scores`` ``[B, n]``
-    (``-inf`` and NaN: not candidates). Among entries tied at the cut the lowest columns are kept
-    (exactly ``k``), or with ``keep_ties`` all of them; either way a row's mask depends on
-    that row alone. One partition per row; the tie pass runs only on rows with ties."""
+    (``-inf`` and NaN: not candidates). Among entries tied at the cut the lowest columns are
+    kept (exactly ``k``), or with ``keep_ties`` all of them; either way a row's mask depends
+    on that row alone. One partition per row; the tie pass runs only on rows with ties."""
     if np.isnan(scores).any():  # NaN is not a candidate either
         scores = np.where(np.isnan(scores), -np.inf, scores)
     keep = scores > -np.inf
-    n = scores.shape[1]
-    if k < n:
-        kth = np.partition(scores, n - k, axis=1)[:, n - k : n - k + 1]  # k-th largest
+    if k < scores.shape[1]:
+        # k-th largest, selected on the negated scores: rows are mostly -inf (no score),
+        # and introselect is several times slower picking index n-k above a run of equal
+        # values than picking k-1 below it (measured on served item-CF blocks)
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
         keep &= scores >= kth
         over = np.flatnonzero(keep.sum(axis=1) > k) if not keep_ties else np.zeros(0, np.int64)
         if len(over):
