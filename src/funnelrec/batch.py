@@ -67,6 +67,14 @@ class Schema:
     def n_fields(self) -> int:
         return len(self.sparse) + len(self.multi) + len(self.dense)
 
+    def split_fields(self, fields: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
+        """Field indices (embedding order) as ``(sparse columns, multi fields, dense columns)``."""
+        n_sparse, n_multi = len(self.sparse), len(self.multi)
+        sparse = [j for j in fields if j < n_sparse]
+        multi = [j - n_sparse for j in fields if n_sparse <= j < n_sparse + n_multi]
+        dense = [j - n_sparse - n_multi for j in fields if j >= n_sparse + n_multi]
+        return sparse, multi, dense
+
     def sources(self) -> list[str]:
         """Source of every field in embedding order (sparse, multi, dense)."""
         return [f.source for f in (*self.sparse, *self.multi, *self.dense)]

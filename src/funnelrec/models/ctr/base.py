@@ -93,8 +93,7 @@ class FieldEmbedding(nn.Module):
         s = self.schema
         n_sparse, n_multi, n_dense = len(s.sparse), len(s.multi), len(s.dense)
         wanted = range(n_sparse + n_multi + n_dense) if keep is None else keep.tolist()
-        sparse = [j for j in wanted if j < n_sparse]
-        dense = [j - n_sparse - n_multi for j in wanted if j >= n_sparse + n_multi]
+        sparse, _, dense = s.split_fields(wanted)
         parts = []
         if len(sparse) == n_sparse and n_sparse:  # all of them: no column gather
             parts.append(self.table(batch.sparse + self.offsets[:n_sparse]))

@@ -86,11 +86,7 @@ class TwoTowerCTR(CTRModel):
     def _side_inputs(self, batch: Batch, cols: Tensor, with_seq: bool) -> list[Tensor]:
         """The input columns the fields ``cols`` (and the sequence) read, each ``[N, *]``."""
         s = self.schema
-        n_sparse, n_multi = len(s.sparse), len(s.multi)
-        wanted = cols.tolist()
-        sparse = [j for j in wanted if j < n_sparse]
-        multi = [j - n_sparse for j in wanted if n_sparse <= j < n_sparse + n_multi]
-        dense = [j - n_sparse - n_multi for j in wanted if j >= n_sparse + n_multi]
+        sparse, multi, dense = s.split_fields(cols.tolist())
         inputs = [batch.sparse[:, sparse]] if sparse else []
         inputs += [batch.multi[j] for j in multi]
         if dense:  # compared as bits: equal floats only (NaN included)
