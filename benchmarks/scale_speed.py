@@ -99,11 +99,17 @@ def _setup(kind: str, n_items: int, args: argparse.Namespace) -> Setup:
 
 
 def measure(
-    kind: str, n_items: int, sparse: bool, in_batch: int | None, args: argparse.Namespace
+    kind: str,
+    n_items: int,
+    sparse: bool,
+    in_batch: int | None,
+    args: argparse.Namespace,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up)."""
     model, batches, loss, count = _setup(kind, n_items, args)
     loss.in_batch = in_batch
+    loss.precision = precision
     done = [0]
     clock: list[float] = []
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from funnelrec.models.mf import MatrixFactorization
 from funnelrec.train.losses import (
+    Precision,
     RetrievalLoss,
     bce_loss,
     bpr_loss,
@@ -203,7 +204,9 @@ def _shared_softmax_case(seed: int) -> tuple[torch.Tensor, ...]:
     return user, pos, pos_ids, shared, shared_ids
 
 
-def _grads(seeds: list[int], monkeypatch: pytest.MonkeyPatch | None) -> list[torch.Tensor]:
+def _grads(
+    seeds: list[int], monkeypatch: pytest.MonkeyPatch | None, precision: Precision = "float32"
+) -> list[torch.Tensor]:
     """Gradients of the sum of one shared-softmax loss per seed (all graphs alive at once);
     with ``monkeypatch``, the logits workspace is never handed out."""
     from funnelrec.train.losses import LOGITS_WORKSPACE, shared_softmax_loss
@@ -211,37 +214,88 @@ def _grads(seeds: list[int], monkeypatch: pytest.MonkeyPatch | None) -> list[tor
     if monkeypatch is not None:
         monkeypatch.setattr(LOGITS_WORKSPACE, "take", lambda *a: None)
     cases = [_shared_softmax_case(s) for s in seeds]
-    total = sum(shared_softmax_loss(*c, temperature=0.5) for c in cases)
+    total = sum(shared_softmax_loss(*c, temperature=0.5, precision=precision) for c in cases)
     torch.as_tensor(total).backward()
     return [t.grad for c in cases for t in (c[0], c[1], c[3])]  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("seeds", [[0], [0, 1, 2]])
-def test_logits_workspace_changes_no_value(seeds: list[int]) -> None:
-    """The shared softmax's reusable logits buffer (one graph, or several alive at once:
-    only the first may hold it) gives exactly the gradients of fresh allocations, and is
-    free again once backward has run."""
+def test_logits_workspace_changes_no_value(seeds: list[int], precision: Precision) -> None:
+    """The shared softmax's reusable logits buffers (one graph, or several alive at once:
+    only the first may hold them) give exactly the gradients of fresh allocations, and are
+    free again once backward has run. ``bfloat16`` also borrows the bfloat16 buffer, for
+    the product in forward and the narrowed gradient in backward."""
     from funnelrec.train.losses import LOGITS_WORKSPACE
 
     LOGITS_WORKSPACE.clear()
-    taken: list[bool] = []
+    taken: list[tuple[torch.dtype, bool]] = []
     take = LOGITS_WORKSPACE.take
 
     def spy(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor | None:
         out = take(rows, cols, like)
-        taken.append(out is not None)
+        taken.append((like.dtype, out is not None))
         return out
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(LOGITS_WORKSPACE, "take", spy)
-        reused = _grads(seeds, None)
-    assert taken == [True] + [False] * (len(seeds) - 1)
+        reused = _grads(seeds, None, precision)
+    f32, bf16 = torch.float32, torch.bfloat16
+    if precision == "float32":
+        assert taken == [(f32, True)] + [(f32, False)] * (len(seeds) - 1)
+    else:  # forward, per graph: float32 logits (the first graph only) + the bfloat16
+        # product (handed back at once); backward: the narrowed gradient of the graph
+        # holding the float32 buffer (the others allocate)
+        forward = [(f32, True), (bf16, True)] + [(f32, False), (bf16, True)] * (len(seeds) - 1)
+        assert taken == [*forward, (bf16, True)]
     with pytest.MonkeyPatch.context() as mp:
-        fresh = _grads(seeds, mp)
+        fresh = _grads(seeds, mp, precision)
     for a, b in zip(reused, fresh, strict=True):
         assert torch.equal(a, b)
-    assert LOGITS_WORKSPACE.take(2, 2, torch.zeros(1)) is not None  # handed back
+    for dtype in (f32, bf16):  # handed back
+        assert LOGITS_WORKSPACE.take(2, 2, torch.zeros(1, dtype=dtype)) is not None
     LOGITS_WORKSPACE.clear()
+
+
+def test_bfloat16_products_approximate_the_float64_softmax_and_keep_float32() -> None:
+    """``precision="bfloat16"``: the three [B, C] products take bfloat16 inputs; the loss
+    and the gradients come back float32 and within bfloat16's rounding of the exact ones
+    (relative 2^-8 on the logits), and the positives' scores are not rounded at all."""
+    from funnelrec.train.losses import shared_softmax_loss
+
+    def loss_and_grads(precision: Precision, dtype: torch.dtype) -> list[torch.Tensor]:
+        user, pos, pos_ids, shared, shared_ids = (
+            t.detach().to(dtype).requires_grad_(t.requires_grad) if t.is_floating_point() else t
+            for t in _shared_softmax_case(5)
+        )
+        log_q = torch.linspace(-2, 1, 20, dtype=dtype)
+        loss = shared_softmax_loss(
+            user, pos, pos_ids, shared, shared_ids, log_q[pos_ids % 20], log_q, 0.5, precision
+        )
+        loss.backward()
+        return [loss.detach(), user.grad, pos.grad, shared.grad]  # type: ignore[list-item]
+
+    low = loss_and_grads("bfloat16", torch.float32)
+    exact = loss_and_grads("float32", torch.float64)
+    same = loss_and_grads("float32", torch.float32)
+    assert all(t.dtype == torch.float32 for t in low)
+    for got, want in zip(low, exact, strict=True):
+        torch.testing.assert_close(got.double(), want, rtol=0.02, atol=0.02)
+    assert not torch.equal(low[1], same[1])  # the products really were rounded
+    torch.testing.assert_close(low[2], same[2], rtol=0.02, atol=1e-3)
+
+
+def test_unknown_precision_is_one_line_error() -> None:
+    from funnelrec.errors import ConfigError
+    from funnelrec.recall.two_tower import TwoTowerRecall
+    from funnelrec.train.sequence import NextItemLoss
+
+    with pytest.raises(ValueError, match="unknown precision 'float16'; known: float32, bfloat16"):
+        RetrievalLoss("softmax", precision="float16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        NextItemLoss("sampled", 10, precision="half")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'precision': Input should be 'float32' or 'bfloat16'"):
+        TwoTowerRecall(precision="float16")
 
 
 def test_logits_workspace_is_not_held_without_backward() -> None:

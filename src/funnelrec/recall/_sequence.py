@@ -128,6 +128,7 @@ class SequenceRecall(EmbeddingRecall[S]):
             p.loss, data.n_items, temperature=p.temperature,
             batch_prob=prob if p.log_q else None,
             extra_prob=None if extra_prob is None else extra_prob.float(), in_batch=p.in_batch,
+            precision=p.precision,
         )  # fmt: skip
         validate = None if inner is None else self._validator(inner)
         return fit(

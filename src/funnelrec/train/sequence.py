@@ -27,7 +27,13 @@ from torch import Tensor, nn
 
 from funnelrec import ragged
 from funnelrec.ragged import IntArray
-from funnelrec.train.losses import mixture_log_q, sampled_softmax_loss, shared_softmax_loss
+from funnelrec.train.losses import (
+    Precision,
+    check_precision,
+    mixture_log_q,
+    sampled_softmax_loss,
+    shared_softmax_loss,
+)
 from funnelrec.train.negatives import NegativeSampler
 
 Layout = Literal["causal", "last"]
@@ -123,6 +129,8 @@ class NextItemLoss:
         in_batch: ``sampled`` only: the first ``in_batch`` targets (plus ``extra``) are the
             shared negatives of every target (``train.losses.shared_softmax_loss``; ``None``:
             all the batch's distinct targets).
+        precision: ``sampled`` only: input dtype of the softmax's ``[B, C]`` products
+            (``train.losses.PRECISIONS``).
     """
 
     def __init__(
@@ -134,8 +142,11 @@ class NextItemLoss:
         extra_prob: Tensor | None = None,
         temperature: float = 1.0,
         in_batch: int | None = None,
+        precision: Precision = "float32",
     ) -> None:
         self.in_batch = in_batch
+        check_precision(precision)
+        self.precision = precision
         if kind not in ("full", "sampled"):
             raise ValueError(f"unknown next-item loss {kind!r}; known: full, sampled")
         self.kind, self.n_items, self.temperature = kind, n_items, temperature
@@ -165,7 +176,7 @@ class NextItemLoss:
             log_q = mixture_log_q(cand, self.batch_prob, len(user), self.extra_prob, n_extra)
         items = model.item_vectors(cand)
         return sampled_softmax_loss(
-            user, items, cand, log_q, self.temperature, inverse[: len(user)]
+            user, items, cand, log_q, self.temperature, inverse[: len(user)], self.precision
         )
 
     def _shared(
@@ -184,5 +195,6 @@ class NextItemLoss:
             q_pos, q_cand = log_q[: len(target)], log_q[len(target) :]
         n = len(target)
         return shared_softmax_loss(
-            user, items[:n], target, items[n:], cand, q_pos, q_cand, self.temperature
-        )
+            user, items[:n], target, items[n:], cand, q_pos, q_cand, self.temperature,
+            self.precision,
+        )  # fmt: skip
