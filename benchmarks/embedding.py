@@ -57,6 +57,9 @@ _SOFTMAX_MF = {
     "batch_size": 1024, "l2": 0.0, "patience": 5,
 }  # fmt: skip
 _RS811 = {"valid_protocol": "rs811", "refit": True}
+# two_tower:bf16 = the same with the softmax's products on bfloat16 inputs (``precision``)
+_TT_ML100K = {"recent": 3, "use_user_id": False, "lr": 0.005}
+_TT_BEAUTY = {"recent": 1, "max_history": 20, "use_user_id": False, "lr": 0.005}
 # als / ease / implicit-als: the argmax of ``--tune`` on validation (the grids below; the peer
 # gets the params our channel chose, so both sides are tuned alike); implicit-bpr: the
 # library's defaults (factors 100, lr 0.01, regularization 0.01, 100 iterations), fitted on one
@@ -68,7 +71,8 @@ PARAMS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "als": {"factors": 256, "regularization": 10.0, "alpha": 1.0},
         "implicit-als": {"factors": 256, "regularization": 10.0, "alpha": 1.0},
         "ease": {"l2": 100.0},
-        "two_tower": {"recent": 3, "use_user_id": False, "lr": 0.005},
+        "two_tower": _TT_ML100K,
+        "two_tower:bf16": {**_TT_ML100K, "precision": "bfloat16"},
         "youtube_dnn": {"recent": 1, "max_history": 20, "lr": 0.005},
     },
     ("ml-100k", "rs811"): {
@@ -83,7 +87,8 @@ PARAMS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "als": {"factors": 256, "regularization": 1.0, "alpha": 5.0},
         "implicit-als": {"factors": 256, "regularization": 1.0, "alpha": 5.0},
         "ease": {"l2": 200.0},
-        "two_tower": {"recent": 1, "max_history": 20, "use_user_id": False, "lr": 0.005},
+        "two_tower": _TT_BEAUTY,
+        "two_tower:bf16": {**_TT_BEAUTY, "precision": "bfloat16"},
         "youtube_dnn": {"recent": 1, "max_history": 20, "lr": 0.005},
     },
 }

@@ -11,7 +11,9 @@ the catalogue; only the tables grow. Each model trains ``--train-batches`` batch
 ``train.loop.fit`` exactly as its channel does (dim 64, Adam, sampled softmax over the batch's
 distinct positives plus ``--n-extra`` shared negatives, log-Q corrected), once with dense
 gradients (every step touches every row: the old path) and once with sparse ones (lazy Adam,
-``sparse_grad``), side by side in one process. ``pairs_per_s`` counts training pairs (two-tower,
+``sparse_grad``), then with shared negatives (``--in-batch``) and those with the softmax's
+products on bfloat16 inputs (``precision="bfloat16"``, model names ending ``-bf16``), side by
+side in one process. ``pairs_per_s`` counts training pairs (two-tower,
 MF) or next-item targets (SASRec) per wall second; ``pairs_per_cpu_s`` per CPU second (the
 figure to read on a loaded machine); ``speedup`` = sparse / dense pairs per second.
 """
@@ -133,17 +135,21 @@ def measure(
 
 def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
     """Rows for every model kind at one catalogue size, its variants side by side: ``dense``
-    (the old path), ``sparse`` (sparse gradients) and ``sparse-shared`` (also ``in_batch``:
-    the first ``--in-batch`` positives and the extra negatives are every row's negatives)."""
+    (the old path), ``sparse`` (sparse gradients), ``sparse-shared`` (also ``in_batch``:
+    the first ``--in-batch`` positives and the extra negatives are every row's negatives) and
+    ``sparse-shared-bf16`` (also ``precision="bfloat16"``: the softmax's products on bfloat16
+    inputs)."""
     rows = []
     variants = (
-        ("dense", False, None),
-        ("sparse", True, None),
-        ("sparse-shared", True, args.in_batch),
+        ("dense", False, None, "float32"),
+        ("sparse", True, None, "float32"),
+        ("sparse-shared", True, args.in_batch, "float32"),
+        ("sparse-shared-bf16", True, args.in_batch, "bfloat16"),
     )
     for kind in args.train_models.split(","):
         runs = {
-            name: measure(kind, n_items, sparse, shared, args) for name, sparse, shared in variants
+            name: measure(kind, n_items, sparse, shared, args, precision)
+            for name, sparse, shared, precision in variants
         }
         base = runs["dense"]["pairs_per_s"]
         for name, m in runs.items():
@@ -153,7 +159,7 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
                 "n_items": n_items,
                 "batch_size": args.seq_batch if kind == "sasrec" else args.batch_size,
                 "n_extra": args.n_extra,
-                "in_batch": args.in_batch if name == "sparse-shared" else 0,
+                "in_batch": args.in_batch if name.startswith("sparse-shared") else 0,
                 "dim": DIM,
                 "batches": args.train_batches,
                 "speedup": m["pairs_per_s"] / base,
@@ -167,6 +173,7 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
                     metrics,
                     m["wall"],
                     cpu_s=m["cpu"],
+                    precision="bfloat16" if name.endswith("bf16") else "float32",
                 )
             )
     return rows

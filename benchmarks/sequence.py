@@ -28,6 +28,11 @@ from funnelrec.eval.protocol import evaluate
 from funnelrec.registry import RECALL
 
 _SAS = {"lr": 0.002, "dropout": 0.2, "max_len": 50}
+_SAS_BEAUTY = {
+    "lr": 0.003, "dropout": 0.5, "max_len": 50, "loss": "sampled", "n_extra": 2048,
+    "batch_size": 256,
+}  # fmt: skip
+# sasrec:bf16 = the same with the softmax's products on bfloat16 inputs (``precision``)
 # the mf source of pooling/cluster_interest as its rows were measured (mf defaults before #24,
 # including no refit on all data after early stopping: f940247 made refit the default)
 _MF_SOURCE = {
@@ -52,14 +57,8 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "cluster_interest:k1": {"source_params": _MF_SOURCE, "n_interests": 1},
     },
     "amazon-beauty-seq": {
-        "sasrec": {
-            "lr": 0.003,
-            "dropout": 0.5,
-            "max_len": 50,
-            "loss": "sampled",
-            "n_extra": 2048,
-            "batch_size": 256,
-        },
+        "sasrec": _SAS_BEAUTY,
+        "sasrec:bf16": {**_SAS_BEAUTY, "precision": "bfloat16"},
         "gru4rec": {"lr": 0.002, "dropout": 0.3, "max_len": 50},
         "caser": {"lr": 0.002, "max_len": 5},
         "mind": {"lr": 0.002, "max_len": 20},
