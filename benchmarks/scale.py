@@ -23,7 +23,8 @@ one pass, included in the wall time, ``spill_s``), so later passes read one chun
 
   ``--epoch-fast``: sparse gradients, the first ``--in-batch`` positives plus ``--n-extra``
   sampled negatives as every row's negatives (model ``two_tower-stream-epoch-sparse-shared``;
-  ``--epoch-dim 64`` for the issue's dim).
+  ``--epoch-dim 64`` for the issue's dim). ``--epoch-precision bfloat16``: also the
+  softmax's products on bfloat16 inputs (the channels' ``precision``; name ends ``-bf16``).
 * ``peer-als``, ``funnel-als``: see ``scale_peer.py`` (in memory; implicit ALS vs the strategy
   funnel plus ALS on the same log).
 
@@ -60,7 +61,7 @@ from funnelrec.models.towers import TowerSizes, TwoTower
 from funnelrec.recall.itemcf import ItemCFRecall
 from funnelrec.threads import apply_threads
 from funnelrec.train.loop import fit
-from funnelrec.train.losses import RetrievalLoss
+from funnelrec.train.losses import PRECISIONS, RetrievalLoss
 from funnelrec.train.negatives import NegativeSampler
 from funnelrec.train.stream import StreamingPairBatches
 
@@ -104,7 +105,7 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
     loss = RetrievalLoss(
         "softmax", temperature=0.1, batch_prob=prob,
         extra_prob=torch.as_tensor(extra.prob).float() if extra else None,
-        in_batch=args.in_batch if fast else None,
+        in_batch=args.in_batch if fast else None, precision=args.epoch_precision,
     )  # fmt: skip
     stream = StreamingPairBatches(
         src, ids, args.batch_size, max_history=20, extra_sampler=extra,
@@ -130,7 +131,11 @@ def run_epoch(args: argparse.Namespace, size: int, spill: Path) -> dict[str, Any
     }  # fmt: skip
     cpu_s = cpu_seconds() - cpu0
     name = "two_tower-stream-epoch" + ("-sparse-shared" if fast else "")
-    return row(f"synthetic-{size}m", "stream", name, "recall", metrics, wall, cpu_s)
+    name += "-bf16" if args.epoch_precision == "bfloat16" else ""
+    return row(
+        f"synthetic-{size}m", "stream", name, "recall", metrics, wall, cpu_s,
+        precision=args.epoch_precision,
+    )  # fmt: skip
 
 
 TASKS = {"itemcf": run_itemcf, "epoch": run_epoch, "peer-als": run_peer_als,
@@ -169,6 +174,12 @@ def main() -> None:
         "--epoch-fast",
         action="store_true",
         help="epoch: sparse gradients, --in-batch shared and --n-extra sampled negatives",
+    )
+    parser.add_argument(
+        "--epoch-precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="epoch: input dtype of the softmax's products",
     )
     parser.add_argument("--one", nargs=2, metavar=("TASK", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true")
