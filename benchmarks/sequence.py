@@ -115,7 +115,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     override = json.loads(args.params)
-    models = args.model or list(PARAMS.get(args.dataset, PARAMS["ml-100k"]))
+    # the default suite: every channel's own row (":bf16" variants only when named)
+    suite = PARAMS.get(args.dataset, PARAMS["ml-100k"])
+    models = args.model or [m for m in suite if not m.endswith(":bf16")]
     for m in models:
         r = run(args.dataset, m, override)
         print(r["model"], r["metrics"], f"fit {r['fit_s']} s cpu {r['metrics'].get('cpu_s')} s",
