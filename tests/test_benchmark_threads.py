@@ -22,7 +22,9 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
         "mf-train-dense",
         "mf-train-sparse",
         "mf-train-sparse-shared",
+        "mf-train-sparse-shared-bf16",
     ]
+    assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"]
     # before the fix the train task ignored --threads: torch ran on every CPU, the row said so
     assert {r["metrics"]["threads"] for r in rows} == {1.0}
     assert all(r["metrics"]["cpu_per_wall"] <= 1.2 for r in rows)
