@@ -234,7 +234,7 @@ class SharedLogSumExp(torch.autograd.Function):
         if low is not None:  # widened into the float32 buffer
             narrow = LOGITS_WORKSPACE.take(len(user), len(shared), user) if reuse else None
             product = user @ shared.T if narrow is None else torch.mm(user, shared.T, out=narrow)
-            logits = torch.empty(product.shape, dtype=ctx.dtype) if buffer is None else buffer
+            logits = torch.empty_like(product, dtype=ctx.dtype) if buffer is None else buffer
             logits.copy_(product)
             if narrow is not None:
                 LOGITS_WORKSPACE.give_back(low)
