@@ -228,10 +228,11 @@ class SharedLogSumExp(torch.autograd.Function):
     ) -> Tensor:
         buffer = LOGITS_WORKSPACE.take(len(user), len(shared), user) if reuse else None
         ctx.workspace, ctx.dtype = buffer is not None, user.dtype
-        if low is not None:
+        # logits [B, C], contiguous (the in-place softmax below needs rows)
+        if low is None:
+            logits = user @ shared.T if buffer is None else torch.mm(user, shared.T, out=buffer)
+        else:  # the product in ``low`` (its own buffer), widened into the float32 one
             user, shared = user.to(low), shared.to(low)
-        # [B, C], contiguous: the in-place softmax below needs rows
-        if low is not None:  # widened into the float32 buffer
             narrow = LOGITS_WORKSPACE.take(len(user), len(shared), user) if reuse else None
             product = user @ shared.T if narrow is None else torch.mm(user, shared.T, out=narrow)
             logits = torch.empty_like(product, dtype=ctx.dtype) if buffer is None else buffer
@@ -239,8 +240,6 @@ class SharedLogSumExp(torch.autograd.Function):
             if narrow is not None:
                 LOGITS_WORKSPACE.give_back(low)
             del product
-        else:
-            logits = user @ shared.T if buffer is None else torch.mm(user, shared.T, out=buffer)
         if log_q is not None:
             logits.sub_(log_q)
         logits[rows, cols] = float("-inf")
