@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -306,3 +308,22 @@ def test_logits_workspace_is_not_held_without_backward() -> None:
         shared_softmax_loss(*_shared_softmax_case(0))
     assert LOGITS_WORKSPACE.take(2, 2, torch.zeros(1)) is not None
     LOGITS_WORKSPACE.clear()
+
+
+def test_bfloat16_on_a_cpu_without_bf16_units_warns(tmp_path: Path) -> None:
+    """The products are emulated without AVX512-BF16 / AMX: one warning, none otherwise."""
+    from funnelrec.train.losses import cpu_flags, warn_if_emulated
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert cpu_flags(info) == {"fpu", "sse", "avx2", "avx512f"}
+    assert cpu_flags(tmp_path / "missing") is None
+    cpu = torch.device("cpu")
+    with pytest.warns(UserWarning, match="without AVX512-BF16 or AMX: the products are emulated"):
+        warn_if_emulated("bfloat16", cpu, {"avx2", "avx512f"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_emulated("bfloat16", cpu, {"avx512f", "avx512_bf16"})
+        warn_if_emulated("bfloat16", cpu, {"amx_bf16"})
+        warn_if_emulated("float32", cpu, set())
+        warn_if_emulated("bfloat16", torch.device("meta"), set())  # not a CPU

@@ -33,7 +33,7 @@ from funnelrec.stage import Params
 from funnelrec.train import side_features
 from funnelrec.train.data import HistoryMode, PairBatches, frequency_keep_prob
 from funnelrec.train.loop import FitResult, Optimizer, ValidateFn, fit, resolve_device, seeded
-from funnelrec.train.losses import Precision, RetrievalLoss
+from funnelrec.train.losses import Precision, RetrievalLoss, warn_if_emulated
 from funnelrec.train.negatives import NegativeSampler
 from funnelrec.train.sparse import sparse_supported
 from funnelrec.types import Candidates, Query
@@ -200,6 +200,7 @@ class EmbeddingRecall(RecallChannel[P]):
         extra = batches.extra_sampler
         extra_prob = None if extra is None else torch.as_tensor(extra.prob, device=device)
         validate = None if inner is None else self._validator(inner)
+        warn_if_emulated(p.precision, device)
         loss = RetrievalLoss(
             p.loss, temperature=p.temperature, l2=p.l2,
             batch_prob=batch_prob.float() if p.log_q else None, extra_prob=extra_prob,

@@ -27,6 +27,7 @@ from funnelrec.ragged import BoolArray
 from funnelrec.recall._embedding import EmbeddingParams, EmbeddingRecall, _log, use_sparse
 from funnelrec.train.data import HistoryMode
 from funnelrec.train.loop import FitResult, ValidateFn, fit, resolve_device
+from funnelrec.train.losses import warn_if_emulated
 from funnelrec.train.negatives import NegativeSampler
 from funnelrec.train.sequence import Layout, NextItemLoss, SequenceBatches
 
@@ -115,6 +116,7 @@ class SequenceRecall(EmbeddingRecall[S]):
     ) -> FitResult:
         p = self.params
         device = resolve_device(p.device)
+        warn_if_emulated(p.precision, device)
         offsets, items, _ = data.sequences
         pop = data.item_popularity
         sampled = p.loss == "sampled" and p.n_extra > 0

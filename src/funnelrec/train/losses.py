@@ -6,7 +6,9 @@ All losses take scores (logits) already computed by a model and return a scalar 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -26,6 +28,32 @@ def check_precision(precision: str) -> None:
     """Reject an unknown precision in one line."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+
+
+def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU's feature flags (Linux), or ``None`` where they cannot be read."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+def warn_if_emulated(precision: str, device: torch.device, flags: set[str] | None = None) -> None:
+    """Warn when ``bfloat16`` products would run on a CPU without AVX512-BF16 or AMX: they
+    are emulated there and slower than float32 (flags: ``cpu_flags()`` when not given)."""
+    if precision != "bfloat16" or device.type != "cpu":
+        return
+    flags = cpu_flags() if flags is None else flags
+    if flags is not None and not flags & {"avx512_bf16", "amx_bf16"}:
+        warnings.warn(
+            "precision='bfloat16' on a CPU without AVX512-BF16 or AMX: the products are "
+            "emulated and slower than float32",
+            stacklevel=2,
+        )
 
 
 def bce_loss(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
