@@ -7,7 +7,9 @@ and full-ranking evaluation of many users (``eval``).
 ``train``:
 One in-memory synthetic log per catalogue size: 20k users with 5-99 events each (about 1M
 events), items drawn from a power law (Zipf exponent 0.8), so the batches look alike whatever
-the catalogue; only the tables grow. Each model trains ``--train-batches`` batches through
+the catalogue; only the tables grow. ``--train-repeat R``: R rounds, each variant once per
+round, alternating; a row holds the median round (``pairs_per_s_min``/``_max``: the spread).
+Each model trains ``--train-batches`` batches through
 ``train.loop.fit`` exactly as its channel does (dim 64, Adam, sampled softmax over the batch's
 distinct positives plus ``--n-extra`` shared negatives, log-Q corrected), once with dense
 gradients (every step touches every row: the old path) and once with sparse ones (lazy Adam,
@@ -147,15 +149,21 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
         ("sparse-shared-bf16", True, args.in_batch, "bfloat16"),
     )
     for kind in args.train_models.split(","):
-        runs = {
-            name: measure(kind, n_items, sparse, shared, args, precision)
-            for name, sparse, shared, precision in variants
-        }
+        # --train-repeat rounds, each variant once per round (alternating: the VM's drift
+        # lands on every variant alike); the row keeps the median round's figures
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
+        for _ in range(args.train_repeat):
+            for name, sparse, shared, precision in variants:
+                rounds[name].append(measure(kind, n_items, sparse, shared, args, precision))
+        runs = {name: _median_run(ms) for name, ms in rounds.items()}
         base = runs["dense"]["pairs_per_s"]
         for name, m in runs.items():
             metrics = {
                 "pairs_per_s": m["pairs_per_s"],
                 "pairs_per_cpu_s": m["pairs_per_cpu_s"],
+                "repeat": args.train_repeat,
+                "pairs_per_s_min": min(r["pairs_per_s"] for r in rounds[name]),
+                "pairs_per_s_max": max(r["pairs_per_s"] for r in rounds[name]),
                 "n_items": n_items,
                 "batch_size": args.seq_batch if kind == "sasrec" else args.batch_size,
                 "n_extra": args.n_extra,
@@ -177,6 +185,12 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
                 )
             )
     return rows
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median ``pairs_per_s`` (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["pairs_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def dataset_name(n_items: int) -> str:
@@ -295,6 +309,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", default="10000,200000,1000000", help="catalogue sizes (train)")
     parser.add_argument("--train-models", default="two_tower,mf,sasrec")
     parser.add_argument("--train-batches", type=int, default=30)
+    parser.add_argument(
+        "--train-repeat", type=int, default=1, help="train: rounds over the variants (median)"
+    )
     parser.add_argument("--n-extra", type=int, default=1024)
     parser.add_argument("--max-len", type=int, default=50)
     parser.add_argument("--seq-batch", type=int, default=128)

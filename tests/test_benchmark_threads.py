@@ -15,6 +15,7 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("FUNNELREC_THREADS", "OMP_NUM_THREADS")}
     cmd = [sys.executable, "benchmarks/scale.py", "--tasks", "train", "--items", "2000"]
     cmd += ["--train-models", "mf", "--train-batches", "2", "--threads", "1", "--no-write"]
+    cmd += ["--train-repeat", "3"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -25,6 +26,10 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
         "mf-train-sparse-shared-bf16",
     ]
     assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"]
+    for r in rows:  # the median of three alternating rounds, with their spread
+        m = r["metrics"]
+        assert m["repeat"] == 3
+        assert m["pairs_per_s_min"] <= m["pairs_per_s"] <= m["pairs_per_s_max"]
     # before the fix the train task ignored --threads: torch ran on every CPU, the row said so
     assert {r["metrics"]["threads"] for r in rows} == {1.0}
     assert all(r["metrics"]["cpu_per_wall"] <= 1.2 for r in rows)
