@@ -66,7 +66,7 @@ class EmbeddingParams(Params):
     only the first ``in_batch`` rows' positives serve as in-batch negatives of every row
     (``None``: all of them; a few hundred keeps a step's cost per pair independent of
     ``batch_size``). ``precision``: input dtype of the softmax's big products (candidates x
-    users, ``train.losses.PRECISIONS``): ``bfloat16`` is ~2x faster per product on CPUs with
+    users, ``train.losses.PRECISIONS``): ``bfloat16`` is faster on CPUs with
     AVX512-BF16 or AMX, float32 accumulation, softmax and gradients (opt-in; slower on CPUs
     without it). ``subsample``:
     word2vec threshold for downsampling head items in the training data. ``early_stop``: early

@@ -20,8 +20,8 @@ from funnelrec.models.layers import EmbeddingModel
 Precision = Literal["float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 """Input dtypes of the sampled softmax's big ``[B, C]`` products. ``bfloat16`` runs them
-~2x faster on CPUs with AVX512-BF16 or AMX (and on GPUs), with float32 accumulation; the
-softmax, the loss and the gradients of the towers stay float32. Elsewhere it is slower."""
+faster on CPUs with AVX512-BF16 or AMX (and on GPUs), with float32 accumulation; the softmax,
+the loss and the gradients of the towers stay float32. Elsewhere it is slower."""
 
 
 def check_precision(precision: str) -> None:
