@@ -113,3 +113,29 @@ def test_new_events_change_the_output_without_retraining(
     cold = sasrec.retrieve(Query.from_lists([-1, -1], [history + new, []], k=10), 10)
     assert cold.lengths().tolist() == [10, 0]
     assert cold.to_lists()[0] == b.to_lists()[0]
+
+
+def test_sampled_sasrec_takes_bfloat16_products_and_learns_as_well(
+    world_split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``precision="bfloat16"`` with ``loss="sampled"``: every softmax call of the fit gets
+    it, and the channel learns about as well as the same channel in float32."""
+    from funnelrec.train import sequence
+
+    params = {**FAST, "loss": "sampled", "n_extra": 200}
+    full = RECALL.create("sasrec", params).fit(world_split.train)
+    seen: list[str] = []
+    real = sequence.sampled_softmax_loss
+
+    def spy(*args: Any) -> Any:
+        seen.append(args[6])
+        return real(*args)
+
+    monkeypatch.setattr(sequence, "sampled_softmax_loss", spy)
+    low = RECALL.create("sasrec", {**params, "precision": "bfloat16"}).fit(world_split.train)
+    assert seen and set(seen) == {"bfloat16"}
+    ndcg = [
+        evaluate(lambda q, c=c: c.retrieve(q, q.k), world_split, ks=(10,)).metrics["ndcg@10"]
+        for c in (full, low)
+    ]
+    assert ndcg[1] > ndcg[0] - 0.02  # measured: 0.1631 vs 0.1681
