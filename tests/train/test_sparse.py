@@ -129,7 +129,8 @@ def test_lazy_adam_update_is_bit_identical_to_index_add() -> None:
     ref, avg_ref, sq_ref = weight.clone(), torch.zeros(500, 64), torch.zeros(500, 64)
     for step in range(1, 5):
         ids = torch.randint(0, 200, (300,), generator=gen)
-        grad = torch.sparse_coo_tensor(ids[None], torch.randn(300, 64, generator=gen), (500, 64))
+        values = torch.randn(300, 64, generator=gen)
+        grad = torch.sparse_coo_tensor(ids[None], values, (500, 64), check_invariants=True)
         fast.grad = grad
         opt.step()
         rows, g = merged_rows(grad)
