@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def softmax_precisions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ``precision`` of every ``sampled_softmax_loss`` call made while the test runs (as
+    ``RetrievalLoss`` and ``NextItemLoss`` make them: positionally)."""
+    from funnelrec.train import losses, sequence
+
+    seen: list[str] = []
+    for module in (losses, sequence):
+
+        def spy(*args: Any, real: Any = module.sampled_softmax_loss) -> Any:
+            seen.append(args[6])
+            return real(*args)
+
+        monkeypatch.setattr(module, "sampled_softmax_loss", spy)
+    return seen

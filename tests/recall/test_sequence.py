@@ -116,24 +116,16 @@ def test_new_events_change_the_output_without_retraining(
 
 
 def test_sampled_sasrec_takes_bfloat16_products_and_learns_as_well(
-    world_split: Split, monkeypatch: pytest.MonkeyPatch
+    world_split: Split, softmax_precisions: list[str]
 ) -> None:
     """``precision="bfloat16"`` with ``loss="sampled"``: every softmax call of the fit gets
     it, and the channel learns about as well as the same channel in float32."""
-    from funnelrec.train import sequence
-
     params = {**FAST, "loss": "sampled", "n_extra": 200}
     full = RECALL.create("sasrec", params).fit(world_split.train)
-    seen: list[str] = []
-    real = sequence.sampled_softmax_loss
-
-    def spy(*args: Any) -> Any:
-        seen.append(args[6])
-        return real(*args)
-
-    monkeypatch.setattr(sequence, "sampled_softmax_loss", spy)
+    assert softmax_precisions and set(softmax_precisions) == {"float32"}
+    softmax_precisions.clear()
     low = RECALL.create("sasrec", {**params, "precision": "bfloat16"}).fit(world_split.train)
-    assert seen and set(seen) == {"bfloat16"}
+    assert softmax_precisions and set(softmax_precisions) == {"bfloat16"}
     ndcg = [
         evaluate(lambda q, c=c: c.retrieve(q, q.k), world_split, ks=(10,)).metrics["ndcg@10"]
         for c in (full, low)
