@@ -9,7 +9,7 @@ import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import Tensor
 from funnelrec.models.layers import EmbeddingModel
 
 Precision = Literal["float32", "bfloat16"]
-PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 """Input dtypes of the sampled softmax's big ``[B, C]`` products. ``bfloat16`` runs them
 faster on CPUs with AVX512-BF16 or AMX (and on GPUs), with float32 accumulation; the softmax,
 the loss and the gradients of the towers stay float32. Elsewhere it is slower."""
@@ -28,6 +28,12 @@ def check_precision(precision: str) -> None:
     """Reject an unknown precision in one line."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+
+
+def low_dtype(precision: str) -> torch.dtype | None:
+    """The products' input dtype for ``precision``, ``None`` for float32 (checked first)."""
+    check_precision(precision)
+    return None if precision == "float32" else getattr(torch, precision)
 
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str] | None:
@@ -118,12 +124,11 @@ def sampled_softmax_loss(
         precision: dtype of the ``[B, C]`` product's inputs (``PRECISIONS``).
     """
     user = user * (1.0 / temperature)  # [B, d], not [B, C]: no extra pass over the logits
-    if precision != "float32":
-        check_precision(precision)
-        low = getattr(torch, precision)
-        logits = (user.to(low) @ items.to(low).T).to(user.dtype)
+    low = low_dtype(precision)
+    if low is not None:
+        logits = (user.to(low) @ items.to(low).T).to(user.dtype)  # widened: a new tensor
         if log_q is not None:
-            logits = logits - log_q.to(user.dtype)
+            logits = logits.sub_(log_q.to(user.dtype))
     else:
         if log_q is not None:  # folded into the product: [user, 1] @ [items, -log_q].T
             user = torch.cat([user, user.new_ones(len(user), 1)], dim=1)
@@ -162,7 +167,7 @@ def shared_softmax_loss(
         precision: dtype of the ``[B, C]`` products' inputs (``PRECISIONS``); the positives'
             scores, the softmax and the loss stay in ``user``'s dtype.
     """
-    check_precision(precision)
+    low = low_dtype(precision)
     user = user * (1.0 / temperature)
     pos = (user * positives).sum(-1)
     log_q = None
@@ -175,7 +180,6 @@ def shared_softmax_loss(
     hit = shared_ids[order][at] == pos_ids
     rows, cols = torch.nonzero(hit).squeeze(1), order[at[hit]]
     reuse = torch.is_grad_enabled() and (user.requires_grad or shared.requires_grad)
-    low = None if precision == "float32" else getattr(torch, precision)
     lse: Tensor = SharedLogSumExp.apply(user, shared, log_q, rows, cols, reuse, low)  # type: ignore[no-untyped-call]
     # -log softmax of column 0 of [pos | neg], without building the [B, 1 + C] logits
     return (torch.logaddexp(pos, lse) - pos).mean()
