@@ -27,6 +27,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -42,6 +43,7 @@ from funnelrec.models.mf import MatrixFactorization
 from funnelrec.models.sequence.sasrec import SASRec
 from funnelrec.models.towers import TowerSizes, TwoTower
 from funnelrec.recall.mf import MFRecall
+from funnelrec.train import sparse as sparse_training
 from funnelrec.train.data import PairBatches
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
@@ -109,8 +111,10 @@ def measure(
     in_batch: int | None,
     args: argparse.Namespace,
     precision: str = "float32",
+    fused_adam: bool = True,
 ) -> dict[str, float]:
-    """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up)."""
+    """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up);
+    ``fused_adam=False``: lazy Adam in torch ops (the path before ``train.adam_rows``)."""
     model, batches, loss, count = _setup(kind, n_items, args)
     loss.in_batch = in_batch
     loss.precision = precision
@@ -125,7 +129,10 @@ def measure(
                 done[0] += count(batch)
             yield batch
 
-    fit(model, timed, loss, epochs=1, lr=1e-3, sparse=sparse)
+    supported = sparse_training.fused_supported
+    patched = lambda p: fused_adam and supported(p)  # noqa: E731
+    with mock.patch.object(sparse_training, "fused_supported", patched):
+        fit(model, timed, loss, epochs=1, lr=1e-3, sparse=sparse)
     wall, cpu = time.perf_counter() - clock[0], cpu_seconds() - clock[1]
     return {
         "pairs_per_s": done[0] / wall,
@@ -140,21 +147,24 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
     (the old path), ``sparse`` (sparse gradients), ``sparse-shared`` (also ``in_batch``:
     the first ``--in-batch`` positives and the extra negatives are every row's negatives) and
     ``sparse-shared-bf16`` (also ``precision="bfloat16"``: the softmax's products on bfloat16
-    inputs)."""
+    inputs); ``sparse-shared-bf16-torch-adam`` is the last with lazy Adam's row update in
+    torch ops (the baseline of ``train.adam_rows``'s compiled update, which the sparse
+    variants use)."""
     rows = []
     variants = (
-        ("dense", False, None, "float32"),
-        ("sparse", True, None, "float32"),
-        ("sparse-shared", True, args.in_batch, "float32"),
-        ("sparse-shared-bf16", True, args.in_batch, "bfloat16"),
+        ("dense", False, None, "float32", True),
+        ("sparse", True, None, "float32", True),
+        ("sparse-shared", True, args.in_batch, "float32", True),
+        ("sparse-shared-bf16", True, args.in_batch, "bfloat16", True),
+        ("sparse-shared-bf16-torch-adam", True, args.in_batch, "bfloat16", False),
     )
     for kind in args.train_models.split(","):
         # --train-repeat rounds, each variant once per round (alternating: the VM's drift
         # lands on every variant alike); the row keeps the median round's figures
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
         for _ in range(args.train_repeat):
-            for name, sparse, shared, precision in variants:
-                rounds[name].append(measure(kind, n_items, sparse, shared, args, precision))
+            for name, sparse, shared, precision, fused in variants:
+                rounds[name].append(measure(kind, n_items, sparse, shared, args, precision, fused))
         runs = {name: _median_run(ms) for name, ms in rounds.items()}
         base = runs["dense"]["pairs_per_s"]
         for name, m in runs.items():
@@ -181,7 +191,7 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
                     metrics,
                     m["wall"],
                     cpu_s=m["cpu"],
-                    precision="bfloat16" if name.endswith("bf16") else "float32",
+                    precision="bfloat16" if "bf16" in name else "float32",
                 )
             )
     return rows

@@ -24,8 +24,9 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
         "mf-train-sparse",
         "mf-train-sparse-shared",
         "mf-train-sparse-shared-bf16",
+        "mf-train-sparse-shared-bf16-torch-adam",  # the baseline of the compiled lazy Adam
     ]
-    assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"]
+    assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"] * 2
     for r in rows:  # the median of three alternating rounds, with their spread
         m = r["metrics"]
         assert m["repeat"] == 3

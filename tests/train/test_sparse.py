@@ -114,10 +114,11 @@ def test_lazy_adam_matches_torch_sparse_adam() -> None:
     assert torch.equal(tables[0].weight[untouched], tables[1].weight[untouched])
 
 
-def test_lazy_adam_update_is_bit_identical_to_index_add() -> None:
-    """The touched rows are gathered, moved and written back; the values are exactly those of
-    ``param.index_add_(0, rows, update, alpha=-step_size)`` (the formulation it replaced),
-    including rows repeated within a gradient and steps with different row sets."""
+def test_lazy_adam_torch_path_is_bit_identical_to_index_add() -> None:
+    """The torch path (``fused=False``, any device) gathers, moves and writes back the touched
+    rows; the values are exactly those of ``param.index_add_(0, rows, update,
+    alpha=-step_size)`` (the formulation it replaced), including rows repeated within a
+    gradient and steps with different row sets."""
     import math
 
     from funnelrec.train.sparse import LazyAdam, merged_rows
@@ -125,7 +126,7 @@ def test_lazy_adam_update_is_bit_identical_to_index_add() -> None:
     gen = torch.Generator().manual_seed(2)
     weight = torch.randn(500, 64, generator=gen)
     fast = nn.Parameter(weight.clone())
-    opt = LazyAdam([fast], lr=0.01)
+    opt = LazyAdam([fast], lr=0.01, fused=False)
     ref, avg_ref, sq_ref = weight.clone(), torch.zeros(500, 64), torch.zeros(500, 64)
     for step in range(1, 5):
         ids = torch.randint(0, 200, (300,), generator=gen)
@@ -141,3 +142,46 @@ def test_lazy_adam_update_is_bit_identical_to_index_add() -> None:
         step_size = 0.01 * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
         ref.index_add_(0, rows, avg.div_(sq.sqrt_().add_(1e-8)), alpha=-step_size)
         assert torch.equal(fast.detach(), ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lazy_adam_fused_rows_match_the_torch_path(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled row update (the CPU default) moves the weights and both moments as the
+    torch path does, to float rounding, over steps with repeated and changing rows, coalesced
+    or not; rows never in a gradient stay bit for bit; either thread count."""
+    from funnelrec.train import sparse
+    from funnelrec.train.adam_rows import fused_supported, update_rows
+    from funnelrec.train.sparse import LazyAdam
+
+    launches: list[int] = []
+    monkeypatch.setattr(sparse, "update_rows", lambda *a: launches.append(1) or update_rows(*a))
+
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(2000, 64, generator=gen, dtype=dtype)
+    params = [nn.Parameter(weight.clone()) for _ in range(2)]
+    assert fused_supported(params[0]) and not fused_supported(params[0][:, :8])
+    fused, plain = LazyAdam([params[0]], lr=0.01), LazyAdam([params[1]], lr=0.01, fused=False)
+    assert fused.fused is None  # the default: fused where supported
+    threads = torch.get_num_threads()
+    try:
+        for step in range(6):
+            torch.set_num_threads(1 + step % 2)
+            ids = torch.randint(0, 1000, (700,), generator=gen)
+            values = torch.randn(700, 64, generator=gen, dtype=dtype)
+            grad = torch.sparse_coo_tensor(ids[None], values, (2000, 64), check_invariants=True)
+            if step % 3 == 2:  # clipping hands the optimiser coalesced gradients
+                grad = grad.coalesce()
+            for param, opt in ((params[0], fused), (params[1], plain)):
+                param.grad = grad.clone()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    torch.testing.assert_close(params[0].detach(), params[1].detach(), **tol)
+    assert len(launches) == 6  # the default path is the compiled one; fused=False is not
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(fused.state[params[0]][key], plain.state[params[1]][key], **tol)
+    assert not torch.equal(params[0].detach(), weight)  # it moved
+    assert torch.equal(params[0].detach()[1000:], weight[1000:])

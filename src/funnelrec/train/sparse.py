@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from funnelrec.train.adam_rows import fused_supported, update_rows
+
 SPARSE_OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
 
 
@@ -90,7 +92,11 @@ class LazyAdam(torch.optim.Optimizer):
     in the gradient move, the others stay), with a cheaper merge of duplicate rows: one
     ``unique`` + ``index_add_`` instead of a sparse ``coalesce`` (2-3x faster for the
     ``[B·history, d]`` gradients of an embedding bag), and the update applied to the ``[U, d]``
-    touched rows by index. Takes sparse gradients of ``[n, d]`` tables."""
+    touched rows by index. Takes sparse gradients of ``[n, d]`` tables.
+
+    ``fused`` (default: wherever ``adam_rows.fused_supported``, i.e. CPU tables) moves the rows
+    in one compiled pass (``adam_rows.update_rows``, ~5x faster on a 1M-row table); otherwise,
+    or with ``fused=False``, in torch ops (any device)."""
 
     def __init__(
         self,
@@ -98,8 +104,10 @@ class LazyAdam(torch.optim.Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        self.fused = fused
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
@@ -110,8 +118,7 @@ class LazyAdam(torch.optim.Optimizer):
                     continue
                 if not param.grad.is_sparse:
                     raise RuntimeError("LazyAdam takes sparse gradients; use Adam for dense ones")
-                rows, grad = merged_rows(param.grad)
-                if len(rows) == 0:
+                if param.grad._nnz() == 0:
                     continue
                 state = self.state[param]
                 if not state:
@@ -120,18 +127,37 @@ class LazyAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
                 step = state["step"]
-                # index_select / index_copy_: row copies, several times faster than [rows]
-                avg = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
-                avg_sq = state["exp_avg_sq"].index_select(0, rows).lerp_(grad.square_(), 1 - beta2)
-                state["exp_avg"].index_copy_(0, rows, avg)
-                state["exp_avg_sq"].index_copy_(0, rows, avg_sq)
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
-                update = avg.div_(avg_sq.sqrt_().add_(group["eps"]))
-                # rows are distinct: gather, add, scatter back. The same values as
-                # ``param.index_add_(0, rows, update, alpha=-step_size)`` (one fused
-                # multiply-add per element either way), faster on a 1M-row table
-                moved = param.index_select(0, rows).add_(update, alpha=-step_size)
-                param.index_copy_(0, rows, moved)
+                moments = state["exp_avg"], state["exp_avg_sq"]
+                fused = fused_supported(param) if self.fused is None else self.fused
+                move = update_rows if fused else _update_rows_torch
+                rows, grad = merged_rows(param.grad)
+                move(param, *moments, rows, grad, group["betas"], step_size, group["eps"])
+
+
+def _update_rows_torch(
+    param: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    rows: Tensor,
+    grad: Tensor,
+    betas: tuple[float, float],
+    step_size: float,
+    eps: float,
+) -> None:
+    """``adam_rows.update_rows`` in torch ops (any device) for distinct ``rows [U]`` and
+    their merged gradient ``grad [U, d]`` (overwritten)."""
+    # index_select / index_copy_: row copies, several times faster than [rows]
+    avg = exp_avg.index_select(0, rows).lerp_(grad, 1 - betas[0])
+    avg_sq = exp_avg_sq.index_select(0, rows).lerp_(grad.square_(), 1 - betas[1])
+    exp_avg.index_copy_(0, rows, avg)
+    exp_avg_sq.index_copy_(0, rows, avg_sq)
+    update = avg.div_(avg_sq.sqrt_().add_(eps))
+    # rows are distinct: gather, add, scatter back. The same values as
+    # ``param.index_add_(0, rows, update, alpha=-step_size)`` (one fused
+    # multiply-add per element either way), faster on a 1M-row table
+    moved = param.index_select(0, rows).add_(update, alpha=-step_size)
+    param.index_copy_(0, rows, moved)
 
 
 def merged_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
