@@ -185,3 +185,31 @@ def test_lazy_adam_fused_rows_match_the_torch_path(
         torch.testing.assert_close(fused.state[params[0]][key], plain.state[params[1]][key], **tol)
     assert not torch.equal(params[0].detach(), weight)  # it moved
     assert torch.equal(params[0].detach()[1000:], weight[1000:])
+
+
+def test_compiled_falls_back_to_no_disk_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba finds no writable cache directory (it raises at decoration), the kernel
+    still compiles, without the disk cache, instead of failing the import."""
+    import numba
+
+    from funnelrec.train import adam_rows
+
+    real = numba.njit
+    asked: list[bool] = []
+
+    def njit(**options: bool):  # type: ignore[no-untyped-def]
+        asked.append(options.get("cache", False))
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return real(**options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    def double(out, values):  # type: ignore[no-untyped-def]
+        for i in numba.prange(values.shape[0]):
+            out[i] = 2 * values[i]
+
+    kernel = adam_rows.compiled(double)
+    out = np.zeros(3)
+    kernel(out, np.arange(3.0))
+    assert asked == [True, False] and out.tolist() == [0.0, 2.0, 4.0]
