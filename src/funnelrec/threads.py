@@ -6,7 +6,8 @@ small or shared machine they oversubscribe its cores. ``apply_threads`` sets all
 number, once, at the start of ``fit`` / ``evaluate`` / ``serve`` (CLI ``--threads``, the
 config's top-level ``threads``, or the ``FUNNELREC_THREADS`` environment variable, in that
 order of precedence; then ``OMP_NUM_THREADS``, then every CPU). A stage's own ``threads``
-parameter still overrides torch's pool while that stage trains.
+parameter still overrides torch's pool while that stage trains. numba kernels
+(``train.adam_rows``) take torch's pool size at each launch, so they follow both.
 """
 
 from __future__ import annotations

@@ -150,7 +150,9 @@ def test_lazy_adam_fused_rows_match_the_torch_path(
 ) -> None:
     """The compiled row update (the CPU default) moves the weights and both moments as the
     torch path does, to float rounding, over steps with repeated and changing rows, coalesced
-    or not; rows never in a gradient stay bit for bit; either thread count."""
+    or not; rows never in a gradient stay bit for bit; numba takes torch's thread count."""
+    import numba
+
     from funnelrec.train import sparse
     from funnelrec.train.adam_rows import fused_supported, update_rows
     from funnelrec.train.sparse import LazyAdam
@@ -176,6 +178,7 @@ def test_lazy_adam_fused_rows_match_the_torch_path(
             for param, opt in ((params[0], fused), (params[1], plain)):
                 param.grad = grad.clone()
                 opt.step()
+            assert numba.get_num_threads() == min(1 + step % 2, numba.config.NUMBA_NUM_THREADS)
     finally:
         torch.set_num_threads(threads)
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
