@@ -23,7 +23,6 @@ from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.recall._cooccurrence import F64Array, recent_matrix, row_topn, sparse_topk
 from funnelrec.recall.base import MatrixScoredChannel, dense_topk
 from funnelrec.registry import RECALL
-from funnelrec.sparse_products import csr_product_dense
 from funnelrec.stage import Params
 from funnelrec.types import Candidates, Query
 
@@ -110,10 +109,9 @@ class UserCFRecall(MatrixScoredChannel[UserCFParams]):
     def _dense_scores(self, vectors: sp.csr_matrix, query: Query) -> F64Array:
         """Same scores as the sparse path with a dense ``[B, n_users]`` similarity block and
         dense ``[B, n_items]`` scores: much faster for small catalogues and request-sized
-        batches (serving). Both products write straight into dense blocks
-        (``sparse_products.csr_product_dense``: scipy's values, no sparse result)."""
+        batches (serving). The neighbours' votes are one sparse product."""
         p = self.params
-        sim = csr_product_dense(vectors, self._users_by_item)
+        sim = np.asarray((vectors @ self._users_by_item).toarray(), dtype=np.float64)
         own = (query.user_idx >= 0) & (query.user_idx < sim.shape[1])
         sim[np.flatnonzero(own), query.user_idx[own]] = 0.0
         sim[sim < 0] = 0.0
@@ -121,7 +119,8 @@ class UserCFRecall(MatrixScoredChannel[UserCFParams]):
         if n < sim.shape[1]:
             cut = np.partition(sim, -n, axis=1)[:, -n][:, None]
             sim[sim < cut] = 0.0  # ties at the cut may keep a few more neighbours
-        scores = csr_product_dense(sp.csr_matrix(sim**p.sim_power), self.items_)
+        votes = sp.csr_matrix(sim**p.sim_power)
+        scores = np.asarray((votes @ self.items_).toarray(), dtype=np.float64)
         scores *= self.target_weight_[None, :]
         scores[scores <= 0] = -np.inf
         return scores
