@@ -95,8 +95,8 @@ class LazyAdam(torch.optim.Optimizer):
     touched rows by index. Takes sparse gradients of ``[n, d]`` tables.
 
     ``fused`` (default: wherever ``adam_rows.fused_supported``, i.e. CPU tables) moves the rows
-    in one compiled pass (``adam_rows.update_rows``, ~5x faster on a 1M-row table); otherwise,
-    or with ``fused=False``, in torch ops (any device)."""
+    in one compiled pass (``adam_rows.update_rows``); otherwise, or with ``fused=False``, in
+    torch ops (any device)."""
 
     def __init__(
         self,
