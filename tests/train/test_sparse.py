@@ -216,3 +216,22 @@ def test_compiled_falls_back_to_no_disk_cache(monkeypatch: pytest.MonkeyPatch) -
     out = np.zeros(3)
     kernel(out, np.arange(3.0))
     assert asked == [True, False] and out.tolist() == [0.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "workqueue"), ("omp", "omp")])
+def test_threading_layer_is_the_work_queue_unless_the_user_chose_one(
+    chosen: str | None, expected: str
+) -> None:
+    """numba's spinning OpenMP pool starves torch's on a small machine, so importing the
+    kernel picks the work queue; an explicit ``NUMBA_THREADING_LAYER`` is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    if chosen is not None:
+        env["NUMBA_THREADING_LAYER"] = chosen
+    code = "import numba, funnelrec.train.adam_rows; print(numba.config.THREADING_LAYER)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.strip() == expected

@@ -28,8 +28,10 @@ from torch import Tensor
 
 # numba's default OpenMP pool keeps its threads spinning after a launch, starving torch's
 # own OpenMP pool on a small machine (small torch ops took milliseconds beside it); the work
-# queue's threads sleep. It takes one launch at a time, hence the lock.
-numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+# queue's threads sleep. It takes one launch at a time, hence the lock. A layer the user chose
+# (NUMBA_THREADING_LAYER) is kept.
+if numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 _LAUNCH = threading.Lock()
 
 
