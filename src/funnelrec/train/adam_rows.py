@@ -55,10 +55,26 @@ def update_rows(
     betas: tuple[float, float],
     step_size: float,
     eps: float,
+    fused: bool = True,
 ) -> None:
     """One lazy-Adam step, in place, for the distinct ``rows [U]`` (int64) of ``param``,
     ``exp_avg`` and ``exp_avg_sq`` (each ``[n, d]``, same dtype) given their merged
-    gradient ``grad [U, d]``; ``step_size`` already carries the bias corrections."""
+    gradient ``grad [U, d]`` (overwritten by the torch path); ``step_size`` already carries
+    the bias corrections. ``fused``: the compiled pass (needs ``fused_supported``), else
+    torch ops (any device)."""
+    if not fused:
+        # index_select / index_copy_: row copies, several times faster than [rows]
+        avg = exp_avg.index_select(0, rows).lerp_(grad, 1 - betas[0])
+        avg_sq = exp_avg_sq.index_select(0, rows).lerp_(grad.square_(), 1 - betas[1])
+        exp_avg.index_copy_(0, rows, avg)
+        exp_avg_sq.index_copy_(0, rows, avg_sq)
+        update = avg.div_(avg_sq.sqrt_().add_(eps))
+        # rows are distinct: gather, add, scatter back. The same values as
+        # ``param.index_add_(0, rows, update, alpha=-step_size)`` (one fused
+        # multiply-add per element either way), faster on a 1M-row table
+        moved = param.index_select(0, rows).add_(update, alpha=-step_size)
+        param.index_copy_(0, rows, moved)
+        return
     dtype = param.detach().numpy().dtype.type
     with _LAUNCH:
         pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]

@@ -130,34 +130,10 @@ class LazyAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
                 moments = state["exp_avg"], state["exp_avg_sq"]
                 fused = fused_supported(param) if self.fused is None else self.fused
-                move = update_rows if fused else _update_rows_torch
                 rows, grad = merged_rows(param.grad)
-                move(param, *moments, rows, grad, group["betas"], step_size, group["eps"])
-
-
-def _update_rows_torch(
-    param: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-    rows: Tensor,
-    grad: Tensor,
-    betas: tuple[float, float],
-    step_size: float,
-    eps: float,
-) -> None:
-    """``adam_rows.update_rows`` in torch ops (any device) for distinct ``rows [U]`` and
-    their merged gradient ``grad [U, d]`` (overwritten)."""
-    # index_select / index_copy_: row copies, several times faster than [rows]
-    avg = exp_avg.index_select(0, rows).lerp_(grad, 1 - betas[0])
-    avg_sq = exp_avg_sq.index_select(0, rows).lerp_(grad.square_(), 1 - betas[1])
-    exp_avg.index_copy_(0, rows, avg)
-    exp_avg_sq.index_copy_(0, rows, avg_sq)
-    update = avg.div_(avg_sq.sqrt_().add_(eps))
-    # rows are distinct: gather, add, scatter back. The same values as
-    # ``param.index_add_(0, rows, update, alpha=-step_size)`` (one fused
-    # multiply-add per element either way), faster on a 1M-row table
-    moved = param.index_select(0, rows).add_(update, alpha=-step_size)
-    param.index_copy_(0, rows, moved)
+                update_rows(
+                    param, *moments, rows, grad, group["betas"], step_size, group["eps"], fused
+                )
 
 
 def merged_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
