@@ -327,3 +327,22 @@ def test_bfloat16_on_a_cpu_without_bf16_units_warns(tmp_path: Path) -> None:
         warn_if_emulated("bfloat16", cpu, {"amx_bf16"})
         warn_if_emulated("float32", cpu, set())
         warn_if_emulated("bfloat16", torch.device("meta"), set())  # not a CPU
+
+
+def test_logits_workspace_grows_with_headroom() -> None:
+    """A request a little larger than the last (the next step's distinct negatives) lands in
+    the same buffer: growth leaves ``HEADROOM``, so a new maximum does not map a new one."""
+    from funnelrec.train.losses import LOGITS_WORKSPACE
+
+    LOGITS_WORKSPACE.clear()
+    like = torch.zeros(1)
+    first = LOGITS_WORKSPACE.take(100, 100, like)
+    assert first is not None
+    LOGITS_WORKSPACE.give_back()
+    wider = LOGITS_WORKSPACE.take(100, 120, like)  # 1.2x: within the headroom
+    assert wider is not None and wider.shape == (100, 120)
+    assert wider.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+    LOGITS_WORKSPACE.give_back()
+    grown = LOGITS_WORKSPACE.take(100, 200, like)  # beyond it: a new, larger buffer
+    assert grown is not None and grown.untyped_storage().nbytes() >= 100 * 200 * 4 * 1.25
+    LOGITS_WORKSPACE.clear()

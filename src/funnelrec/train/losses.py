@@ -194,7 +194,13 @@ class LogitsWorkspace:
     checked out by a forward whose backward will run and handed back by that backward, makes
     each step's logits land in memory already mapped. Any other call (buffer in use, no
     gradient, another device) allocates as before; values are the same either way.
+
+    A buffer grows to ``HEADROOM`` times the size asked for: ``C`` (distinct negatives) varies
+    a little from step to step, and growing to each new maximum exactly mapped a fresh buffer
+    at every record (a few times in the first dozen steps, each costing ~10x the step's copy).
     """
+
+    HEADROOM = 1.25
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -209,7 +215,8 @@ class LogitsWorkspace:
                 return None
             buf = self._buffers.get(like.dtype)
             if buf is None or buf.numel() < rows * cols:
-                buf = self._buffers[like.dtype] = torch.empty(rows * cols, dtype=like.dtype)
+                size = int(rows * cols * self.HEADROOM)
+                buf = self._buffers[like.dtype] = torch.empty(size, dtype=like.dtype)
             self._busy.add(like.dtype)
             return buf[: rows * cols].view(rows, cols)
 
