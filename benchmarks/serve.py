@@ -383,7 +383,15 @@ def main() -> None:
                 proc = start_server(artifact, store, args.port, args.workers, side)
                 try:
                     url = f"http://127.0.0.1:{args.port}"
-                    runs[side].append(measure(url, users, args, work, proc.pid))
+                    run = measure(url, users, args, work, proc.pid)
+                    runs[side].append(run)
+                    name = "candidate" if side is None else f"baseline {side}"
+                    print(
+                        f"run {i + 1} {name}: {run['cpu_ms']:.3f} ms CPU/request, p50 "
+                        f"{run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
+                        f"{run['qps']:.0f} requests/s, mean batch {run['mean_batch']:.1f}",
+                        file=sys.stderr,
+                    )
                     peak = max(peak, server_peak_mb(proc.pid))
                     server_cpu += cpu_seconds(proc.pid)
                 finally:

@@ -63,13 +63,13 @@ def serve(
 
 
 def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> None:
-    """``workers`` uvicorn processes, each building the app from the environment (flags and
-    the settings file passed through ``FUNNELREC_*``)."""
+    """``workers`` server processes, each building the app from the environment (flags and
+    the settings file passed through ``FUNNELREC_*``), behind ``serve.balancer``."""
     import os
 
     import uvicorn
 
-    from funnelrec.serve import load_settings
+    from funnelrec.serve import balancer, load_settings
     from funnelrec.serve.settings import ENV_PREFIX, server_threads
 
     if settings_file is not None:
@@ -80,7 +80,10 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
     settings = load_settings()
     if settings.threads is None:  # the cores split among the workers, not each taking all
         os.environ[f"{ENV_PREFIX}THREADS"] = str(server_threads(settings, workers))
-    uvicorn.run(
+    if balancer.supported():  # connections dealt to the workers in turn
+        balancer.serve_balanced(settings.host, settings.port, workers, settings.log_level)
+        return
+    uvicorn.run(  # no socket passing here (Windows): uvicorn's shared listening socket
         "funnelrec.serve.workers:app",
         factory=True,
         workers=workers,
