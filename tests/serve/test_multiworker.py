@@ -225,3 +225,32 @@ def test_worker_entry_point_rejects_bad_arguments() -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "usage: python -m funnelrec.serve.workers --channel FD"
     )
+
+
+@pytest.mark.parametrize(
+    ("balance", "supported", "expected"),
+    [
+        ("round_robin", True, "balancer"),
+        ("kernel", True, "uvicorn"),
+        ("round_robin", False, "uvicorn"),
+    ],
+)
+def test_balance_setting_picks_how_workers_share_connections(
+    balance: str, supported: bool, expected: str, monkeypatch: pytest.MonkeyPatch, artifact: Path
+) -> None:
+    """``--balance round_robin`` (default) runs the balancer; ``kernel``, or a platform that
+    cannot pass sockets, runs uvicorn's workers on a shared listening socket."""
+    import uvicorn
+
+    from funnelrec.cli import serve as serve_cli
+    from funnelrec.serve import balancer
+
+    ran: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: ran.append("uvicorn"))
+    monkeypatch.setattr(balancer, "serve_balanced", lambda *a, **k: ran.append("balancer"))
+    monkeypatch.setattr(balancer, "supported", lambda: supported)
+    for var in ("FUNNELREC_THREADS", "FUNNELREC_BALANCE", "FUNNELREC_ARTIFACTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the CLI writes its flags there
+    serve_cli._serve_workers(None, 2, artifacts=artifact, balance=balance)
+    assert ran == [expected]

@@ -38,6 +38,10 @@ def serve(
         bool | None, typer.Option(help="team-draft interleave the candidate instead")
     ] = None,
     threads: ThreadsOpt = None,
+    balance: Annotated[
+        str | None,
+        typer.Option(help="--workers: round_robin (connections dealt in turn) | kernel"),
+    ] = None,
 ) -> None:
     """Serve a saved funnel over HTTP (settings also from FUNNELREC_* env vars)."""
     import uvicorn
@@ -47,6 +51,7 @@ def serve(
 
     flags: dict[str, Any] = dict(artifacts=artifacts, store=store, host=host, port=port)
     flags.update(candidate=candidate, share=share, interleave=interleave, threads=threads)
+    flags["balance"] = balance
     flags["refit_every_s"] = parse_duration(refit_every) if refit_every else None
     settings = load_settings(settings_file, **flags)
     if workers > 1:
@@ -80,7 +85,7 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
     settings = load_settings()
     if settings.threads is None:  # the cores split among the workers, not each taking all
         os.environ[f"{ENV_PREFIX}THREADS"] = str(server_threads(settings, workers))
-    if balancer.supported():  # connections dealt to the workers in turn
+    if settings.balance == "round_robin" and balancer.supported():  # dealt in turn
         balancer.serve_balanced(settings.host, settings.port, workers, settings.log_level)
         return
     uvicorn.run(  # no socket passing here (Windows): uvicorn's shared listening socket

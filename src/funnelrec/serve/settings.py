@@ -60,6 +60,10 @@ class Settings(BaseSettings):
             env ``FUNNELREC_THREADS``). Unset: the machine's CPUs divided among the
             ``serve --workers`` processes (at least 1 each), so workers never oversubscribe
             the cores. The artifact's own ``threads`` (the fitting machine's) does not apply.
+        balance: how ``serve --workers N`` shares connections among the workers:
+            ``round_robin`` (one process accepts and deals them in turn, serve/balancer.py)
+            or ``kernel`` (uvicorn's workers on one shared listening socket, whichever
+            accepts first; also where sockets cannot be passed, e.g. Windows).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -101,6 +105,7 @@ class Settings(BaseSettings):
     refit_out: Path | None = None
     refit_margin: float = Field(default=0.02, ge=0, le=1)
     threads: int | None = Field(default=None, ge=1)
+    balance: Literal["round_robin", "kernel"] = "round_robin"
 
     @field_validator("threads", mode="before")
     @classmethod
