@@ -15,7 +15,9 @@ latency, requests/s, the server's CPU time per request (``cpu_ms_per_request``, 
 request (``ms_per_request_<stage>``, printed as a breakdown of the CPU per request; the rest is
 HTTP, JSON and the event loop), and per-stage p99 from the server's Prometheus histograms
 (``p99_ms_<stage>``, interpolated within buckets; stages run once per micro-batch, ``http`` is the
-server-side request time).
+server-side request time). Each run prints how the load generator's connections are spread over
+the server processes (sampled 2 s in, from ``/proc``); ``connection_share_max`` is the largest
+share one process held (0.5 = even with two workers).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -324,6 +327,27 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def connections_per_process(pids: list[int], port: int) -> list[int]:
+    """Established TCP connections to ``port`` held by each of ``pids`` (from ``/proc``:
+    which server process serves how many of the load generator's connections)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/net/{table}")
+        for line in path.read_text().splitlines()[1:] if path.exists() else []:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:  # 01: ESTABLISHED
+                inodes.add(f"socket:[{inode}]")
+    counts = []
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:  # exited, or a descriptor closed while listing
+            continue
+        counts.append(sum(link in inodes for link in links))
+    return sorted((c for c in counts if c), reverse=True)
+
+
 def measure(
     url: str, users: list[str], args: argparse.Namespace, work: Path, pid: int
 ) -> dict[str, Any]:
@@ -332,10 +356,18 @@ def measure(
     baseline = httpx.get(f"{url}/metrics").text
     cpu = cpu_seconds(pid)
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
+    split: list[int] = []  # sampled once the load generator's connections are all open
+    sampler = threading.Timer(
+        min(2.0, args.duration / 2),
+        lambda: split.extend(connections_per_process(process_tree(pid), args.port)),
+    )
+    sampler.start()
     if use_wrk:
         result = wrk_load(url, users, args.clients, args.duration, work)
     else:
         result = http_load(url, users, args.clients, args.duration)
+    sampler.join()
+    result["connections"] = split
     result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(result["requests"], 1)
     after = httpx.get(f"{url}/metrics").text
     result["stages"] = stage_quantiles(baseline, after, 0.99)
@@ -389,7 +421,8 @@ def main() -> None:
                     print(
                         f"run {i + 1} {name}: {run['cpu_ms']:.3f} ms CPU/request, p50 "
                         f"{run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
-                        f"{run['qps']:.0f} requests/s, mean batch {run['mean_batch']:.1f}",
+                        f"{run['qps']:.0f} requests/s, mean batch {run['mean_batch']:.1f}, "
+                        f"connections per server process {run['connections']}",
                         file=sys.stderr,
                     )
                     peak = max(peak, server_peak_mb(proc.pid))
@@ -414,6 +447,8 @@ def main() -> None:
     metrics["server_cpu_ms_per_request"] = result["cpu_ms"]
     metrics["cpu_ms_per_request"] = result["cpu_ms"]
     metrics["mean_batch"] = result["mean_batch"]
+    if result["connections"]:  # the largest share of the connections one process held
+        metrics["connection_share_max"] = max(result["connections"]) / sum(result["connections"])
     metrics["server_threads"] = server_threads(load_settings(artifacts=artifact), args.workers)
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})

@@ -4,10 +4,10 @@ connections are dealt to the workers in turn (round robin), as Node's cluster mo
 Why not the usual shared listening socket (uvicorn's and gunicorn's ``--workers``)? There the
 kernel wakes whichever worker is waiting, and an event loop accepts every pending connection
 it finds at once. Clients that open a pool of keep-alive connections together (a load
-generator, an API gateway's upstream pool) then land unevenly and stay so: 50 connections to
-two workers split 22/28 to 38/12 from one run to the next here, and the worker holding the
-larger share sets the tail latency (p99 45 ms at 22/28, 59 ms at 38/12, same code). Dealing the
-connections in turn gives each worker its share (25/25).
+generator, an API gateway's upstream pool) then land unevenly and stay so (six opened at once
+all went to one of two workers: ``tests/serve/test_multiworker.py``), and the worker holding
+the larger share sets the tail latency. Dealing the connections in turn gives each worker its
+share (3/3; wrk's 50: 25/25, ``benchmarks/serve.py`` prints the split of every run).
 
 The balancer binds the port and passes each accepted socket to the next live worker over a
 Unix socket pair (``SCM_RIGHTS``); the worker (``run_worker``) hands it to uvicorn's HTTP
