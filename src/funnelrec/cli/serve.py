@@ -88,7 +88,7 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
     if settings.balance == "round_robin" and balancer.supported():  # dealt in turn
         balancer.serve_balanced(settings.host, settings.port, workers, settings.log_level)
         return
-    uvicorn.run(  # no socket passing here (Windows): uvicorn's shared listening socket
+    uvicorn.run(  # --balance kernel, or no socket passing (Windows): a shared listening socket
         "funnelrec.serve.workers:app",
         factory=True,
         workers=workers,
