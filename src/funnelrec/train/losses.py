@@ -197,7 +197,7 @@ class LogitsWorkspace:
 
     A buffer grows to ``HEADROOM`` times the size asked for: ``C`` (distinct negatives) varies
     a little from step to step, and growing to each new maximum exactly mapped a fresh buffer
-    at every record (a few times in the first dozen steps, each costing ~10x the step's copy).
+    at every record (a few times in the first dozen steps, each far dearer than the step's copy).
     """
 
     HEADROOM = 1.25
