@@ -254,3 +254,16 @@ def test_balance_setting_picks_how_workers_share_connections(
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the CLI writes its flags there
     serve_cli._serve_workers(None, 2, artifacts=artifact, balance=balance)
     assert ran == [expected]
+
+
+def test_workers_that_cannot_start_end_in_one_line_errors(tmp_path: Path) -> None:
+    """A bad artifact under ``--workers 2``: each worker's reason and the balancer's
+    conclusion are one line each, exit code 2, no traceback."""
+    cmd = [sys.executable, "-m", "funnelrec", "serve", "--artifacts", str(tmp_path)]
+    cmd += ["--store", f"sqlite:///{tmp_path / 'store.db'}", "--port", str(free_port())]
+    done = subprocess.run([*cmd, "--workers", "2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert f"error: {tmp_path} is not a funnel artifact (no meta.json)" in lines
+    assert lines[-1].startswith("error: a serve worker exited during start-up (exit code 1")

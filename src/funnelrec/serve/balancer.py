@@ -30,6 +30,8 @@ from typing import Any
 
 import uvicorn
 
+from funnelrec.errors import FunnelError
+
 log = logging.getLogger(__name__)
 
 READY = b"R"  # a worker's first byte on its channel: started, ready for connections
@@ -63,8 +65,9 @@ class Worker:
                 self.channel.setblocking(True)
             if data != READY:  # b"": it exited during start-up
                 if block:
-                    raise RuntimeError(
-                        f"serve worker exited during start-up (exit code {self.proc.wait()})"
+                    raise FunnelError(
+                        f"a serve worker exited during start-up (exit code {self.proc.wait()}; "
+                        "its error is above)"
                     )
                 return False
             self.ready = True
@@ -180,16 +183,19 @@ def serve_balanced(
 def run_worker(channel_fd: int) -> None:
     """A worker: the app from the ``FUNNELREC_*`` environment behind uvicorn, serving the
     connections the balancer passes over ``channel_fd`` (no listening socket of its own)."""
+    from funnelrec.serve.app import create_app
     from funnelrec.serve.settings import load_settings
 
-    settings = load_settings()
+    channel = socket.socket(fileno=channel_fd)
+    try:
+        settings = load_settings()
+        api = create_app(settings)
+    except (FunnelError, FileNotFoundError) as exc:  # one line, as the CLI prints it
+        sys.exit(f"error: {exc}")
     config = uvicorn.Config(
-        "funnelrec.serve.workers:app",
-        factory=True,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        api, log_level=settings.log_level, access_log=settings.log_level == "debug"
     )
-    ChannelServer(config, socket.socket(fileno=channel_fd)).run()
+    ChannelServer(config, channel).run()
 
 
 class ChannelServer(uvicorn.Server):
