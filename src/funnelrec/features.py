@@ -210,8 +210,10 @@ class FeatureBuilder:
         )
 
     # -- building ---------------------------------------------------------------------------
-    def build(self, query: Query, candidates: Candidates) -> Batch:
-        """Model inputs of every (query row, candidate) pair, in the candidates' flat order."""
+    def build(self, query: Query, candidates: Candidates, with_seq: bool = True) -> Batch:
+        """Model inputs of every (query row, candidate) pair, in the candidates' flat order;
+        ``with_seq=False`` leaves out the ``[N, K]`` behaviour block (a model that reads it
+        then takes each query's ``sequence`` once: ``CTRModel.score_queries``)."""
         if not self.fields:
             raise RuntimeError("FeatureBuilder is not fitted")
         rows = candidates.row_ids()
@@ -240,7 +242,7 @@ class FeatureBuilder:
             sparse=np.concatenate(sparse, axis=1),
             dense=np.concatenate(dense, axis=1),
             multi=multi,
-            seq=self.sequence(query)[rows],
+            seq=self.sequence(query)[rows] if with_seq else None,
         )
 
     def _reference_time(self, query: Query) -> npt.NDArray[np.float64]:

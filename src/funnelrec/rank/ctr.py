@@ -32,7 +32,7 @@ from funnelrec.registry import RANK
 from funnelrec.stage import Params
 from funnelrec.train.examples import Examples, concat, impression_examples, recall_examples
 from funnelrec.train.loop import Optimizer, seeded
-from funnelrec.train.rows import Loss, TrainSettings, predict, train_model
+from funnelrec.train.rows import Loss, TrainSettings, predict_queries, train_model
 from funnelrec.types import Candidates, Query
 
 ModelName = Literal[
@@ -213,7 +213,15 @@ class CTRRanker(Scorer[CTRParams]):
         self.check_fitted()
         if len(candidates) == 0:
             return np.zeros(0, dtype=np.float32)
-        return predict(self.model_, self.builder_.build(query, candidates))
+        # each query's behaviours once, not once per candidate (a two-tower runs its user
+        # tower once per query, its item tower once per item); the same logits as
+        # predicting on a batch with ``seq``
+        builder = self.builder_
+        query_seq = torch.from_numpy(builder.sequence(query)) if builder.config.seq_len else None
+        rows = torch.from_numpy(candidates.row_ids())
+        items = torch.from_numpy(candidates.item_idx)
+        pairs = builder.build(query, candidates, with_seq=False)
+        return predict_queries(self.model_, pairs, query_seq, rows, items)
 
     # -- persistence ------------------------------------------------------------------------
     def fitted_state(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ watches AUC (or GAUC over queries when the batch has groups) on ``valid``; with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from funnelrec import ragged
 from funnelrec.batch import Batch
 from funnelrec.eval import metrics
+from funnelrec.models.ctr.base import CTRModel
 from funnelrec.ragged import FloatArray, IntArray
 from funnelrec.train.listwise import ListBatches, list_ndcg
 from funnelrec.train.loop import FitResult, Optimizer, fit, resolve_device
@@ -119,13 +120,39 @@ class CTRLoss:
 
 def predict(model: nn.Module, data: Batch, chunk: int = 65_536) -> FloatArray:
     """Logits ``[N]`` in eval mode without gradients, on the model's device."""
+    return _chunked(model, len(data), chunk, lambda lo, hi, to: model(data.slice(lo, hi).to(to)))
+
+
+def predict_queries(
+    model: CTRModel,
+    data: Batch,
+    query_seq: Tensor | None,
+    rows: Tensor,
+    items: Tensor,
+    chunk: int = 65_536,
+) -> FloatArray:
+    """``predict`` of (query, candidate) pairs built without ``seq``: ``query_seq`` ``[B, K]``
+    each query's behaviours, ``rows``/``items`` ``[N]`` each pair's query and item
+    (``CTRModel.score_queries``)."""
+
+    def part(lo: int, hi: int, to: torch.device) -> Tensor:
+        seq = None if query_seq is None else query_seq.to(to)
+        pairs, keys = data.slice(lo, hi).to(to), (rows[lo:hi].to(to), items[lo:hi].to(to))
+        return model.score_queries(pairs, seq, *keys)
+
+    return _chunked(model, len(data), chunk, part)
+
+
+def _chunked(
+    model: nn.Module, n: int, chunk: int, logits: Callable[[int, int, torch.device], Tensor]
+) -> FloatArray:
+    """``logits(lo, hi, device)`` of every chunk of ``[0, n)``, in eval mode, no gradients
+    (inputs are sliced as views: no copy)."""
     model.eval()
     device = next(model.parameters()).device
-    out = []
     with torch.no_grad():
-        for lo in range(0, len(data), chunk):
-            part = data.slice(lo, lo + chunk).to(device)  # views: no copy of the inputs
-            out.append(model(part).float().cpu().numpy())
+        out = [logits(lo, min(lo + chunk, n), device).float().cpu().numpy()
+               for lo in range(0, n, chunk)]  # fmt: skip
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 

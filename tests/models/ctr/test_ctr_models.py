@@ -241,3 +241,54 @@ def test_identical_runs_groups_adjacent_equal_rows_only() -> None:
     order = torch.tensor([0, 1, 3, 4, 2])  # equal codes side by side
     first, group = _identical_runs([codes], order)
     assert first.tolist() == [0, 2] and group.tolist() == [0, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("name", "interest"),
+    [*((name, "none") for name in sorted(CTR_MODELS)), ("deepfm", "mean"), ("fm", "gru")],
+)
+def test_scoring_by_query_equals_scoring_pairs_that_carry_the_sequence(
+    name: str, interest: str
+) -> None:
+    """``predict_queries`` (a batch without ``seq``, each query's behaviours once) gives the
+    logits of ``predict`` on the same pairs each carrying its query's sequence, bit for bit,
+    in one pass and in chunks that split a query's candidates (a product's blocking may
+    depend on the chunk's rows, so chunks are compared with chunks)."""
+    from funnelrec.train.rows import predict_queries
+
+    rng = np.random.default_rng(6)
+    batch = query_candidate_batch(rng)
+    rows = torch.as_tensor(np.repeat(np.arange(3), 6))
+    query_seq = batch.seq[::6].clone()  # type: ignore[index]
+    torch.manual_seed(0)
+    model = build_model(name, SCHEMA, CTRConfig(dim=8, hidden=(8,), interest=interest))  # type: ignore[arg-type]
+    with torch.no_grad():
+        model.embed.dense_vec.normal_()
+        model.embed.weight.weight.normal_()
+    pairs = Batch(batch.sparse, batch.dense, batch.multi)  # no [N, K] sequence block
+    items = batch.sparse[:, 2]
+    expected = predict(model, batch)
+    np.testing.assert_array_equal(predict_queries(model, pairs, query_seq, rows, items), expected)
+    in_chunks = predict_queries(model, pairs, query_seq, rows, items, chunk=4)
+    np.testing.assert_array_equal(in_chunks, predict(model, batch, chunk=4))
+
+
+def test_light_two_tower_scoring_by_query_embeds_each_user_and_item_side_once() -> None:
+    rng = np.random.default_rng(7)
+    batch = query_candidate_batch(rng)
+    model = build_model("twotower", SCHEMA, CTRConfig(dim=8))
+    looked_up: list[int] = []
+    fields = model.embed.fields
+
+    def counted(part: Batch, keep: torch.Tensor | None = None) -> torch.Tensor:
+        looked_up.append(len(part))
+        assert part.seq is None or len(part.seq) == len(part)
+        return fields(part, keep)
+
+    model.embed.fields = counted  # type: ignore[method-assign,assignment]
+    rows = torch.as_tensor(np.repeat(np.arange(3), 6))
+    pairs, items = Batch(batch.sparse, batch.dense, batch.multi), batch.sparse[:, 2]
+    with torch.no_grad():
+        model.score_queries(pairs, batch.seq[::6], rows, items)  # type: ignore[index]
+    # the user side once per query (from the query's own sequence), the item side once per item
+    assert looked_up == [3, len(torch.unique(items))] and len(torch.unique(items)) < 18

@@ -10,6 +10,7 @@ behaviours, ``interest.py``) as one more field; the user-id field is the long-te
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -197,6 +198,31 @@ class CTRModel(nn.Module, abc.ABC):
     def score(self, batch: Batch) -> Tensor:
         """Logits ``[N]`` of a typed batch."""
         raise NotImplementedError
+
+    @property
+    def reads_sequence(self) -> bool:
+        """Whether ``score`` reads ``batch.seq`` (here: the short-term interest field)."""
+        return self.interest is not None
+
+    def score_queries(
+        self, batch: Batch, query_seq: Tensor | None, rows: Tensor, items: Tensor
+    ) -> Tensor:
+        """Logits ``[N]`` of (query, candidate) pairs given each query's behaviours once.
+
+        Args:
+            batch: the pairs' inputs without ``seq`` (``FeatureBuilder.build(...,
+                with_seq=False)``); the pairs of one query are adjacent.
+            query_seq: ``[B, K]`` each query's behaviour codes (``None``: no sequence).
+            rows: ``[N]`` each pair's query in ``[0, B)`` (its user and context inputs).
+            items: ``[N]`` each pair's item (pairs of one item share its item inputs).
+
+        The default hands each pair its query's sequence when the model reads it (the same
+        values as a batch built with ``seq``); a two-tower embeds each query's user side
+        and each item's side once instead.
+        """
+        if query_seq is not None and self.reads_sequence:
+            batch = dataclasses.replace(batch, seq=query_seq.index_select(0, rows))
+        return self.score(batch)
 
 
 def fm_interaction(fields: Tensor) -> Tensor:

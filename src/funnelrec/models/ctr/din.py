@@ -40,6 +40,10 @@ class DIN(CTRModel):
         width = (self.n_fields + 1) * config.dim
         self.deep = mlp(width, config.hidden, 1, config.dropout)
 
+    @property
+    def reads_sequence(self) -> bool:
+        return True
+
     def score(self, batch: Batch) -> Tensor:
         fields, linear = self.inputs(batch)
         seq, mask = self.embed.sequence(batch)

@@ -8,10 +8,15 @@ candidates costs one gather and one ``d``-wide dot product each.
 At inference each distinct user side (a query's candidates share it) and each distinct item
 side is embedded once and gathered back to its pairs, as a two-tower is served: the user
 tower runs once per request, not once per candidate. The vectors are the same, bit for bit,
-as embedding every pair (each row's sums do not depend on its batch mates).
+as embedding every pair (each row's sums do not depend on its batch mates). The ranker's
+serving path (``score_queries``) hands the model each query's behaviours once and each pair's
+query and item, so neither an ``[N, K]`` sequence block nor a comparison of the pairs' inputs
+is needed to find the sides.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -34,8 +39,12 @@ class TwoTowerCTR(CTRModel):
         self.register_buffer("user_mask", torch.tensor([s in _USER_SIDE for s in sources]))
         self.register_buffer("item_mask", torch.tensor([s == "item" for s in sources]))
 
+    @property
+    def reads_sequence(self) -> bool:
+        return self.schema.seq_len > 0
+
     def score(self, batch: Batch) -> Tensor:
-        user_cols, item_cols = self.user_mask.nonzero().ravel(), self.item_mask.nonzero().ravel()
+        user_cols, item_cols = self._side_columns()
         linear: Tensor
         if torch.is_grad_enabled():  # training: one lookup of every field (see below)
             fields: Tensor
@@ -52,9 +61,36 @@ class TwoTowerCTR(CTRModel):
             # (the 1e-7 differences would move every recorded pre-rank row).
             linear = self.embed.first_order(batch)
             user = self._side_vectors(batch, user_cols, with_seq=True, order=None)
-            item_order = self._item_order(batch)
-            item = self._side_vectors(batch, item_cols, with_seq=False, order=item_order)
+            item = self._item_vectors(batch, item_cols)
         return linear + (user * item).sum(-1)
+
+    def score_queries(
+        self, batch: Batch, query_seq: Tensor | None, rows: Tensor, items: Tensor
+    ) -> Tensor:
+        """``score`` of pairs keyed by query and item (see ``CTRModel``): at inference the
+        user tower runs once per query on the query's own behaviours and the item tower once
+        per item (no ``[N, K]`` sequence block, no comparison of pairs' inputs), with the
+        same values, bit for bit, as ``score`` on a batch built with ``seq``."""
+        if torch.is_grad_enabled() or len(batch) == 0:
+            return super().score_queries(batch, query_seq, rows, items)
+        user_cols, item_cols = self._side_columns()
+        linear = self.embed.first_order(batch)
+        first, by_query = _identical_runs([rows], None)  # a query's pairs are adjacent
+        users = batch.take(first)
+        if query_seq is not None and self.schema.seq_len > 0:
+            users = dataclasses.replace(users, seq=query_seq.index_select(0, rows[first]))
+        distinct, by_item = torch.unique(items, return_inverse=True)
+        first_of_item = torch.empty_like(distinct).scatter_(0, by_item, torch.arange(len(items)))
+        user = self._side_sum(users, user_cols, with_seq=True).index_select(0, by_query)
+        item = self._side_sum(batch.take(first_of_item), item_cols, with_seq=False)
+        return linear + (user * item.index_select(0, by_item)).sum(-1)
+
+    def _side_columns(self) -> tuple[Tensor, Tensor]:
+        return self.user_mask.nonzero().ravel(), self.item_mask.nonzero().ravel()
+
+    def _item_vectors(self, batch: Batch, item_cols: Tensor) -> Tensor:
+        """``[N, d]`` item-side vectors, each distinct item side embedded once."""
+        return self._side_vectors(batch, item_cols, with_seq=False, order=self._item_order(batch))
 
     def _mean_behaviour(self, batch: Batch) -> Tensor:
         """``[N, d]`` mean embedding of the non-pad behaviours, without an ``[N, K, d]`` block."""
@@ -76,12 +112,16 @@ class TwoTowerCTR(CTRModel):
         of every example, computed once per group of identical inputs (examples adjacent in
         ``order``, default batch order, whose inputs to this side are equal) and gathered."""
         first, group = _identical_runs(self._side_inputs(batch, cols, with_seq), order)
-        shared = len(first) < len(batch)  # else every example is its own group: no gathers
-        part = batch.take(first) if shared else batch
-        vectors = self.embed.fields(part, cols).sum(1)
+        if len(first) == len(batch):  # every example is its own group: no gathers
+            return self._side_sum(batch, cols, with_seq)
+        return self._side_sum(batch.take(first), cols, with_seq).index_select(0, group)
+
+    def _side_sum(self, batch: Batch, cols: Tensor, with_seq: bool) -> Tensor:
+        """``[N, d]``: the sum of fields ``cols`` (plus the mean behaviour with ``with_seq``)."""
+        vectors = self.embed.fields(batch, cols).sum(1)
         if with_seq and self.schema.seq_len > 0:
-            vectors = vectors + self._mean_behaviour(part)
-        return vectors.index_select(0, group) if shared else vectors
+            vectors = vectors + self._mean_behaviour(batch)
+        return vectors
 
     def _side_inputs(self, batch: Batch, cols: Tensor, with_seq: bool) -> list[Tensor]:
         """The input columns the fields ``cols`` (and the sequence) read, each ``[N, *]``."""
