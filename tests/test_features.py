@@ -103,6 +103,23 @@ def test_rank_buckets_and_recall_score(tiny: Dataset) -> None:
     np.testing.assert_allclose(dense[:, 2:], [[0, 1], [0, 1 / np.log2(7)], [0, 0]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("largest", [0, 6, 7, 300, 100_000])
+def test_rank_tables_equal_the_rank_formulas_bit_for_bit(largest: int) -> None:
+    """The looked-up rank codes and reciprocals are the values the formulas give, whatever
+    the largest rank (tables grow by powers of two) and wherever a rank sits in the batch."""
+    from funnelrec.features import FIRST, RANK_BUCKETS, rank_tables
+
+    rng = np.random.default_rng(largest)
+    ranks = rng.integers(-1, largest + 1, size=(4097, 3))
+    ranks[0, 0], ranks[0, 1] = largest, -1
+    codes, reciprocal = rank_tables(int(ranks.max()) + 1)
+    bucket = np.minimum(np.log2(1.0 + np.maximum(ranks, 0)), RANK_BUCKETS - 1)
+    expected_codes = np.where(ranks >= 0, bucket.astype(np.int64) + FIRST, OOV)
+    expected = np.where(ranks >= 0, 1.0 / np.log2(2.0 + np.maximum(ranks, 0)), 0.0)
+    np.testing.assert_array_equal(codes[ranks + 1], expected_codes)
+    np.testing.assert_array_equal(reciprocal[ranks + 1], expected.astype(np.float32))
+
+
 def test_trend_counts_only_the_past(tiny: Dataset) -> None:
     config = FeatureConfig(seq_len=0, recall=False, popularity=False, trend_days=[1.5, 30])
     builder = FeatureBuilder(config).fit(tiny)

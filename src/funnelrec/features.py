@@ -12,6 +12,7 @@ larger than ``hash_above`` are hashed into ``hash_buckets`` codes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -224,17 +225,13 @@ class FeatureBuilder:
         sparse = [self.tables["user"][users], self.tables["item"][items]]
         sparse.append(self._context(query)[rows])
         ranks = self._channel_ranks(candidates)
-        bucket = np.minimum(np.log2(1.0 + np.maximum(ranks, 0)), RANK_BUCKETS - 1)
-        sparse.append(np.where(ranks >= 0, bucket.astype(np.int64) + FIRST, OOV))
+        codes, reciprocal = rank_tables(int(ranks.max(initial=0)) + 1)
+        sparse.append(codes[ranks + 1])
         dense: list[F32Array] = [self.tables["item_dense"][items]]
         if self.config.recall:
             score = candidates.stage_scores.get("recall", np.zeros(len(candidates)))
             dense.append(np.asarray(score, dtype=np.float32)[:, None])
-            dense.append(
-                np.where(ranks >= 0, 1.0 / np.log2(2.0 + np.maximum(ranks, 0)), 0.0).astype(
-                    np.float32
-                )
-            )
+            dense.append(reciprocal[ranks + 1])
         if self.config.trend_days:
             dense.append(self._trend(query, items, rows))
         multi = [self.tables["tags"][items]] if self.fields["multi"] else []
@@ -315,6 +312,26 @@ class FeatureBuilder:
         builder.tables = dict(tables)
         builder.n_users, builder.n_items = int(meta["n_users"]), int(meta["n_items"])
         return builder
+
+
+def rank_tables(size: int) -> tuple[IntArray, F32Array]:
+    """The channel-rank features of ranks ``-1 .. size - 1`` at least (index ``rank + 1``): the
+    log2 bucket code (``OOV`` for ``-1``, absent) and the reciprocal ``1 / log2(2 + rank)``
+    (``0`` absent). Tables of a power-of-two size, built once: a lookup per (pair, channel)
+    instead of two logarithms."""
+    return _rank_tables(1 << max(size, 1).bit_length())
+
+
+@functools.lru_cache(maxsize=8)
+def _rank_tables(size: int) -> tuple[IntArray, F32Array]:
+    ranks = np.arange(-1, size - 1, dtype=np.int64)
+    bucket = np.minimum(np.log2(1.0 + np.maximum(ranks, 0)), RANK_BUCKETS - 1)
+    codes = np.where(ranks >= 0, bucket.astype(np.int64) + FIRST, OOV)
+    reciprocal = np.where(ranks >= 0, 1.0 / np.log2(2.0 + np.maximum(ranks, 0)), 0.0)
+    codes.flags.writeable = False
+    out = reciprocal.astype(np.float32)
+    out.flags.writeable = False
+    return codes, out
 
 
 def _span(ts: npt.NDArray[np.float64]) -> float:
