@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,25 +128,48 @@ async def _http_load(url: str, users: list[str], clients: int, duration: float) 
     }
 
 
-def _buckets(text: str) -> dict[str, dict[float, float]]:
-    """Cumulative bucket counts per stage (and ``http`` for /recommend) from /metrics."""
+def scrape(url: str, workers: int) -> list[str]:
+    """The ``/metrics`` text of every server process (each keeps its own registry): over
+    fresh connections, which the balancer deals to the workers in turn, until every
+    process's pid (``/health`` on the same keep-alive connection) has answered."""
+    texts: dict[int, str] = {}
+    for _ in range(20 * workers):
+        with httpx.Client(base_url=url, timeout=10) as client:
+            pid = int(client.get("/health").json()["pid"])
+            texts.setdefault(pid, client.get("/metrics").text)
+        if len(texts) == workers:
+            return [texts[pid] for pid in sorted(texts)]
+    sys.exit(f"/metrics reached {len(texts)} of {workers} server processes")
+
+
+def _samples(texts: list[str]) -> Iterator[Any]:
+    """Every sample of every process's exposition."""
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            yield from family.samples
+
+
+def _buckets(texts: list[str]) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts per stage (and ``http`` for /recommend), summed over the
+    server processes."""
     out: dict[str, dict[float, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "funnelrec_stage_seconds_bucket":
-                key = sample.labels["stage"]
-            elif (
-                sample.name == "funnelrec_http_request_seconds_bucket"
-                and sample.labels.get("route") == "/recommend"
-            ):
-                key = "http"
-            else:
-                continue
-            out.setdefault(key, {})[float(sample.labels["le"])] = sample.value
+    for sample in _samples(texts):
+        if sample.name == "funnelrec_stage_seconds_bucket":
+            key = sample.labels["stage"]
+        elif (
+            sample.name == "funnelrec_http_request_seconds_bucket"
+            and sample.labels.get("route") == "/recommend"
+        ):
+            key = "http"
+        else:
+            continue
+        counts = out.setdefault(key, {})
+        bound = float(sample.labels["le"])
+        counts[bound] = counts.get(bound, 0.0) + sample.value
     return out
 
 
-def stage_quantiles(before: str, after: str, q: float) -> dict[str, float]:
+def stage_quantiles(before: list[str], after: list[str], q: float) -> dict[str, float]:
     """Per-stage ``q`` quantile in ms of the observations between two scrapes (linear
     interpolation inside the bucket, as Prometheus' ``histogram_quantile``)."""
     old, new = _buckets(before), _buckets(after)
@@ -167,35 +191,35 @@ def stage_quantiles(before: str, after: str, q: float) -> dict[str, float]:
     return out
 
 
-def _stage_sums(text: str) -> dict[str, float]:
-    """Seconds spent so far in each funnel stage (sum of ``funnelrec_stage_seconds``)."""
-    return {
-        sample.labels["stage"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "funnelrec_stage_seconds_sum"
-    }
+def _stage_sums(texts: list[str]) -> dict[str, float]:
+    """Seconds spent so far in each funnel stage (sum of ``funnelrec_stage_seconds`` over
+    the server processes)."""
+    out: dict[str, float] = {}
+    for sample in _samples(texts):
+        if sample.name == "funnelrec_stage_seconds_sum":
+            stage = sample.labels["stage"]
+            out[stage] = out.get(stage, 0.0) + sample.value
+    return out
 
 
-def mean_batch(before: str, after: str) -> float:
+def mean_batch(before: list[str], after: list[str]) -> float:
     """Mean micro-batch size of the funnel runs between two scrapes."""
     sums: list[dict[str, float]] = []
-    for text in (before, after):
+    for texts in (before, after):
         found = {"sum": 0.0, "count": 0.0}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                for part in found:
-                    if sample.name == f"funnelrec_recommend_batch_size_{part}":
-                        found[part] = sample.value
+        for sample in _samples(texts):
+            for part in found:
+                if sample.name == f"funnelrec_recommend_batch_size_{part}":
+                    found[part] += sample.value
         sums.append(found)
     runs = sums[1]["count"] - sums[0]["count"]
     return (sums[1]["sum"] - sums[0]["sum"]) / runs if runs > 0 else 0.0
 
 
-def stage_ms_per_request(before: str, after: str, requests: int) -> dict[str, float]:
+def stage_ms_per_request(before: list[str], after: list[str], requests: int) -> dict[str, float]:
     """Milliseconds of each stage per request between two scrapes: the stage's time in the
-    funnel thread summed over micro-batches, over the requests served (about its CPU time:
-    the funnel thread computes, it does not wait)."""
+    funnel threads summed over micro-batches and processes, over the requests served (about
+    its CPU time: a funnel thread computes, it does not wait)."""
     old, new = _stage_sums(before), _stage_sums(after)
     n = max(requests, 1)
     return {s.replace(":", "_"): (v - old.get(s, 0.0)) * 1000 / n for s, v in new.items()}
@@ -353,7 +377,7 @@ def measure(
 ) -> dict[str, Any]:
     """Warm up, run the load, read the server's stage histograms and CPU time."""
     http_load(url, users[:200], clients=8, duration=2.0)  # warm-up (imports, caches)
-    baseline = httpx.get(f"{url}/metrics").text
+    baseline = scrape(url, args.workers)
     cpu = cpu_seconds(pid)
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
     split: list[int] = []  # sampled once the load generator's connections are all open
@@ -369,7 +393,7 @@ def measure(
     sampler.join()
     result["connections"] = split
     result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(result["requests"], 1)
-    after = httpx.get(f"{url}/metrics").text
+    after = scrape(url, args.workers)
     result["stages"] = stage_quantiles(baseline, after, 0.99)
     result["stage_ms"] = stage_ms_per_request(baseline, after, result["requests"])
     result["mean_batch"] = mean_batch(baseline, after)

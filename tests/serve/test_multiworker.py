@@ -267,3 +267,33 @@ def test_workers_that_cannot_start_end_in_one_line_errors(tmp_path: Path) -> Non
     assert "Traceback" not in done.stderr
     assert f"error: {tmp_path} is not a funnel artifact (no meta.json)" in lines
     assert lines[-1].startswith("error: a serve worker exited during start-up (exit code 1")
+
+
+def test_serving_benchmark_reads_the_metrics_of_every_worker(
+    servers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker keeps its own Prometheus registry: ``benchmarks/serve.py`` scrapes every
+    process (a fresh connection reaches the next worker) and sums them, so stage times and
+    batch sizes count every request (one ``/metrics`` call saw one worker's share, or two
+    different workers' counters before and after a run)."""
+    import importlib.util
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("serve_benchmark", benchmarks / "serve.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def requests_in_batches(texts: list[str]) -> float:
+        name = "funnelrec_recommend_batch_size_sum"
+        return sum(s.value for s in bench._samples(texts) if s.name == name)
+
+    url = servers["a"]
+    before = bench.scrape(url, 2)
+    for i in range(6):  # fresh connections: three to each worker
+        _slate(url, f"u{i}")
+    after = bench.scrape(url, 2)
+    assert len(before) == len(after) == 2
+    assert requests_in_batches(after) - requests_in_batches(before) == 6
+    assert bench.stage_ms_per_request(before, after, 6)["funnel"] > 0
