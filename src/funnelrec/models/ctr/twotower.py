@@ -61,7 +61,8 @@ class TwoTowerCTR(CTRModel):
             # (the 1e-7 differences would move every recorded pre-rank row).
             linear = self.embed.first_order(batch)
             user = self._side_vectors(batch, user_cols, with_seq=True, order=None)
-            item = self._item_vectors(batch, item_cols)
+            item_order = self._item_order(batch)
+            item = self._side_vectors(batch, item_cols, with_seq=False, order=item_order)
         return linear + (user * item).sum(-1)
 
     def score_queries(
@@ -80,6 +81,7 @@ class TwoTowerCTR(CTRModel):
         if query_seq is not None and self.schema.seq_len > 0:
             users = dataclasses.replace(users, seq=query_seq.index_select(0, rows[first]))
         distinct, by_item = torch.unique(items, return_inverse=True)
+        # one pair of each item (any: an item's pairs share its item-side inputs)
         first_of_item = torch.empty_like(distinct).scatter_(0, by_item, torch.arange(len(items)))
         user = self._side_sum(users, user_cols, with_seq=True).index_select(0, by_query)
         item = self._side_sum(batch.take(first_of_item), item_cols, with_seq=False)
@@ -87,10 +89,6 @@ class TwoTowerCTR(CTRModel):
 
     def _side_columns(self) -> tuple[Tensor, Tensor]:
         return self.user_mask.nonzero().ravel(), self.item_mask.nonzero().ravel()
-
-    def _item_vectors(self, batch: Batch, item_cols: Tensor) -> Tensor:
-        """``[N, d]`` item-side vectors, each distinct item side embedded once."""
-        return self._side_vectors(batch, item_cols, with_seq=False, order=self._item_order(batch))
 
     def _mean_behaviour(self, batch: Batch) -> Tensor:
         """``[N, d]`` mean embedding of the non-pad behaviours, without an ``[N, K, d]`` block."""
