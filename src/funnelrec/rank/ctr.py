@@ -216,8 +216,8 @@ class CTRRanker(Scorer[CTRParams]):
         # each query's behaviours once, not once per candidate (a two-tower runs its user
         # tower once per query, its item tower once per item); the same logits as
         # predicting on a batch with ``seq``
-        builder = self.builder_
-        query_seq = torch.from_numpy(builder.sequence(query)) if builder.config.seq_len else None
+        builder, reads = self.builder_, self.model_.reads_sequence
+        query_seq = torch.from_numpy(builder.sequence(query)) if reads else None
         rows = torch.from_numpy(candidates.row_ids())
         items = torch.from_numpy(candidates.item_idx)
         pairs = builder.build(query, candidates, with_seq=False)
