@@ -70,14 +70,15 @@ Setup = tuple[
 ]
 
 
-def _setup(kind: str, n_items: int, args: argparse.Namespace) -> Setup:
-    """Model, batch function, loss and "pairs in a batch" for one model kind."""
+def _setup(kind: str, n_items: int, args: argparse.Namespace, fast_dropout: bool = False) -> Setup:
+    """Model, batch function, loss and "pairs in a batch" for one model kind
+    (``fast_dropout``: SASRec's counter-based dropout masks)."""
     offsets, items, counts = synthetic_log(n_items)
     extra = NegativeSampler(n_items, None, counts, 0.0)
     prob = torch.as_tensor(counts / counts.sum()).float()
     extra_prob = torch.as_tensor(extra.prob).float()
     if kind == "sasrec":
-        model: nn.Module = SASRec(n_items, DIM, args.max_len)
+        model: nn.Module = SASRec(n_items, DIM, args.max_len, fast_dropout=fast_dropout)
         seqs = SequenceBatches(
             offsets, items, args.seq_batch, args.max_len, "causal", extra, args.n_extra
         )
@@ -112,10 +113,11 @@ def measure(
     args: argparse.Namespace,
     precision: str = "float32",
     fused_adam: bool = True,
+    fast_dropout: bool = False,
 ) -> dict[str, float]:
     """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up);
     ``fused_adam=False``: lazy Adam in torch ops (the path before ``train.adam_rows``)."""
-    model, batches, loss, count = _setup(kind, n_items, args)
+    model, batches, loss, count = _setup(kind, n_items, args, fast_dropout)
     loss.in_batch = in_batch
     loss.precision = precision
     done = [0]
@@ -149,7 +151,8 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
     ``sparse-shared-bf16`` (also ``precision="bfloat16"``: the softmax's products on bfloat16
     inputs); ``sparse-shared-bf16-torch-adam`` is the last with lazy Adam's row update in
     torch ops (the baseline of ``train.adam_rows``'s compiled update, which the sparse
-    variants use)."""
+    variants use); SASRec also ``sparse-shared-bf16-fastdrop`` (``sparse-shared-bf16`` with
+    counter-based dropout masks, ``fast_dropout``)."""
     rows = []
     variants = (
         ("dense", False, None, "float32", True),
@@ -157,14 +160,19 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
         ("sparse-shared", True, args.in_batch, "float32", True),
         ("sparse-shared-bf16", True, args.in_batch, "bfloat16", True),
         ("sparse-shared-bf16-torch-adam", True, args.in_batch, "bfloat16", False),
+        ("sparse-shared-bf16-fastdrop", True, args.in_batch, "bfloat16", True),
     )
     for kind in args.train_models.split(","):
+        own = [v for v in variants if kind == "sasrec" or not v[0].endswith("fastdrop")]
         # --train-repeat rounds, each variant once per round (alternating: the VM's drift
         # lands on every variant alike); the row keeps the median round's figures
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in own}
         for _ in range(args.train_repeat):
-            for name, sparse, shared, precision, fused in variants:
-                rounds[name].append(measure(kind, n_items, sparse, shared, args, precision, fused))
+            for name, sparse, shared, precision, fused in own:
+                fast = name.endswith("fastdrop")
+                rounds[name].append(
+                    measure(kind, n_items, sparse, shared, args, precision, fused, fast)
+                )
         runs = {name: _median_run(ms) for name, ms in rounds.items()}
         base = runs["dense"]["pairs_per_s"]
         for name, m in runs.items():

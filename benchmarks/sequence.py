@@ -32,7 +32,8 @@ _SAS_BEAUTY = {
     "lr": 0.003, "dropout": 0.5, "max_len": 50, "loss": "sampled", "n_extra": 2048,
     "batch_size": 256,
 }  # fmt: skip
-# sasrec:bf16 = the same with the softmax's products on bfloat16 inputs (``precision``)
+# sasrec:bf16 = the same with the softmax's products on bfloat16 inputs (``precision``);
+# sasrec:fastdrop = the same with counter-based dropout masks (``fast_dropout``)
 # the mf source of pooling/cluster_interest as its rows were measured (mf defaults before #24,
 # including no refit on all data after early stopping: f940247 made refit the default)
 _MF_SOURCE = {
@@ -46,6 +47,7 @@ _MF_SOURCE = {
 PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "ml-100k": {
         "sasrec": {**_SAS, "lr": 0.003},
+        "sasrec:fastdrop": {**_SAS, "lr": 0.003, "fast_dropout": True},
         "gru4rec": {"lr": 0.002, "dropout": 0.3, "max_len": 50, "batch_size": 32, "init_std": 0.1},
         "caser": {"lr": 0.002, "max_len": 5},
         "mind": {"lr": 0.002, "max_len": 50},
@@ -59,6 +61,7 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "amazon-beauty-seq": {
         "sasrec": _SAS_BEAUTY,
         "sasrec:bf16": {**_SAS_BEAUTY, "precision": "bfloat16"},
+        "sasrec:fastdrop": {**_SAS_BEAUTY, "fast_dropout": True},
         "gru4rec": {"lr": 0.002, "dropout": 0.3, "max_len": 50},
         "caser": {"lr": 0.002, "max_len": 5},
         "mind": {"lr": 0.002, "max_len": 20},
@@ -115,9 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     override = json.loads(args.params)
-    # the default suite: every channel's own row (":bf16" variants only when named)
+    # the default suite: every channel's own row (speed variants only when named)
     suite = PARAMS.get(args.dataset, PARAMS["ml-100k"])
-    models = args.model or [m for m in suite if not m.endswith(":bf16")]
+    models = args.model or [m for m in suite if not m.endswith((":bf16", ":fastdrop"))]
     for m in models:
         r = run(args.dataset, m, override)
         print(r["model"], r["metrics"], f"fit {r['fit_s']} s cpu {r['metrics'].get('cpu_s')} s",

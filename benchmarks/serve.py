@@ -18,6 +18,12 @@ HTTP, JSON and the event loop), and per-stage p99 from the server's Prometheus h
 server-side request time). Each run prints how the load generator's connections are spread over
 the server processes (sampled 2 s in, from ``/proc``); ``connection_share_max`` is the largest
 share one process held (0.5 = even with two workers).
+
+``--floor``: after each candidate run, the same load against ``http_floor.py``, a bare ASGI app
+under uvicorn (one process, the server's uvicorn defaults) answering every request with one
+real ``/recommend`` response body: ``floor_cpu_ms_per_request`` (also ``floor_p99_ms``,
+``floor_qps``) is what the HTTP stack alone costs, the part of ``cpu_ms_per_request`` that no
+change to funnelrec can remove.
 """
 
 from __future__ import annotations
@@ -307,7 +313,21 @@ def start_server(
     env = {**os.environ, "FUNNELREC_LOG_LEVEL": "warning"}
     if source is not None:
         env["PYTHONPATH"] = str(source)
-    proc = subprocess.Popen(cmd, env=env)
+    return wait_healthy(subprocess.Popen(cmd, env=env), port)
+
+
+def start_floor(body: Path, port: int) -> subprocess.Popen[bytes]:
+    """``http_floor.app`` under uvicorn (one process, ``funnelrec serve``'s uvicorn defaults)
+    answering every request with the bytes of ``body``."""
+    cmd = [sys.executable, "-m", "uvicorn", "http_floor:app", "--app-dir", str(ROOT / "benchmarks")]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "FUNNELREC_FLOOR_BODY": str(body)}
+    return wait_healthy(subprocess.Popen(cmd, env=env), port)
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
+    """``proc`` once ``GET /health`` on ``port`` answers 200 (exits if it never does)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -379,17 +399,13 @@ def measure(
     http_load(url, users[:200], clients=8, duration=2.0)  # warm-up (imports, caches)
     baseline = scrape(url, args.workers)
     cpu = cpu_seconds(pid)
-    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
     split: list[int] = []  # sampled once the load generator's connections are all open
     sampler = threading.Timer(
         min(2.0, args.duration / 2),
         lambda: split.extend(connections_per_process(process_tree(pid), args.port)),
     )
     sampler.start()
-    if use_wrk:
-        result = wrk_load(url, users, args.clients, args.duration, work)
-    else:
-        result = http_load(url, users, args.clients, args.duration)
+    result = run_load(url, users, args, work)
     sampler.join()
     result["connections"] = split
     result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(result["requests"], 1)
@@ -397,7 +413,36 @@ def measure(
     result["stages"] = stage_quantiles(baseline, after, 0.99)
     result["stage_ms"] = stage_ms_per_request(baseline, after, result["requests"])
     result["mean_batch"] = mean_batch(baseline, after)
+    return result
+
+
+def run_load(url: str, users: list[str], args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The closed-loop load of ``args`` (wrk when chosen or installed, else httpx)."""
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
+    if use_wrk:
+        result = wrk_load(url, users, args.clients, args.duration, work)
+    else:
+        result = http_load(url, users, args.clients, args.duration)
     result["loadgen"] = "wrk" if use_wrk else "httpx"
+    return result
+
+
+def measure_floor(
+    users: list[str], args: argparse.Namespace, work: Path, body: bytes
+) -> dict[str, Any]:
+    """The HTTP floor (``http_floor``): the same load against a bare uvicorn app answering
+    every request with ``body``; its CPU per request, p99 and requests/s."""
+    (work / "floor.json").write_bytes(body)
+    proc = start_floor(work / "floor.json", args.port)
+    try:
+        url = f"http://127.0.0.1:{args.port}"
+        http_load(url, users[:200], clients=8, duration=1.0)  # warm-up
+        cpu = cpu_seconds(proc.pid)
+        result = run_load(url, users, args, work)
+        result["cpu_ms"] = (cpu_seconds(proc.pid) - cpu) * 1000 / max(result["requests"], 1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
     return result
 
 
@@ -424,10 +469,17 @@ def main() -> None:
         help="a checkout's src folder served as the baseline, alternating with this one",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each side (median kept)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="after each candidate run, the same load on a bare uvicorn app (http_floor.py)",
+    )
     args = parser.parse_args()
     start, own_cpu = time.perf_counter(), time.process_time()
     sides: list[Path | None] = ([args.baseline] if args.baseline else []) + [None]
     runs: dict[Path | None, list[dict[str, Any]]] = {side: [] for side in sides}
+    floors: list[dict[str, Any]] = []
+    body = b""  # a real /recommend response (the floor's answer)
     server_cpu = peak = 0.0
     with tempfile.TemporaryDirectory(prefix="funnelrec-serve-") as tmp:
         work = Path(tmp)
@@ -451,9 +503,19 @@ def main() -> None:
                     )
                     peak = max(peak, server_peak_mb(proc.pid))
                     server_cpu += cpu_seconds(proc.pid)
+                    if args.floor and side is None:
+                        params = {"user_id": users[0], "k": 10}
+                        body = httpx.get(f"{url}/recommend", params=params).content
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
+                if args.floor and side is None:
+                    floors.append(measure_floor(users, args, work, body))
+                    print(
+                        f"run {i + 1} HTTP floor: {floors[-1]['cpu_ms']:.3f} ms CPU/request, "
+                        f"p99 {floors[-1]['p99_ms']:.1f} ms, {floors[-1]['qps']:.0f} requests/s",
+                        file=sys.stderr,
+                    )
         cpu_stages = stage_cpu_ms(artifact, users)  # the server is gone: no contention
     result = median_run(runs[None])
     metrics = {k: result[k] for k in ("p50_ms", "p99_ms", "qps")}
@@ -477,6 +539,15 @@ def main() -> None:
     metrics.update({f"p99_ms_{s}": v for s, v in result["stages"].items()})
     metrics.update({f"ms_per_request_{s}": v for s, v in result["stage_ms"].items()})
     print_breakdown(result["cpu_ms"], cpu_stages)
+    if floors:
+        floor = median_run(floors)
+        metrics.update(floor_cpu_ms_per_request=floor["cpu_ms"], floor_p99_ms=floor["p99_ms"])
+        metrics["floor_qps"] = floor["qps"]
+        print(
+            f"HTTP floor (a bare uvicorn app answering a {len(body)}-byte /recommend body, "
+            f"same load): {floor['cpu_ms']:.3f} ms CPU/request",
+            file=sys.stderr,
+        )
     metrics.update({f"cpu_ms_{s}": v for s, v in cpu_stages.items()})
     model = "synthetic-1m" if args.dataset == "synthetic-1m-items" else Path(args.config).stem
     if args.workers > 1:

@@ -34,3 +34,15 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
     # before the fix the train task ignored --threads: torch ran on every CPU, the row said so
     assert {r["metrics"]["threads"] for r in rows} == {1.0}
     assert all(r["metrics"]["cpu_per_wall"] <= 1.2 for r in rows)
+
+
+def test_scale_train_task_has_a_fast_dropout_variant_for_sasrec_only() -> None:
+    cmd = [sys.executable, "benchmarks/scale.py", "--tasks", "train", "--items", "2000"]
+    cmd += ["--train-models", "mf,sasrec", "--train-batches", "2", "--threads", "1"]
+    cmd += ["--no-write", "--seq-batch", "16", "--max-len", "10"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    fast = [r["model"] for r in rows if r["model"].endswith("fastdrop")]
+    assert fast == ["sasrec-train-sparse-shared-bf16-fastdrop"]
+    assert len(rows) == 11  # mf's five variants, sasrec's six

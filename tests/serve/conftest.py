@@ -31,6 +31,20 @@ ADMIN = "admin-token-0123456789"
 CHANNELS = ("popular", "itemcf", "fresh", "tag")  # every one must be registered
 
 
+@pytest.fixture
+def serve_benchmark(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``benchmarks/serve.py`` as a module (its ``benchmarks/`` siblings importable)."""
+    import importlib.util
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("serve_benchmark", benchmarks / "serve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

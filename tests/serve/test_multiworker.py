@@ -270,20 +270,13 @@ def test_workers_that_cannot_start_end_in_one_line_errors(tmp_path: Path) -> Non
 
 
 def test_serving_benchmark_reads_the_metrics_of_every_worker(
-    servers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    servers: dict[str, str], serve_benchmark: Any
 ) -> None:
     """Each worker keeps its own Prometheus registry: ``benchmarks/serve.py`` scrapes every
     process (a fresh connection reaches the next worker) and sums them, so stage times and
     batch sizes count every request (one ``/metrics`` call saw one worker's share, or two
     different workers' counters before and after a run)."""
-    import importlib.util
-
-    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
-    monkeypatch.syspath_prepend(str(benchmarks))
-    spec = importlib.util.spec_from_file_location("serve_benchmark", benchmarks / "serve.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = serve_benchmark
 
     def requests_in_batches(texts: list[str]) -> float:
         name = "funnelrec_recommend_batch_size_sum"

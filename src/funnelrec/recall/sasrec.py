@@ -11,10 +11,14 @@ from funnelrec.registry import RECALL
 
 
 class SASRecParams(SequenceParams):
-    """``SequenceParams`` plus ``blocks`` Transformer blocks with ``heads`` heads."""
+    """``SequenceParams`` plus ``blocks`` Transformer blocks with ``heads`` heads;
+    ``fast_dropout``: dropout masks from a counter-based hash (``models.dropout``) instead of
+    torch's per-element generator, ~1.5x faster training on the CPU (another random stream:
+    not bit-identical to a default run with the same seed)."""
 
     blocks: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
+    fast_dropout: bool = False
 
 
 @RECALL.register("sasrec")
@@ -24,4 +28,4 @@ class SASRecRecall(SequenceRecall[SASRecParams]):
     params_model = SASRecParams
 
     def _build_model(self) -> SASRec:
-        return self.build_encoder(SASRec, "blocks", "heads", "dropout")
+        return self.build_encoder(SASRec, "blocks", "heads", "dropout", "fast_dropout")

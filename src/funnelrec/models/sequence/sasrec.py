@@ -13,39 +13,54 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from funnelrec.models.dropout import Dropout, counter_dropout
 from funnelrec.models.sequence.base import RecencyPositions, SequenceEncoder, padding_mask
 
 
 class CausalBlock(nn.Module):
-    """Pre-norm Transformer block: masked multi-head attention + point-wise feed-forward."""
+    """Pre-norm Transformer block: masked multi-head attention + point-wise feed-forward.
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    ``fast_dropout``: counter-based dropout masks (``models.dropout``), the attention's
+    included (its weights then come from an explicit softmax instead of
+    ``scaled_dot_product_attention``, while training only)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, fast_dropout: bool = False) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.fast_dropout = heads, dropout, fast_dropout
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.ffn = nn.Sequential(
-            nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim)
+            nn.Linear(dim, dim), nn.GELU(), Dropout(dropout, fast_dropout), nn.Linear(dim, dim)
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout, fast_dropout)
 
     def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
         """``x`` ``[B, L, d]``; ``allowed`` ``[B, 1, L, L]`` True where query may attend key."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).unbind(2)
-        att = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # fmt: skip
+        att = self.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), allowed)
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, n, d)))
         out: Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:
+        """``[B, H, L, d/H]`` attention outputs of ``q``, ``k``, ``v`` (each that shape)."""
+        p = self.dropout if self.training else 0.0
+        if not (self.fast_dropout and p > 0):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # every row keeps itself
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        out: Tensor = counter_dropout(weights, p) @ v
+        return out
+
 
 class SASRec(SequenceEncoder):
-    """Item + position embeddings → ``blocks`` causal Transformer blocks → layer norm."""
+    """Item + position embeddings → ``blocks`` causal Transformer blocks → layer norm.
+
+    ``fast_dropout``: counter-based dropout masks everywhere (``models.dropout``): much
+    cheaper on the CPU, another random stream than ``nn.Dropout``'s."""
 
     causal: ClassVar[bool] = True
 
@@ -58,13 +73,16 @@ class SASRec(SequenceEncoder):
         blocks: int = 2,
         heads: int = 1,
         dropout: float = 0.2,
+        fast_dropout: bool = False,
         item_category: Tensor | None = None,
         init_std: float = 0.02,
     ) -> None:
         super().__init__(n_items, dim, max_len, item_category, init_std)
         self.positions = RecencyPositions(max_len, dim, init_std)
-        self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout) for _ in range(blocks))
-        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            CausalBlock(dim, heads, dropout, fast_dropout) for _ in range(blocks)
+        )
+        self.drop = Dropout(dropout, fast_dropout)
         self.norm = nn.LayerNorm(dim)
 
     def encode(self, seq: Tensor) -> Tensor:
