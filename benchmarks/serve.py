@@ -509,7 +509,7 @@ def main() -> None:
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
-                if args.floor and side is None:
+                if args.floor and side is None:  # a reference: its CPU is not in cpu_s
                     floors.append(measure_floor(users, args, work, body))
                     print(
                         f"run {i + 1} HTTP floor: {floors[-1]['cpu_ms']:.3f} ms CPU/request, "

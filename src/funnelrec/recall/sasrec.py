@@ -13,7 +13,8 @@ from funnelrec.registry import RECALL
 class SASRecParams(SequenceParams):
     """``SequenceParams`` plus ``blocks`` Transformer blocks with ``heads`` heads;
     ``fast_dropout``: dropout masks from a counter-based hash (``models.dropout``) instead of
-    torch's per-element generator, ~1.5x faster training on the CPU (another random stream:
+    torch's per-element generator, 1.37-1.43x the training pairs per second on the CPU
+    (``benchmarks/scale.py``, docs/guide/scaling.md; another random stream:
     not bit-identical to a default run with the same seed)."""
 
     blocks: int = Field(default=2, ge=1)
