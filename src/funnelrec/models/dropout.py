@@ -2,8 +2,9 @@
 
 ``torch.nn.Dropout`` on the CPU draws a Bernoulli variable per element from torch's
 Mersenne-Twister generator, one element at a time, then divides and multiplies in two more
-passes: with nine calls a step, that was the largest share of a SASRec training step. Here a call draws a single 64-bit key from torch's
-generator (so ``torch.manual_seed`` still fixes every mask), and one compiled pass writes
+passes: with nine calls a step, that was the largest share of a SASRec training step. Here a
+call draws a single 64-bit key from torch's generator (so ``torch.manual_seed`` still fixes
+every mask), and one compiled pass writes
 ``x * keep / (1 - p)``, where element ``i`` is kept when the top 24 bits of
 ``splitmix64(key + (i + 1) * golden)`` are at least ``round(p * 2^24)``: a counter-based
 generator, as GPUs draw their dropout masks (Philox there). The backward pass rebuilds the same
