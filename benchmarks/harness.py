@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from funnelrec.threads import ENV_VAR, apply_threads, resolve_threads
+from funnelrec.train.losses import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 # FUNNELREC_RESULTS=DIR: rows and plots go to DIR instead (benchmarks/reproduce.py re-runs rows)
@@ -125,9 +126,18 @@ def environment() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             continue
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    out["cpu_isa"] = next((isa for isa in ("avx512f", "avx2", "neon") if isa in flags), "other")
+    out.update(cpu_features(cpu_flags() or set()))
     return out
+
+
+def cpu_features(flags: set[str]) -> dict[str, str]:
+    """``cpu_isa``: the widest vector ISA; ``cpu_matrix``: the bfloat16/fp16 and matrix
+    extensions (``none`` without them), with which oneDNN and MKL can pick other kernels: two
+    ``avx512f`` machines, one with AMX, can train models that differ in their last decimals
+    at the same code and libraries."""
+    isa = next((isa for isa in ("avx512f", "avx2", "neon") if isa in flags), "other")
+    matrix = "+".join(f for f in ("avx512_bf16", "avx512_fp16", "amx_bf16") if f in flags)
+    return {"cpu_isa": isa, "cpu_matrix": matrix or "none"}
 
 
 def row(

@@ -108,3 +108,22 @@ def test_verdicts_written_meanwhile_by_another_run_are_kept(
     assert set(json.loads(report.read_text())) == {
         "old command", "other command", "python benchmarks/x.py"
     }  # fmt: skip
+
+
+def test_rows_record_the_cpus_matrix_extensions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two avx512f machines, one with AMX, train models that differ in their last decimals:
+    ``cpu_matrix`` tells them apart (``cpu_isa`` alone called them the same CPU)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import harness
+
+    old = {"fpu", "avx2", "avx512f", "avx512_bf16"}
+    new = old | {"amx_bf16", "amx_tile"}
+    assert harness.cpu_features(old) == {"cpu_isa": "avx512f", "cpu_matrix": "avx512_bf16"}
+    assert harness.cpu_features(new) == {"cpu_isa": "avx512f", "cpu_matrix": "avx512_bf16+amx_bf16"}
+    assert harness.cpu_features({"avx2"}) == {"cpu_isa": "avx2", "cpu_matrix": "none"}
+    assert harness.cpu_features(set()) == {"cpu_isa": "other", "cpu_matrix": "none"}
+    module = _module()
+    rows = [{**_row("a"), "env": harness.cpu_features(f)} for f in (old, new)]
+    assert module.environment_diff(rows[:1], rows[1:]) == {
+        "cpu_matrix": ["avx512_bf16", "avx512_bf16+amx_bf16"]
+    }
