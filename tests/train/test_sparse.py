@@ -196,7 +196,7 @@ def test_compiled_falls_back_to_no_disk_cache(monkeypatch: pytest.MonkeyPatch) -
     still compiles, without the disk cache, instead of failing the import."""
     import numba
 
-    from funnelrec.train import adam_rows
+    from funnelrec.compiled import compiled
 
     real = numba.njit
     asked: list[bool] = []
@@ -213,7 +213,7 @@ def test_compiled_falls_back_to_no_disk_cache(monkeypatch: pytest.MonkeyPatch) -
         for i in numba.prange(values.shape[0]):
             out[i] = 2 * values[i]
 
-    kernel = adam_rows.compiled(double)
+    kernel = compiled(double, parallel=True)
     out = np.zeros(3)
     kernel(out, np.arange(3.0))
     assert asked == [True, False] and out.tolist() == [0.0, 2.0, 4.0]

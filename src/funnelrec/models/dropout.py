@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from funnelrec.compiled import compiled
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -33,15 +34,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _BITS = 24  # resolution of the drop probability
 
 
-def _compiled(fn: Any) -> Any:
-    """``fn`` compiled (GIL released), machine code cached on disk where writable."""
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # no writable cache directory
-        return numba.njit(nogil=True)(fn)
-
-
-@_compiled
+@compiled
 def _masked_scale(
     x: np.ndarray, out: np.ndarray, key: np.uint64, threshold: np.uint64, scale: np.floating
 ) -> None:  # pragma: no cover - compiled; covered through counter_dropout

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from functools import partial
 
 import numba
 import numpy as np
 import torch
 from torch import Tensor
+
+from funnelrec.compiled import compiled
 
 # numba's default OpenMP pool keeps its threads spinning after a launch, starving torch's
 # own OpenMP pool on a small machine (small torch ops took milliseconds beside it); the work
@@ -92,17 +94,7 @@ def update_rows(
         )
 
 
-def compiled(fn: Callable[..., None]) -> Callable[..., None]:
-    """``fn`` compiled for parallel loops, its machine code cached on disk (~0.3 s to load vs
-    ~0.8 s to compile); where no cache directory is writable (a read-only install without a
-    writable home), compiled again in each process rather than failing at import."""
-    try:
-        return numba.njit(parallel=True, cache=True, nogil=True)(fn)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(parallel=True, nogil=True)(fn)
-
-
-@compiled
+@partial(compiled, parallel=True)
 def _adam_rows(
     weight: np.ndarray,
     avg: np.ndarray,
