@@ -20,6 +20,7 @@ from funnelrec.pipeline import Funnel
 from funnelrec.serve.catalogue import ItemRecordError, canonical_id, item_frame
 from funnelrec.serve.model import load_served, run_timed
 from funnelrec.serve.query import batch_query, make_row
+from funnelrec.serve import settings as serve_settings
 from funnelrec.serve.settings import load_settings, server_threads
 from funnelrec.serve.similar import Cooccurrence
 from funnelrec.serve.state import ServeState
@@ -142,9 +143,14 @@ def test_serving_threads_follow_the_threads_setting(
     monkeypatch.setenv("FUNNELREC_THREADS", "")
     assert load_settings(artifacts="a").threads is None
     unset = load_settings(artifacts="a")
-    assert server_threads(unset) == available_cpus()
-    assert server_threads(unset, workers=2) == max(1, available_cpus() // 2)
+    # each worker's share of the CPUs, less one for its event loop, at least 1
+    assert server_threads(unset) == max(1, available_cpus() - 1)
+    assert server_threads(unset, workers=2) == max(1, available_cpus() // 2 - 1)
     assert server_threads(unset, workers=64) == 1
+    monkeypatch.setattr(serve_settings, "resolve_threads", lambda: 16)
+    assert [server_threads(unset, w) for w in (1, 2, 4, 8, 16)] == [15, 7, 3, 1, 1]
+    monkeypatch.setattr(serve_settings, "resolve_threads", lambda: 2)
+    assert [server_threads(unset, w) for w in (1, 2)] == [1, 1]  # the 2-core target machine
     monkeypatch.setenv("FUNNELREC_THREADS", "1")
     assert load_settings(artifacts="a").threads == 1
     assert load_settings(artifacts="a", threads=3).threads == 3

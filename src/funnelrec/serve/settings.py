@@ -58,8 +58,8 @@ class Settings(BaseSettings):
             worse than the serving model's by more than ``refit_margin`` (relative).
         threads: torch, BLAS and Faiss threads of each serving process (``serve --threads``,
             env ``FUNNELREC_THREADS``). Unset: the machine's CPUs divided among the
-            ``serve --workers`` processes (at least 1 each), so workers never oversubscribe
-            the cores. The artifact's own ``threads`` (the fitting machine's) does not apply.
+            ``serve --workers`` processes, less one each for the process's event loop (at
+            least 1), so workers never oversubscribe the cores (``server_threads``). The artifact's own ``threads`` (the fitting machine's) does not apply.
         balance: how ``serve --workers N`` shares connections among the workers:
             ``round_robin`` (one process accepts and deals them in turn, serve/balancer.py)
             or ``kernel`` (uvicorn's workers on one shared listening socket, whichever
@@ -152,7 +152,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def server_threads(settings: Settings, workers: int = 1) -> int:
     """Thread-pool size of each of ``workers`` serving processes: ``settings.threads``, else
-    the CPUs (``funnelrec.threads.resolve_threads``) divided among the workers, at least 1."""
+    the CPUs (``funnelrec.threads.resolve_threads``) divided among the workers less one
+    each, at least 1. The one is the worker's event loop: under load it parses requests and
+    writes responses while the funnel thread computes, so a pool as large as the worker's
+    share of the cores oversubscribed them (one worker on 2 cores: 2 pool threads beside
+    the loop cost more CPU per request and a higher p99 than 1; docs/guide/scaling.md)."""
     if settings.threads is not None:
         return settings.threads
-    return max(1, resolve_threads() // workers)
+    return max(1, resolve_threads() // workers - 1)
