@@ -83,7 +83,7 @@ def _serve_workers(settings_file: Path | None, workers: int, **flags: Any) -> No
         if value is not None:
             os.environ[f"{ENV_PREFIX}{key.upper()}"] = str(value)
     settings = load_settings()
-    if settings.threads is None:  # the cores split among the workers, not each taking all
+    if settings.threads is None:  # the cores split among the workers (less each one's event loop)
         os.environ[f"{ENV_PREFIX}THREADS"] = str(server_threads(settings, workers))
     if settings.balance == "round_robin" and balancer.supported():  # dealt in turn
         balancer.serve_balanced(settings.host, settings.port, workers, settings.log_level)
