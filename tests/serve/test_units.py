@@ -17,10 +17,10 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.ids import IdMap
 from funnelrec.errors import ConfigError, DataError
 from funnelrec.pipeline import Funnel
+from funnelrec.serve import settings as serve_settings
 from funnelrec.serve.catalogue import ItemRecordError, canonical_id, item_frame
 from funnelrec.serve.model import load_served, run_timed
 from funnelrec.serve.query import batch_query, make_row
-from funnelrec.serve import settings as serve_settings
 from funnelrec.serve.settings import load_settings, server_threads
 from funnelrec.serve.similar import Cooccurrence
 from funnelrec.serve.state import ServeState

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
         threads: torch, BLAS and Faiss threads of each serving process (``serve --threads``,
             env ``FUNNELREC_THREADS``). Unset: the machine's CPUs divided among the
             ``serve --workers`` processes, less one each for the process's event loop (at
-            least 1), so workers never oversubscribe the cores (``server_threads``). The artifact's own ``threads`` (the fitting machine's) does not apply.
+            least 1), so workers never oversubscribe the cores (``server_threads``). The
+            artifact's own ``threads`` (the fitting machine's) does not apply.
         balance: how ``serve --workers N`` shares connections among the workers:
             ``round_robin`` (one process accepts and deals them in turn, serve/balancer.py)
             or ``kernel`` (uvicorn's workers on one shared listening socket, whichever
