@@ -121,7 +121,8 @@ def test_lazy_adam_torch_path_is_bit_identical_to_index_add() -> None:
     gradient and steps with different row sets."""
     import math
 
-    from funnelrec.train.sparse import LazyAdam, merged_rows
+    from funnelrec.train.adam_rows import merged_rows
+    from funnelrec.train.sparse import LazyAdam
 
     gen = torch.Generator().manual_seed(2)
     weight = torch.randn(500, 64, generator=gen)
@@ -189,6 +190,48 @@ def test_lazy_adam_fused_rows_match_the_torch_path(
         torch.testing.assert_close(fused.state[params[0]][key], plain.state[params[1]][key], **tol)
     assert not torch.equal(params[0].detach(), weight)  # it moved
     assert torch.equal(params[0].detach()[1000:], weight[1000:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_merge_sums_repeated_rows_as_index_add_does(dtype: torch.dtype) -> None:
+    """The compiled pass sums a repeated row's values itself, in their order in the
+    gradient: the weights and moments are bit for bit those of the same pass given the
+    gradient merged first by ``index_add_`` (``merged_rows``), over steps with many repeats,
+    few rows (fewer than the kernel's chunks) and many, on one thread and two. The values
+    span six orders of magnitude, so another summation order gives other bits (checked)."""
+    from funnelrec.train.adam_rows import merged_rows
+    from funnelrec.train.sparse import LazyAdam
+
+    gen = torch.Generator().manual_seed(4)
+    weight = torch.randn(3000, 16, generator=gen, dtype=dtype)
+    params = [nn.Parameter(weight.clone()) for _ in range(2)]
+    raw, premerged = LazyAdam([params[0]], lr=0.01), LazyAdam([params[1]], lr=0.01)
+    threads = torch.get_num_threads()
+    try:
+        for step, (n, high) in enumerate([(5000, 40), (20, 3000), (9000, 3000), (7, 5)]):
+            torch.set_num_threads(1 + step % 2)
+            ids = torch.randint(0, high, (n,), generator=gen)
+            scale = 10.0 ** torch.empty(n, 1, dtype=dtype).uniform_(-3, 3, generator=gen)
+            values = torch.randn(n, 16, generator=gen, dtype=dtype) * scale
+            grad = torch.sparse_coo_tensor(ids[None], values, (3000, 16), check_invariants=True)
+            rows, merged = merged_rows(grad)
+            if step == 0:  # the order matters for these values
+                flipped = torch.sparse_coo_tensor(
+                    ids.flip(0)[None], values.flip(0), (3000, 16), check_invariants=True
+                )
+                assert not torch.equal(merged_rows(flipped)[1], merged)
+            params[0].grad = grad
+            params[1].grad = torch.sparse_coo_tensor(
+                rows[None], merged, (3000, 16), check_invariants=True
+            )
+            raw.step()
+            premerged.step()
+            assert torch.equal(params[0].detach(), params[1].detach())
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert torch.equal(raw.state[params[0]][key], premerged.state[params[1]][key])
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.equal(params[0].detach(), weight)
 
 
 def test_compiled_falls_back_to_no_disk_cache(monkeypatch: pytest.MonkeyPatch) -> None:

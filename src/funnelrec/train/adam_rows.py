@@ -9,6 +9,13 @@ writes it in place, and splits the rows over the threads torch is using
 (``benchmarks/scale.py --tasks train``, rows ending ``-torch-adam`` as the baseline): two-tower
 training 1.13-1.14x faster at 200k-1M items.
 
+The gradient comes as an embedding's sparse gradient does, ``(indices [N], values [N, d])``
+with rows repeated. The compiled pass sums a row's values itself, in their order in the
+gradient (a stable sort groups them), which is how ``index_add_`` into zeros sums them, so
+the merged gradient is the same bit for bit without being built: merging first
+(``merged_rows``: a zero-filled ``[U, d]`` block, freshly mapped each step at that size, and
+an ``index_add_``) cost several times the update itself on a 1M-row table.
+
 The moments are ``m + w (g - m)`` (torch's ``lerp``) and the step ``w - s m / (sqrt(v) + eps)``
 in the table's dtype; torch's vectorised ``lerp``/``add`` fuse a multiply-add and its
 ``sqrt`` is not always correctly rounded, so the values agree with ``LazyAdam``'s torch path
@@ -48,26 +55,37 @@ def fused_supported(param: Tensor) -> bool:
     )
 
 
+def merged_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
+    """A sparse ``[n, d]`` gradient as ``(rows [U], values [U, d])`` with distinct rows
+    (duplicates summed by ``index_add_``, in their order), rows ascending."""
+    indices, values = grad._indices()[0], grad._values()
+    if grad.is_coalesced():
+        return indices, values.clone()
+    rows, inverse = torch.unique(indices, return_inverse=True)
+    merged = values.new_zeros((len(rows), *values.shape[1:])).index_add_(0, inverse, values)
+    return rows, merged
+
+
 def update_rows(
     param: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
-    rows: Tensor,
     grad: Tensor,
     betas: tuple[float, float],
     step_size: float,
     eps: float,
     fused: bool = True,
 ) -> None:
-    """One lazy-Adam step, in place, for the distinct ``rows [U]`` (int64) of ``param``,
-    ``exp_avg`` and ``exp_avg_sq`` (each ``[n, d]``, same dtype) given their merged
-    gradient ``grad [U, d]`` (overwritten by the torch path); ``step_size`` already carries
-    the bias corrections. ``fused``: the compiled pass (needs ``fused_supported``), else
-    torch ops (any device)."""
+    """One lazy-Adam step, in place, for the rows in the sparse gradient ``grad`` of
+    ``param`` (``exp_avg``, ``exp_avg_sq``: same ``[n, d]`` shape and dtype; repeated rows
+    summed); ``step_size`` already carries the bias corrections. ``fused``: the compiled
+    pass, which merges the repeated rows itself (needs ``fused_supported``), else torch ops
+    on ``merged_rows`` (any device)."""
     if not fused:
+        rows, merged = merged_rows(grad)
         # index_select / index_copy_: row copies, several times faster than [rows]
-        avg = exp_avg.index_select(0, rows).lerp_(grad, 1 - betas[0])
-        avg_sq = exp_avg_sq.index_select(0, rows).lerp_(grad.square_(), 1 - betas[1])
+        avg = exp_avg.index_select(0, rows).lerp_(merged, 1 - betas[0])
+        avg_sq = exp_avg_sq.index_select(0, rows).lerp_(merged.square_(), 1 - betas[1])
         exp_avg.index_copy_(0, rows, avg)
         exp_avg_sq.index_copy_(0, rows, avg_sq)
         update = avg.div_(avg_sq.sqrt_().add_(eps))
@@ -77,6 +95,14 @@ def update_rows(
         moved = param.index_select(0, rows).add_(update, alpha=-step_size)
         param.index_copy_(0, rows, moved)
         return
+    indices, values = grad._indices()[0], grad._values()
+    if len(indices) == 0:
+        return
+    # a stable sort groups each row's values in their order in the gradient
+    sorted_rows, order = torch.sort(indices, stable=True)
+    ids = sorted_rows.numpy()
+    starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    runs = np.concatenate([[0], starts, [len(ids)]]).astype(np.int64)  # row u: [runs[u], runs[u+1])
     dtype = param.detach().numpy().dtype.type
     with _LAUNCH:
         pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
@@ -85,8 +111,10 @@ def update_rows(
             param.detach().numpy(),
             exp_avg.numpy(),
             exp_avg_sq.numpy(),
-            rows.contiguous().numpy(),
-            grad.to(param.dtype).contiguous().numpy(),
+            ids,
+            order.numpy(),
+            runs,
+            values.detach().to(param.dtype).contiguous().numpy(),
             dtype(1 - betas[0]),
             dtype(1 - betas[1]),
             dtype(step_size),
@@ -99,19 +127,30 @@ def _adam_rows(
     weight: np.ndarray,
     avg: np.ndarray,
     avg_sq: np.ndarray,
-    rows: np.ndarray,
-    grad: np.ndarray,
+    sorted_rows: np.ndarray,
+    order: np.ndarray,
+    runs: np.ndarray,
+    values: np.ndarray,
     w1: np.floating,
     w2: np.floating,
     step_size: np.floating,
     eps: np.floating,
 ) -> None:  # pragma: no cover - compiled; covered through update_rows
-    for i in numba.prange(rows.shape[0]):
-        row = rows[i]
-        for j in range(weight.shape[1]):
-            g = grad[i, j]
-            m = avg[row, j] + w1 * (g - avg[row, j])
-            v = avg_sq[row, j] + w2 * (g * g - avg_sq[row, j])
-            avg[row, j] = m
-            avg_sq[row, j] = v
-            weight[row, j] -= step_size * (m / (math.sqrt(v) + eps))
+    n_runs, d = runs.shape[0] - 1, weight.shape[1]
+    n_chunks = min(n_runs, 64)  # each chunk of rows sums into its own [d] vector
+    for c in numba.prange(n_chunks):
+        g = np.empty(d, dtype=weight.dtype)
+        for u in range(c * n_runs // n_chunks, (c + 1) * n_runs // n_chunks):
+            lo, hi = runs[u], runs[u + 1]
+            row = sorted_rows[lo]
+            g[:] = 0  # index_add_ into zeros: 0 + v1 + v2 + ..., in the gradient's order
+            for k in range(lo, hi):
+                src = order[k]
+                for j in range(d):
+                    g[j] += values[src, j]
+            for j in range(d):
+                m = avg[row, j] + w1 * (g[j] - avg[row, j])
+                v = avg_sq[row, j] + w2 * (g[j] * g[j] - avg_sq[row, j])
+                avg[row, j] = m
+                avg_sq[row, j] = v
+                weight[row, j] -= step_size * (m / (math.sqrt(v) + eps))

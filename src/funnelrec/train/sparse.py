@@ -89,14 +89,15 @@ def make_sparse_optimizer(
 
 class LazyAdam(torch.optim.Optimizer):
     """``torch.optim.SparseAdam``'s update ("lazy" Adam: the moments and weights of the rows
-    in the gradient move, the others stay), with a cheaper merge of duplicate rows: one
-    ``unique`` + ``index_add_`` instead of a sparse ``coalesce`` (2-3x faster for the
-    ``[B·history, d]`` gradients of an embedding bag), and the update applied to the ``[U, d]``
-    touched rows by index. Takes sparse gradients of ``[n, d]`` tables.
+    in the gradient move, the others stay), with a cheaper merge of duplicate rows than a
+    sparse ``coalesce`` (2-3x slower for the ``[B·history, d]`` gradients of an embedding
+    bag), and the update applied to the touched rows by index. Takes sparse gradients of
+    ``[n, d]`` tables.
 
-    ``fused`` (default: wherever ``adam_rows.fused_supported``, i.e. CPU tables) moves the rows
-    in one compiled pass (``adam_rows.update_rows``); otherwise, or with ``fused=False``, in
-    torch ops (any device)."""
+    ``fused`` (default: wherever ``adam_rows.fused_supported``, i.e. CPU tables) merges and
+    moves the rows in one compiled pass (``adam_rows.update_rows``); otherwise, or with
+    ``fused=False``, in torch ops after ``adam_rows.merged_rows`` (``unique`` +
+    ``index_add_``; any device)."""
 
     def __init__(
         self,
@@ -130,21 +131,9 @@ class LazyAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
                 moments = state["exp_avg"], state["exp_avg_sq"]
                 fused = fused_supported(param) if self.fused is None else self.fused
-                rows, grad = merged_rows(param.grad)
                 update_rows(
-                    param, *moments, rows, grad, group["betas"], step_size, group["eps"], fused
+                    param, *moments, param.grad, group["betas"], step_size, group["eps"], fused
                 )
-
-
-def merged_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
-    """A sparse ``[n, d]`` gradient as ``(rows [U], values [U, d])`` with distinct rows
-    (duplicates summed), rows ascending."""
-    indices, values = grad._indices()[0], grad._values()
-    if grad.is_coalesced():
-        return indices, values.clone()
-    rows, inverse = torch.unique(indices, return_inverse=True)
-    merged = values.new_zeros((len(rows), *values.shape[1:])).index_add_(0, inverse, values)
-    return rows, merged
 
 
 def clip_grad_norm(params: Iterator[nn.Parameter], max_norm: float) -> Tensor:
