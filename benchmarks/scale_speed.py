@@ -44,6 +44,7 @@ from funnelrec.models.sequence.sasrec import SASRec
 from funnelrec.models.towers import TowerSizes, TwoTower
 from funnelrec.recall.mf import MFRecall
 from funnelrec.train import sparse as sparse_training
+from funnelrec.train.adam_rows import merged_rows
 from funnelrec.train.data import PairBatches
 from funnelrec.train.loop import fit
 from funnelrec.train.losses import RetrievalLoss
@@ -112,11 +113,14 @@ def measure(
     in_batch: int | None,
     args: argparse.Namespace,
     precision: str = "float32",
-    fused_adam: bool = True,
+    adam: str = "compiled",
     fast_dropout: bool = False,
 ) -> dict[str, float]:
-    """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up);
-    ``fused_adam=False``: lazy Adam in torch ops (the path before ``train.adam_rows``)."""
+    """Pairs per wall and CPU second over ``args.train_batches`` batches (after one warm-up).
+    ``adam``: lazy Adam's row update ``compiled`` (``train.adam_rows``, repeated rows merged
+    in the compiled pass), ``premerged`` (the same pass given the gradient merged first by
+    ``merged_rows``: unique + a zero-filled block + ``index_add_``, the path before the merge
+    moved into the pass) or ``torch`` (torch ops, the path before ``train.adam_rows``)."""
     model, batches, loss, count = _setup(kind, n_items, args, fast_dropout)
     loss.in_batch = in_batch
     loss.precision = precision
@@ -131,9 +135,19 @@ def measure(
                 done[0] += count(batch)
             yield batch
 
-    supported = sparse_training.fused_supported
-    patched = lambda p: fused_adam and supported(p)  # noqa: E731
-    with mock.patch.object(sparse_training, "fused_supported", patched):
+    supported, update = sparse_training.fused_supported, sparse_training.update_rows
+
+    def premerged(param: Tensor, avg: Tensor, avg_sq: Tensor, grad: Tensor, *rest: Any) -> None:
+        rows, merged = merged_rows(grad)
+        update(param, avg, avg_sq, torch.sparse_coo_tensor(
+            rows[None], merged, grad.shape, is_coalesced=True), *rest)  # fmt: skip
+
+    patched = lambda p: adam != "torch" and supported(p)  # noqa: E731
+    rows_update = premerged if adam == "premerged" else update
+    with (
+        mock.patch.object(sparse_training, "fused_supported", patched),
+        mock.patch.object(sparse_training, "update_rows", rows_update),
+    ):
         fit(model, timed, loss, epochs=1, lr=1e-3, sparse=sparse)
     wall, cpu = time.perf_counter() - clock[0], cpu_seconds() - clock[1]
     return {
@@ -149,19 +163,22 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
     (the old path), ``sparse`` (sparse gradients), ``sparse-shared`` (also ``in_batch``:
     the first ``--in-batch`` positives and the extra negatives are every row's negatives) and
     ``sparse-shared-bf16`` (also ``precision="bfloat16"``: the softmax's products on bfloat16
-    inputs); ``sparse-shared-bf16-torch-adam`` is the last with lazy Adam's row update in
-    torch ops (the baseline of ``train.adam_rows``'s compiled update, which the sparse
-    variants use); SASRec also ``sparse-shared-bf16-fastdrop`` (``sparse-shared-bf16`` with
-    counter-based dropout masks, ``fast_dropout``)."""
+    inputs); ``sparse-shared-bf16-premerged`` is the last with the repeated rows merged before
+    the compiled update (the baseline of merging them inside it) and
+    ``sparse-shared-bf16-torch-adam`` with lazy Adam's row update in torch ops (the baseline
+    of ``train.adam_rows``'s compiled update, which the sparse variants use); SASRec also
+    ``sparse-shared-bf16-fastdrop`` (``sparse-shared-bf16`` with counter-based dropout masks,
+    ``fast_dropout``)."""
     rows = []
     variants = (
-        # name, sparse gradients, shared negatives, precision, compiled lazy Adam, fast dropout
-        ("dense", False, None, "float32", True, False),
-        ("sparse", True, None, "float32", True, False),
-        ("sparse-shared", True, args.in_batch, "float32", True, False),
-        ("sparse-shared-bf16", True, args.in_batch, "bfloat16", True, False),
-        ("sparse-shared-bf16-torch-adam", True, args.in_batch, "bfloat16", False, False),
-        ("sparse-shared-bf16-fastdrop", True, args.in_batch, "bfloat16", True, True),
+        # name, sparse gradients, shared negatives, precision, lazy Adam's update, fast dropout
+        ("dense", False, None, "float32", "compiled", False),
+        ("sparse", True, None, "float32", "compiled", False),
+        ("sparse-shared", True, args.in_batch, "float32", "compiled", False),
+        ("sparse-shared-bf16", True, args.in_batch, "bfloat16", "compiled", False),
+        ("sparse-shared-bf16-premerged", True, args.in_batch, "bfloat16", "premerged", False),
+        ("sparse-shared-bf16-torch-adam", True, args.in_batch, "bfloat16", "torch", False),
+        ("sparse-shared-bf16-fastdrop", True, args.in_batch, "bfloat16", "compiled", True),
     )
     for kind in args.train_models.split(","):
         own = [v for v in variants if kind == "sasrec" or not v[-1]]  # only SASRec drops out
@@ -169,8 +186,8 @@ def run_train(args: argparse.Namespace, n_items: int) -> list[dict[str, Any]]:
         # lands on every variant alike); the row keeps the median round's figures
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in own}
         for _ in range(args.train_repeat):
-            for name, sparse, shared, precision, fused, fast in own:
-                run = measure(kind, n_items, sparse, shared, args, precision, fused, fast)
+            for name, sparse, shared, precision, adam, fast in own:
+                run = measure(kind, n_items, sparse, shared, args, precision, adam, fast)
                 rounds[name].append(run)
         runs = {name: _median_run(ms) for name, ms in rounds.items()}
         base = runs["dense"]["pairs_per_s"]

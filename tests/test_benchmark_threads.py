@@ -24,9 +24,10 @@ def test_scale_train_task_runs_and_records_the_threads_it_was_given() -> None:
         "mf-train-sparse",
         "mf-train-sparse-shared",
         "mf-train-sparse-shared-bf16",
+        "mf-train-sparse-shared-bf16-premerged",  # the baseline of the merge in the pass
         "mf-train-sparse-shared-bf16-torch-adam",  # the baseline of the compiled lazy Adam
     ]
-    assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"] * 2
+    assert [r["precision"] for r in rows] == ["float32"] * 3 + ["bfloat16"] * 3
     for r in rows:  # the median of three alternating rounds, with their spread
         m = r["metrics"]
         assert m["repeat"] == 3
@@ -45,4 +46,4 @@ def test_scale_train_task_has_a_fast_dropout_variant_for_sasrec_only() -> None:
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     fast = [r["model"] for r in rows if r["model"].endswith("fastdrop")]
     assert fast == ["sasrec-train-sparse-shared-bf16-fastdrop"]
-    assert len(rows) == 11  # mf's five variants, sasrec's six
+    assert len(rows) == 13  # mf's six variants, sasrec's seven

@@ -196,7 +196,8 @@ def test_lazy_adam_fused_rows_match_the_torch_path(
 def test_compiled_merge_sums_repeated_rows_as_index_add_does(dtype: torch.dtype) -> None:
     """The compiled pass sums a repeated row's values itself, in their order in the
     gradient: the weights and moments are bit for bit those of the same pass given the
-    gradient merged first by ``index_add_`` (``merged_rows``), over steps with many repeats,
+    gradient merged first by ``index_add_`` (``merged_rows``), flagged coalesced or not (a
+    coalesced gradient skips the sort), over steps with many repeats,
     few rows (fewer than the kernel's chunks) and many, on one thread and two. The values
     span six orders of magnitude, so another summation order gives other bits (checked)."""
     from funnelrec.train.adam_rows import merged_rows
@@ -204,8 +205,8 @@ def test_compiled_merge_sums_repeated_rows_as_index_add_does(dtype: torch.dtype)
 
     gen = torch.Generator().manual_seed(4)
     weight = torch.randn(3000, 16, generator=gen, dtype=dtype)
-    params = [nn.Parameter(weight.clone()) for _ in range(2)]
-    raw, premerged = LazyAdam([params[0]], lr=0.01), LazyAdam([params[1]], lr=0.01)
+    params = [nn.Parameter(weight.clone()) for _ in range(3)]
+    raw, premerged, flagged = (LazyAdam([p], lr=0.01) for p in params)  # flagged: coalesced
     threads = torch.get_num_threads()
     try:
         for step, (n, high) in enumerate([(5000, 40), (20, 3000), (9000, 3000), (7, 5)]):
@@ -224,11 +225,14 @@ def test_compiled_merge_sums_repeated_rows_as_index_add_does(dtype: torch.dtype)
             params[1].grad = torch.sparse_coo_tensor(
                 rows[None], merged, (3000, 16), check_invariants=True
             )
-            raw.step()
-            premerged.step()
-            assert torch.equal(params[0].detach(), params[1].detach())
-            for key in ("exp_avg", "exp_avg_sq"):
-                assert torch.equal(raw.state[params[0]][key], premerged.state[params[1]][key])
+            params[2].grad = params[1].grad.coalesce()  # the pass skips its sort
+            assert params[2].grad.is_coalesced() and not params[1].grad.is_coalesced()
+            for opt in (raw, premerged, flagged):
+                opt.step()
+            for other, opt in ((params[1], premerged), (params[2], flagged)):
+                assert torch.equal(params[0].detach(), other.detach())
+                for key in ("exp_avg", "exp_avg_sq"):
+                    assert torch.equal(raw.state[params[0]][key], opt.state[other][key])
     finally:
         torch.set_num_threads(threads)
     assert not torch.equal(params[0].detach(), weight)

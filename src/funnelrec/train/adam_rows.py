@@ -98,11 +98,15 @@ def update_rows(
     indices, values = grad._indices()[0], grad._values()
     if len(indices) == 0:
         return
-    # a stable sort groups each row's values in their order in the gradient
-    sorted_rows, order = torch.sort(indices, stable=True)
-    ids = sorted_rows.numpy()
-    starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    runs = np.concatenate([[0], starts, [len(ids)]]).astype(np.int64)  # row u: [runs[u], runs[u+1])
+    if grad.is_coalesced():  # distinct rows, ascending: one value each
+        ids, order = indices.numpy(), np.arange(len(indices), dtype=np.int64)
+        runs = np.arange(len(indices) + 1, dtype=np.int64)
+    else:  # a stable sort groups each row's values in their order in the gradient
+        sorted_rows, order_t = torch.sort(indices, stable=True)
+        ids, order = sorted_rows.numpy(), order_t.numpy()
+        starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        runs = np.concatenate([[0], starts, [len(ids)]]).astype(np.int64)
+    # row ids[runs[u]] sums values[order[runs[u]:runs[u + 1]]]
     dtype = param.detach().numpy().dtype.type
     with _LAUNCH:
         pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
@@ -112,7 +116,7 @@ def update_rows(
             exp_avg.numpy(),
             exp_avg_sq.numpy(),
             ids,
-            order.numpy(),
+            order,
             runs,
             values.detach().to(param.dtype).contiguous().numpy(),
             dtype(1 - betas[0]),
