@@ -12,9 +12,10 @@ training 1.13-1.14x faster at 200k-1M items.
 The gradient comes as an embedding's sparse gradient does, ``(indices [N], values [N, d])``
 with rows repeated. The compiled pass sums a row's values itself, in their order in the
 gradient (a stable sort groups them), which is how ``index_add_`` into zeros sums them, so
-the merged gradient is the same bit for bit without being built: merging first
+the merged gradient is the same bit for bit without being built. Merging first
 (``merged_rows``: a zero-filled ``[U, d]`` block, freshly mapped each step at that size, and
-an ``index_add_``) cost several times the update itself on a 1M-row table.
+an ``index_add_``) made two-tower training 1.09-1.11x slower at 200k-1M items
+(``benchmarks/scale.py --tasks train``, rows ending ``-premerged`` as the baseline).
 
 The moments are ``m + w (g - m)`` (torch's ``lerp``) and the step ``w - s m / (sqrt(v) + eps)``
 in the table's dtype; torch's vectorised ``lerp``/``add`` fuse a multiply-add and its
