@@ -89,9 +89,9 @@ def make_sparse_optimizer(
 
 class LazyAdam(torch.optim.Optimizer):
     """``torch.optim.SparseAdam``'s update ("lazy" Adam: the moments and weights of the rows
-    in the gradient move, the others stay), with a cheaper merge of duplicate rows than a
-    sparse ``coalesce`` (2-3x slower for the ``[B·history, d]`` gradients of an embedding
-    bag), and the update applied to the touched rows by index. Takes sparse gradients of
+    in the gradient move, the others stay), merging duplicate rows without a sparse
+    ``coalesce`` (which was 2-3x slower on the ``[B·history, d]`` gradients of an embedding
+    bag) and applying the update to the touched rows by index. Takes sparse gradients of
     ``[n, d]`` tables.
 
     ``fused`` (default: wherever ``adam_rows.fused_supported``, i.e. CPU tables) merges and
